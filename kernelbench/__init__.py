@@ -1,0 +1,1 @@
+"""Problems: the KernelBench format, size profiles, hold-out variants and task-hygiene checks."""

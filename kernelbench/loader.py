@@ -1,0 +1,94 @@
+"""Find problems: one file, a folder, the bundled suite, or a KernelBench checkout.
+
+Specs accepted by :func:`load` (and so by every CLI command that takes PROBLEM):
+
+- a path to a ``.py`` file or a folder of them (``solutions/`` folders are skipped);
+- a bundled id: ``level1/01_relu``, ``01_relu`` when unambiguous, or a whole level ``level1``;
+- ``bundled`` (every bundled problem).
+
+A KernelBench checkout keeps its problems in ``KernelBench/level{N}/``; :func:`load_kernelbench`
+reads them unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .problem import Problem, ProblemError, load_file
+
+BUNDLED_ROOT = Path(__file__).resolve().parent / "problems"
+LEVELS = ("level1", "level2", "level3", "modules")
+
+
+def _problem_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.glob("*.py") if not p.name.startswith("_") and p.parent.name != "solutions"
+    )
+
+
+def bundled_ids() -> list[str]:
+    return [f"{lvl}/{p.stem}" for lvl in LEVELS for p in _problem_files(BUNDLED_ROOT / lvl)]
+
+
+def solution_path(problem: Problem) -> Path | None:
+    """The known-good solution shipped next to a bundled problem, if any."""
+    candidate = problem.path.parent / "solutions" / problem.path.name
+    return candidate if candidate.is_file() else None
+
+
+def load(spec: str | Path) -> list[Problem]:
+    """Resolve ``spec`` to problems (see the module docstring); raises ProblemError if none."""
+    text = str(spec)
+    path = Path(text)
+    if path.is_file():
+        return [load_file(path, problem_id=_bundled_id(path))]
+    if path.is_dir():
+        files = _problem_files(path)
+        if not files:
+            raise ProblemError(f"{path} holds no problem files (*.py)")
+        return [load_file(p, problem_id=_bundled_id(p)) for p in files]
+    if text == "bundled":
+        return [load_one(i) for i in bundled_ids()]
+    if text in LEVELS:
+        return load(BUNDLED_ROOT / text)
+    return [load_one(text)]
+
+
+def load_one(spec: str) -> Problem:
+    """One bundled problem by id (``level1/01_relu``) or unambiguous stem (``01_relu``)."""
+    ids = bundled_ids()
+    matches = [i for i in ids if i == spec or i.split("/", 1)[1] == spec]
+    if not matches:
+        matches = [i for i in ids if spec in i]
+    if len(matches) != 1:
+        hint = f"did you mean one of: {', '.join(matches[:8])}" if matches else (
+            "see `kernelloop problems list`"
+        )
+        raise ProblemError(f"no single problem matches {spec!r}: {hint}")
+    level, stem = matches[0].split("/", 1)
+    return load_file(BUNDLED_ROOT / level / f"{stem}.py", problem_id=matches[0])
+
+
+def load_kernelbench(checkout: str | Path, level: int | None = None) -> list[Problem]:
+    """Problems of a KernelBench checkout (``<checkout>/KernelBench/level{N}/*.py``)."""
+    root = Path(checkout)
+    base = root / "KernelBench" if (root / "KernelBench").is_dir() else root
+    levels = [f"level{level}"] if level else sorted(p.name for p in base.glob("level*"))
+    problems: list[Problem] = []
+    for name in levels:
+        folder = base / name
+        if not folder.is_dir():
+            raise ProblemError(f"{folder} does not exist: is {root} a KernelBench checkout?")
+        for path in _problem_files(folder):
+            problems.append(load_file(path, problem_id=f"kernelbench/{name}/{path.stem}"))
+    if not problems:
+        raise ProblemError(f"no problems found under {base}")
+    return problems
+
+
+def _bundled_id(path: Path) -> str | None:
+    try:
+        rel = path.resolve().relative_to(BUNDLED_ROOT)
+    except ValueError:
+        return None
+    return str(rel.with_suffix(""))

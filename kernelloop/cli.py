@@ -1,0 +1,219 @@
+"""The ``kernelloop`` command: one Typer app, a thin shell over the library.
+
+Heavy modules (torch, the sandbox) are imported inside commands, so ``kernelloop --help`` is
+instant. Exit codes: 0 success/accepted, 1 rejected or failed checks, 2 usage or internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Write, verify and tune GPU kernels for PyTorch code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+problems_app = typer.Typer(help="List, inspect and hygiene-check problems.", no_args_is_help=True)
+app.add_typer(problems_app, name="problems")
+console = Console()
+err = Console(stderr=True)
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a module constant, e.g. --set batch_size=16 (repeatable)."),
+]
+SizeOpt = Annotated[
+    str | None, typer.Option("--size", help="Size profile: gpu (default on GPU), cpu, or one in SIZES.")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _parse_sets(values: list[str] | None) -> dict:
+    from .kernelbench.problem import parse_value
+
+    out = {}
+    for item in values or []:
+        if "=" not in item:
+            raise _fail(f"--set expects NAME=VALUE, got {item!r}")
+        name, value = item.split("=", 1)
+        out[name.strip()] = parse_value(value.strip())
+    return out
+
+
+def _load_problem(spec: str):
+    from .kernelbench import loader
+    from .kernelbench.problem import ProblemError
+
+    try:
+        found = loader.load(spec)
+    except ProblemError as exc:
+        raise _fail(str(exc)) from None
+    if len(found) != 1:
+        raise _fail(f"{spec!r} names {len(found)} problems; `kernelloop eval` takes one")
+    return found[0]
+
+
+@app.command("eval")
+def eval_cmd(
+    problem: Annotated[str, typer.Argument(help="Problem file, folder entry, or bundled id.")],
+    candidate: Annotated[Path, typer.Argument(help="Python file defining ModelNew.")],
+    backend: Annotated[
+        str | None, typer.Option(help="Force triton, cuda or cuda-inline (default: detected).")
+    ] = None,
+    size: SizeOpt = None,
+    set_: SetOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON verdict.")] = False,
+    timeout: Annotated[float | None, typer.Option(help="Worker wall timeout in seconds.")] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="Isolation: auto, process or bwrap (default: auto).")
+    ] = None,
+) -> None:
+    """Evaluate CANDIDATE against PROBLEM: static gate, sandboxed correctness, timing on a GPU.
+
+    Exit status: 0 accepted, 1 rejected, 2 usage or internal error.
+    """
+    from .kernelbench.problem import ProblemError
+    from .sandbox.evaluate import evaluate
+
+    if backend not in (None, "triton", "cuda", "cuda-inline"):
+        raise _fail(f"unknown backend {backend!r}: use triton, cuda or cuda-inline")
+    if not candidate.is_file():
+        raise _fail(f"no such candidate file: {candidate}")
+    prob = _load_problem(problem)
+    try:
+        verdict = evaluate(
+            prob, candidate.read_text(), backend=backend, size=size, sets=_parse_sets(set_),
+            sandbox=sandbox, timeout_s=timeout,
+        )  # fmt: skip
+    except (ProblemError, ValueError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(verdict.to_json() + "\n")
+    else:
+        from .report_text import print_verdict
+
+        print_verdict(console, verdict)
+    raise typer.Exit(0 if verdict.accepted else 1)
+
+
+@problems_app.command("list")
+def problems_list(
+    spec: Annotated[str, typer.Argument(help="bundled, a level, a folder or a file.")] = "bundled",
+    kernelbench: Annotated[
+        Path | None, typer.Option(help="A KernelBench checkout to list instead.")
+    ] = None,
+    level: Annotated[int | None, typer.Option(help="KernelBench level (with --kernelbench).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+) -> None:
+    """List problems with their sizes, dtype and hold-out count."""
+    from .kernelbench import loader
+    from .kernelbench.problem import ProblemError
+
+    try:
+        found = loader.load_kernelbench(kernelbench, level) if kernelbench else loader.load(spec)
+    except ProblemError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps([p.to_dict() for p in found]) + "\n")
+        return
+    table = Table(title=f"{len(found)} problems")
+    for col in ("id", "dtype", "sizes", "holdout", "summary"):
+        table.add_column(col)
+    for p in found:
+        table.add_row(p.id, p.dtype, ", ".join(["gpu", *p.sizes]), str(len(p.holdout)), p.summary)
+    console.print(table)
+
+
+@problems_app.command("show")
+def problems_show(problem: Annotated[str, typer.Argument(help="Problem file or bundled id.")]):
+    """Print a problem's declarations and source."""
+    from rich.syntax import Syntax
+
+    p = _load_problem(problem)
+    info = p.to_dict()
+    for key in ("id", "path", "summary", "dtype", "tolerance", "sizes", "holdout", "allow_torch",
+                "distributions", "constants"):  # fmt: skip
+        console.print(f"[bold]{key}[/bold]: {info[key]}")
+    console.print(Syntax(p.source, "python", line_numbers=True))
+
+
+@problems_app.command("check")
+def problems_check(
+    spec: Annotated[str, typer.Argument(help="bundled, a level, a folder or a file.")] = "bundled",
+    size: SizeOpt = None,
+    set_: SetOpt = None,
+    kernelbench: Annotated[Path | None, typer.Option(help="Check a KernelBench checkout.")] = None,
+    level: Annotated[int | None, typer.Option(help="KernelBench level (with --kernelbench).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array of reports.")] = False,
+) -> None:
+    """Task-hygiene check: outputs depend on inputs and weights, vary, are above the noise floor.
+
+    Exit status 1 when any problem fails a check.
+    """
+    from .kernelbench import hygiene, loader
+    from .kernelbench.problem import ProblemError
+
+    try:
+        found = loader.load_kernelbench(kernelbench, level) if kernelbench else loader.load(spec)
+    except ProblemError as exc:
+        raise _fail(str(exc)) from None
+    sets = _parse_sets(set_)
+    reports = []
+    with console.status("checking...") as status:
+        for p in found:
+            status.update(f"checking {p.id}")
+            try:
+                reports.append(hygiene.check(p, size=size, sets=sets))
+            except ProblemError as exc:
+                raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in reports]) + "\n")
+    else:
+        table = Table(title="task hygiene")
+        for col in ("problem", "size", "result", "cpu ms", "H100 est. ms", "failed checks"):
+            table.add_column(col)
+        for r in reports:
+            failed = "; ".join(f"{k}: {c.detail}" for k, c in r.checks.items() if not c.passed)
+            est = f"{r.gpu_estimate_ms:.3f}" if r.gpu_estimate_ms is not None else "n/a"
+            table.add_row(r.problem_id, r.size, "[green]ok[/green]" if r.passed else
+                          "[red]FAIL[/red]", f"{r.cpu_ms:.1f}", est, failed)  # fmt: skip
+        console.print(table)
+    raise typer.Exit(0 if all(r.passed for r in reports) else 1)
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """What this machine can do: GPU, driver, nvcc, NVRTC, Triton, bwrap, docker, ncu, NVML."""
+    from .doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        sys.stdout.write(json.dumps([c.__dict__ for c in checks]) + "\n")
+        return
+    table = Table(title="kernelloop doctor")
+    for col in ("component", "status", "detail", "if missing"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[yellow]missing[/yellow]",
+                      c.detail, "" if c.ok else c.consequence)  # fmt: skip
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,49 @@
+"""Human-readable rendering of a verdict for the terminal (the JSON form is ``--json``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .sandbox.verdict import Verdict
+
+
+def _fmt_ms(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f} ms"
+
+
+def print_verdict(console: Console, v: Verdict) -> None:
+    status = "[bold green]ACCEPTED[/bold green]" if v.accepted else "[bold red]REJECTED[/bold red]"
+    console.print(f"{status}  {v.problem_id}  size={v.size}  backend={v.backend}  "
+                  f"device={v.device}  sandbox={v.sandbox}")  # fmt: skip
+    for r in v.reasons:
+        console.print(f"  [red]{r.code}[/red]: {r.message}")
+    if v.correctness and v.correctness.trials:
+        table = Table(title="correctness", show_edge=False)
+        for col in ("trial", "ok", "max abs err", "max rel err", "note"):
+            table.add_column(col)
+        for t in v.correctness.trials:
+            table.add_row(
+                t.name, "yes" if t.passed else "[red]no[/red]",
+                "" if t.max_abs_err is None else f"{t.max_abs_err:.2e}",
+                "" if t.max_rel_err is None else f"{t.max_rel_err:.2e}", t.message[:80],
+            )  # fmt: skip
+        console.print(table)
+    if v.timing:
+        t = v.timing
+        c = t.candidate
+        console.print(f"  candidate: median {_fmt_ms(c.median)} (IQR {c.iqr:.4f}, n={c.n})"
+                      f"  eager {_fmt_ms(t.eager.median)}"
+                      + (f"  compile {_fmt_ms(t.compiled.median)}" if t.compiled else ""))  # fmt: skip
+        s = t.speedup_eager
+        console.print(f"  speedup vs eager {s.point:.2f}x [{s.low:.2f}, {s.high:.2f}] 95% CI"
+                      + (f", vs compile {t.speedup_compile.point:.2f}x "
+                         f"[{t.speedup_compile.low:.2f}, {t.speedup_compile.high:.2f}]"
+                         if t.speedup_compile else ""))  # fmt: skip
+        if t.achieved_gbps is not None:
+            console.print(f"  achieved {t.achieved_gbps:.0f} GB/s, {t.achieved_tflops:.2f} TFLOP/s"
+                          f", {100 * (t.fraction_of_peak or 0):.0f}% of roofline on {t.gpu}")  # fmt: skip
+    elif v.timing_note:
+        console.print(f"  timing: {v.timing_note}")
+    phases = ", ".join(f"{k} {s:.1f}s" for k, s in v.phases.items())
+    console.print(f"  phases: {phases}")

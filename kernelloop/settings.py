@@ -1,0 +1,105 @@
+"""The one place kernelloop reads its environment.
+
+Every tunable is a field of :class:`Settings`; every environment variable is read here and nowhere
+else. Tests change settings with :func:`override`, which is scoped and restores the previous values.
+
+| variable | field | default |
+|---|---|---|
+| ``KERNELLOOP_SANDBOX`` | ``sandbox`` | ``auto`` (bwrap where it works, else process) |
+| ``KERNELLOOP_TIMEOUT`` | ``timeout_s`` | 120 s per worker |
+| ``KERNELLOOP_MEMORY_CAP`` | ``memory_cap_bytes`` | half of the machine's RAM |
+| ``KERNELLOOP_TIMING_BUDGET_MS`` | ``timing_budget_ms`` | 400 ms of measured iterations per function |
+| ``KERNELLOOP_WARMUP_MS`` | ``warmup_ms`` | 50 ms |
+| ``KERNELLOOP_COMPILE_BASELINE`` | ``compile_baseline`` | on (``0`` skips the torch.compile baseline) |
+| ``KERNELLOOP_CACHE_DIR`` | ``cache_dir`` | ``$XDG_CACHE_HOME/kernelloop`` |
+| ``KERNELLOOP_RUNS_DIR`` | ``runs_dir`` | ``./runs`` |
+| ``KERNELLOOP_LIBRARY`` | ``library_dir`` | ``<cache_dir>/library`` |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _total_ram_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not every platform exposes these
+        return 16 << 30
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    sandbox: str = "auto"
+    timeout_s: float = 120.0
+    memory_cap_bytes: int = dataclasses.field(default_factory=lambda: _total_ram_bytes() // 2)
+    timing_budget_ms: float = 400.0
+    warmup_ms: float = 50.0
+    compile_baseline: bool = True
+    cache_dir: Path = dataclasses.field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "kernelloop"
+    )
+    runs_dir: Path = Path("runs")
+    library_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        base = cls()
+        cache = Path(os.environ.get("KERNELLOOP_CACHE_DIR", base.cache_dir))
+        library = os.environ.get("KERNELLOOP_LIBRARY")
+        return cls(
+            sandbox=os.environ.get("KERNELLOOP_SANDBOX", base.sandbox),
+            timeout_s=float(_env_int("KERNELLOOP_TIMEOUT", int(base.timeout_s))),
+            memory_cap_bytes=_env_int("KERNELLOOP_MEMORY_CAP", base.memory_cap_bytes),
+            timing_budget_ms=float(_env_int("KERNELLOOP_TIMING_BUDGET_MS", 400)),
+            warmup_ms=float(_env_int("KERNELLOOP_WARMUP_MS", 50)),
+            compile_baseline=_env_bool("KERNELLOOP_COMPILE_BASELINE", True),
+            cache_dir=cache,
+            runs_dir=Path(os.environ.get("KERNELLOOP_RUNS_DIR", base.runs_dir)),
+            library_dir=Path(library) if library else cache / "library",
+        )
+
+
+_current: Settings | None = None
+
+
+def get() -> Settings:
+    """The active settings (read from the environment on first use)."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+@contextlib.contextmanager
+def override(**changes: object) -> Iterator[Settings]:
+    """Temporarily replace some fields, e.g. ``with override(timeout_s=5): ...``."""
+    global _current
+    previous = get()
+    _current = dataclasses.replace(previous, **changes)
+    try:
+        yield _current
+    finally:
+        _current = previous

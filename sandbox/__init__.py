@@ -1,0 +1,1 @@
+"""The trust core: isolated workers, static gate, correctness, timing and the ``Verdict``."""

@@ -1,0 +1,107 @@
+"""The verdict channel: a dedicated pipe from a worker to the orchestrator.
+
+Results never travel on stdout/stderr (a candidate can print anything there). Each frame is
+``MAGIC | u32 length | JSON`` and carries a sequence number; the orchestrator accepts frames only
+in order and only of the types the protocol expects next. A candidate that finds the descriptor
+and writes to it produces a malformed, duplicated or out-of-order frame, which is rejected as
+``CHANNEL_TAMPERED`` rather than believed. Bulk data (tensors) goes through files in the worker's
+directory and is checked on arrival; frames stay small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import struct
+import threading
+import time
+from typing import Any
+
+MAGIC = b"KLF1"
+MAX_FRAME = 1 << 20
+
+
+class ChannelError(Exception):
+    """The stream is not a well-formed sequence of frames."""
+
+
+class Writer:
+    """Worker side. ``send`` is the only way results leave a worker."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._seq = 0
+
+    def send(self, kind: str, **payload: Any) -> None:
+        body = json.dumps({"seq": self._seq, "type": kind, **payload}, default=str).encode()
+        self._seq += 1
+        data = MAGIC + struct.pack("<I", len(body)) + body
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+class Reader:
+    """Orchestrator side: a thread drains the pipe, stamping each frame with its arrival time.
+
+    Stamping happens here, outside the worker, so the wall-clock cross-check of the timing loop is
+    out of the candidate's reach (threat rows 3 and 6).
+    """
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._frames: queue.Queue[tuple[float, dict[str, Any] | ChannelError | None]] = (
+            queue.Queue()
+        )
+        self._expected_seq = 0
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _read_exact(self, n: int) -> bytes | None:
+        chunks, remaining = [], n
+        while remaining:
+            chunk = os.read(self._fd, min(remaining, 1 << 16))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                head = self._read_exact(8)
+                if head is None:
+                    break
+                if head[:4] != MAGIC:
+                    raise ChannelError("bytes on the channel that are not a frame")
+                (length,) = struct.unpack("<I", head[4:])
+                if length > MAX_FRAME:
+                    raise ChannelError("oversized frame")
+                body = self._read_exact(length)
+                if body is None:
+                    raise ChannelError("frame cut short")
+                try:
+                    frame = json.loads(body)
+                except ValueError:
+                    raise ChannelError("frame is not JSON") from None
+                if not isinstance(frame, dict) or frame.get("seq") != self._expected_seq:
+                    raise ChannelError("frame out of sequence (forged or duplicated)")
+                self._expected_seq += 1
+                self._frames.put((time.perf_counter(), frame))
+        except ChannelError as exc:
+            self._frames.put((time.perf_counter(), exc))
+        except OSError:
+            pass
+        finally:
+            self._frames.put((time.perf_counter(), None))
+            os.close(self._fd)
+
+    def next(self, timeout: float) -> tuple[float, dict[str, Any] | ChannelError | None]:
+        """The next frame with its arrival time; ``None`` at end of stream.
+
+        Raises ``queue.Empty`` after ``timeout`` seconds without a frame.
+        """
+        return self._frames.get(timeout=timeout)

@@ -1,0 +1,418 @@
+"""The one evaluator: static gate, reference, candidate worker, comparison, timing, verdict.
+
+``evaluate(problem, source)`` is the whole trust story in one function, top-down:
+
+1. the static gate reads the source (nothing runs yet);
+2. a trusted reference worker makes seeded inputs, reference outputs (kept in a private folder the
+   candidate's sandbox cannot see) and the reference's parameters;
+3. the candidate worker runs in an isolation backend: build, trials, a repeat, timing on a GPU,
+   drift trials; it reports frames on a dedicated channel and writes outputs to files;
+4. this process compares every output with the reference, checks inputs for mutation, reads the
+   run-time guards' reports, and turns timings into statistics with confidence intervals;
+5. everything becomes one :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kernelloop import settings as settings_mod
+
+from ..kernelbench.problem import Problem
+from . import backends, channel, reasons, spawn, static_gate, tensorio
+from .compare import compare
+from .limits import Limits
+from .plan import Plan, make_plan
+from .verdict import BuildResult, CorrectnessResult, Reason, TrialResult, Verdict
+
+GATE_MODES = ("enforce", "report")
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return "cpu (Triton interpreter)"
+
+
+class _Phases(dict):
+    def timed(self, name: str):
+        phases = self
+
+        class _Timer:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - self.t, 4)
+
+        return _Timer()
+
+
+def _collect(reader: channel.Reader) -> tuple[list[tuple[float, dict]], str | None]:
+    """All frames a finished worker sent, with arrival times, or why the stream was bad."""
+    frames: list[tuple[float, dict]] = []
+    while True:
+        try:
+            stamp, frame = reader.next(timeout=10)
+        except queue.Empty:
+            return frames, "the channel stayed open after the worker ended"
+        if frame is None:
+            return frames, None
+        if isinstance(frame, channel.ChannelError):
+            return frames, str(frame)
+        frames.append((stamp, frame))
+
+
+def _run_worker(module: str, job: dict, *, workdir: Path, wrapped_by, gpu: bool,
+                timeout_s: float, memory_cap: int):  # fmt: skip
+    read_fd, write_fd = os.pipe()
+    job = {**job, "channel_fd": write_fd}
+    job_path = workdir / f"{module.rsplit('.', 1)[-1]}-job.json"
+    job_path.write_text(json.dumps(job))
+    argv = [sys.executable, "-m", module, job_path.name]
+    reader = channel.Reader(read_fd)
+    extra = {} if gpu else {"TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
+    wrapped = wrapped_by.wrap(argv, str(workdir), gpu)
+    outcome = spawn.run(
+        wrapped,
+        cwd=str(workdir),
+        env=spawn.scrubbed_env(str(workdir), extra),
+        pass_fd=write_fd,
+        timeout_s=timeout_s,
+        memory_cap=memory_cap,
+    )
+    frames, bad = _collect(reader)
+    return outcome, frames, bad
+
+
+class _Frames:
+    """Stands in for a channel writer when the reference runs in this process."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, dict] = {}
+
+    def send(self, kind: str, **payload: Any) -> None:
+        self.frames[kind] = {"type": kind, **payload}
+
+
+def _reference_outputs(job: dict, private: Path, gpu: bool, timeout_s: float, cfg):
+    """Reference outputs: in this process on CPU (trusted code, and it saves a process start);
+    in a worker on a GPU, so the orchestrator holds no CUDA context or GPU memory."""
+    if not gpu:
+        from . import reference
+
+        sink = _Frames()
+        try:
+            reference.set_precision_policy(job.get("allow_tf32", False))
+            reference.outputs(job, sink)
+        except Exception as exc:  # the problem's own code failed: report, do not crash
+            return {}, f"{type(exc).__name__}: {exc}"
+        return sink.frames, None
+    outcome, frames, bad = _run_worker(
+        "kernelloop.sandbox.reference", job, workdir=private, wrapped_by=backends.process,
+        gpu=gpu, timeout_s=max(timeout_s, 600), memory_cap=cfg.memory_cap_bytes,
+    )  # fmt: skip
+    found = {f["type"]: f for _, f in frames}
+    if "done" not in found:
+        return found, found.get("error", {}).get("message") or bad or outcome.stderr[-2000:]
+    return found, None
+
+
+def _hash_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def evaluate(
+    problem: Problem,
+    source: str,
+    *,
+    backend: str | None = None,
+    size: str | None = None,
+    sets: dict[str, Any] | None = None,
+    sandbox: str | None = None,
+    timeout_s: float | None = None,
+    gate: str = "enforce",
+    device: str | None = None,
+) -> Verdict:
+    """Evaluate one candidate source for ``problem``. Failures of the candidate are verdicts;
+    only a broken problem or environment raises."""
+    cfg = settings_mod.get()
+    if gate not in GATE_MODES:
+        raise ValueError(f"gate must be one of {GATE_MODES}")
+    device = device or ("cuda" if cuda_available() else "cpu")
+    plan = make_plan(problem, device=device, size=size, sets=sets)
+    iso = backends.select(sandbox or cfg.sandbox)
+    phases = _Phases()
+    verdict = Verdict(
+        accepted=False, reasons=[], problem_id=problem.id, size=plan.size, backend=backend,
+        device=_device_name(device), sandbox=iso.NAME, phases=phases,
+    )  # fmt: skip
+
+    with phases.timed("static"):
+        result = static_gate.check_source(source, backend=backend, allow_torch=problem.allow_torch)
+    verdict.backend = backend or result.backend
+    verdict.static = [f.to_dict() for f in result.findings]
+    if result.findings and gate == "enforce":
+        for f in result.findings:
+            where = f" (line {f.line})" if f.line else ""
+            verdict.reject(f.code, f.message + where)
+        return verdict
+
+    base = Path(tempfile.mkdtemp(prefix="kernelloop-eval-"))
+    try:
+        return _run(problem, source, plan, verdict, iso, base, cfg, timeout_s or cfg.timeout_s)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(problem: Problem, source: str, plan: Plan, verdict: Verdict, iso, base: Path, cfg,
+         timeout_s: float) -> Verdict:  # fmt: skip
+    phases: _Phases = verdict.phases  # type: ignore[assignment]
+    private, work = base / "private", base / "work"
+    for d in (private / "ref", work / "inputs", work / "params", work / "out", work / "tmp"):
+        d.mkdir(parents=True, mode=0o700)
+    (work / "candidate.py").write_text(source)
+    gpu = plan.device == "cuda"
+    common = {
+        "problem_path": str(problem.path), "dtype": problem.dtype, "device": plan.device,
+        "variants": plan.variants, "init_seed": plan.init_seed,
+        "allow_tf32": problem.allow_tf32,
+    }  # fmt: skip
+
+    # 2. The reference: trusted, so the plain process backend; outputs go to `private`.
+    ref_job = {**common, "mode": "outputs", "trials": [t.to_job() for t in plan.trials],
+               "inputs_dir": str(work / "inputs"), "params_dir": str(work / "params"),
+               "ref_dir": str(private / "ref")}  # fmt: skip
+    with phases.timed("reference"):
+        ref, failure = _reference_outputs(ref_job, private, gpu, timeout_s, cfg)
+    if failure:
+        verdict.reject(reasons.PROBLEM_ERROR, f"the reference failed: {failure}")
+        return verdict
+    work_estimate = ref["reference"].get("work")
+    input_hashes = {t.name: _hash_file(work / "inputs" / f"{t.name}.bin") for t in plan.trials}
+
+    from . import timing_report
+
+    order = ["reference", "candidate"]
+    random.SystemRandom().shuffle(order)  # threat row 22: no fixed measurement order
+    baselines = None
+    if gpu and order[0] == "reference":
+        baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
+
+    # 3. The candidate, inside the isolation backend.
+    job = {
+        "candidate": "candidate.py", "device": plan.device, "init_seed": plan.init_seed,
+        "allow_torch": list(problem.allow_torch),
+        "trials": [{"name": t.name, "variant": t.variant, "inputs": f"inputs/{t.name}.bin"}
+                   for t in plan.trials],
+        "repeat": plan.repeat,
+        "timing": {"template": f"inputs/{plan.trials[0].name}.bin", "seed": plan.timing_seed,
+                   "budget_ms": cfg.timing_budget_ms, "warmup_ms": cfg.warmup_ms} if gpu else None,
+        "drift": plan.drift,
+        "limits": Limits(
+            memory_bytes=None if gpu else cfg.memory_cap_bytes,
+            cpu_seconds=int(timeout_s * 4) + 30,
+            file_bytes=(16 << 30) if gpu else (1 << 30),
+            processes=256,
+        ).to_dict(),
+    }  # fmt: skip
+    with phases.timed("candidate"):
+        outcome, frames, bad = _run_worker(
+            "kernelloop.sandbox.worker", job, workdir=work, wrapped_by=iso, gpu=gpu,
+            timeout_s=timeout_s, memory_cap=cfg.memory_cap_bytes,
+        )  # fmt: skip
+    verdict.worker = {
+        "returncode": outcome.returncode, "signal": outcome.signal,
+        "wall_s": round(outcome.wall_s, 3), "peak_rss_mb": outcome.peak_rss_bytes >> 20,
+        "isolation": outcome.isolation, "stdout": outcome.stdout[-4000:],
+        "stderr": outcome.stderr[-4000:], "leftovers_killed": outcome.leftovers_killed,
+    }  # fmt: skip
+    if gpu and baselines is None:
+        baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
+
+    with phases.timed("compare"):
+        _judge(problem, plan, verdict, frames, bad, outcome, private, work, input_hashes)
+    if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
+        timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)
+    elif not gpu:
+        verdict.timing_note = "no CUDA GPU here: correctness only, timing skipped"
+    verdict.accepted = not verdict.reasons and bool(
+        verdict.correctness and verdict.correctness.passed
+    )
+    return verdict
+
+
+def _judge(problem: Problem, plan: Plan, verdict: Verdict, frames: list[tuple[float, dict]],
+           bad: str | None, outcome, private: Path, work: Path,
+           input_hashes: dict[str, str]) -> None:  # fmt: skip
+    """Turn the candidate worker's frames and files into build and correctness results."""
+    tol = problem.tolerance
+    by_type: dict[str, list[dict]] = {}
+    for _, f in frames:
+        by_type.setdefault(f["type"], []).append(f)
+    if bad:
+        verdict.reject(reasons.CHANNEL_TAMPERED, f"verdict channel: {bad}")
+    for kind in ("hello", "build", "timing", "done", "wall_begin", "wall_end"):
+        if len(by_type.get(kind, [])) > 1:
+            verdict.reject(reasons.CHANNEL_TAMPERED, f"more than one {kind!r} frame")
+
+    build = (by_type.get("build") or [None])[0]
+    if build is not None:
+        verdict.build = BuildResult(ok=build["ok"], seconds=round(build["seconds"], 3),
+                                    log=build.get("error", "")[:4000])  # fmt: skip
+        if not build["ok"]:
+            code = reasons.BUILD_FAILED if build.get("kind") == "build" else reasons.IMPORT_FAILED
+            if build.get("kind") == "memory":
+                code = reasons.MEMORY_LIMIT
+            verdict.reject(code, build.get("error", "the candidate failed to load"))
+        elif build.get("inherits_reference"):
+            verdict.reject(reasons.INHERITS_REFERENCE, "ModelNew derives from a class named Model")
+
+    _containment(verdict, outcome, by_type)
+    trials = CorrectnessResult(passed=False, tolerance=dict(tol))
+    verdict.correctness = trials
+    first_outputs: dict[str, list] = {}
+    expected = [t.name for t in plan.trials] + [f"{plan.repeat}.repeat"]
+    if by_type.get("timing") or by_type.get("wall_begin"):
+        expected += [f"{n}.drift" for n in plan.drift]
+    seen = [f["name"] for f in by_type.get("trial", [])]
+    if seen != expected[: len(seen)]:
+        verdict.reject(reasons.CHANNEL_TAMPERED, "trial frames out of order or unexpected")
+        return
+    for frame in by_type.get("trial", []):
+        name = frame["name"]
+        base = name.split(".")[0]
+        result = TrialResult(name=name, passed=False)
+        trials.trials.append(result)
+        if not frame["ok"]:
+            result.message = frame.get("error", "")[:2000]
+            _reject_trial_error(verdict, frame)
+            continue
+        outputs, _ = tensorio.read(work / frame["output"])
+        refs, _ = tensorio.read(private / "ref" / f"{base}.bin")
+        _guard_reports(verdict, frame, plan.device)
+        # Inputs after the call, re-encoded, must be byte-identical to what the reference worker
+        # wrote before the candidate started (threat row 2).
+        after = tensorio.encode(tensorio.read(work / frame["inputs_after"])[0])
+        if hashlib.sha256(after).hexdigest() != input_hashes[base]:
+            verdict.reject(reasons.INPUT_MUTATED, f"trial {name}: forward wrote into its inputs")
+        if len(outputs) != len(refs):
+            result.message = f"{len(outputs)} outputs, expected {len(refs)}"
+            verdict.reject(reasons.WRONG_OUTPUT, f"trial {name}: {result.message}")
+            continue
+        devices = frame.get("devices", [])
+        if any(d != plan.device for d in devices):
+            verdict.reject(reasons.WRONG_DEVICE, f"trial {name}: outputs on {devices}")
+        ok = True
+        for i, (out, ref) in enumerate(zip(outputs, refs, strict=True)):
+            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"])
+            result.max_abs_err = max(result.max_abs_err or 0.0, cmp.max_abs_err or 0.0)
+            result.max_rel_err = max(result.max_rel_err or 0.0, cmp.max_rel_err or 0.0)
+            result.mismatched += cmp.mismatched
+            result.numel += cmp.numel
+            if not cmp.passed:
+                ok = False
+                result.message = f"output {i}: {cmp.message}"
+                code = reasons.DRIFT if name.endswith(".drift") else cmp.code
+                verdict.reject(code, f"trial {name}: {result.message}")
+        result.passed = ok
+        if name.endswith(".repeat"):
+            _check_repeat(verdict, outputs, first_outputs.get(base), tol)
+        else:
+            first_outputs.setdefault(base, outputs)
+    ran = {t.name for t in trials.trials}
+    missing = [n for n in expected if n not in ran]
+    if missing and not verdict.reasons:
+        verdict.reject(reasons.CRASHED, f"the worker stopped before trial {missing[0]}")
+    trials.checks = {
+        "deterministic": reasons.NONDETERMINISTIC not in verdict.codes and f"{plan.repeat}.repeat"
+        in ran,
+        "inputs_untouched": reasons.INPUT_MUTATED not in verdict.codes,
+        "no_drift": reasons.DRIFT not in verdict.codes,
+    }  # fmt: skip
+    trials.passed = bool(trials.trials) and all(t.passed for t in trials.trials) and not missing
+
+
+def _reject_trial_error(verdict: Verdict, frame: dict) -> None:
+    kind, stage = frame.get("kind"), frame.get("stage")
+    msg = f"trial {frame['name']}: {frame.get('error', '')}"
+    if kind == "no_gpu":
+        verdict.reject(reasons.NOT_RUN_NO_GPU, "the CUDA kernel compiled, but there is no GPU "
+                       "here to run it; correctness and timing need a CUDA machine")  # fmt: skip
+    elif kind == "memory":
+        verdict.reject(reasons.MEMORY_LIMIT, msg)
+    elif kind == "not_tensor":
+        verdict.reject(reasons.OUTPUT_NOT_TENSOR, msg)
+    elif stage == "init":
+        verdict.reject(reasons.INIT_FAILED, msg)
+    elif kind == "build":
+        verdict.reject(reasons.BUILD_FAILED, msg)
+    else:
+        verdict.reject(reasons.RUNTIME_ERROR, msg)
+
+
+def _guard_reports(verdict: Verdict, frame: dict, device: str) -> None:
+    name = frame["name"]
+    if frame.get("launches", 0) <= 0:
+        verdict.reject(reasons.NO_KERNEL_LAUNCHED, f"trial {name}: forward launched no kernel")
+    if frame.get("torch_ops"):
+        ops = ", ".join(frame["torch_ops"][:10])
+        verdict.reject(reasons.TORCH_OP_CALLED, f"forward ran torch compute ops: {ops} "
+                       "(allowed: allocation, views, copies, and the problem's ALLOW_TORCH)")  # fmt: skip
+    if frame.get("threads_delta", 0) > 0:
+        verdict.reject(reasons.THREAD_LEAK, f"trial {name}: forward left threads running")
+    if frame.get("patched"):
+        verdict.reject(reasons.FUNCTION_PATCHED, f"replaced: {', '.join(frame['patched'])}")
+
+
+def _check_repeat(verdict: Verdict, again: list, first: list | None, tol: dict) -> None:
+    if first is None:
+        return
+    # Two runs on identical inputs must agree far more closely than the tolerance allows the
+    # candidate to differ from the reference: disagreement means reads of garbage (row 17).
+    for a, b in zip(again, first, strict=False):
+        cmp = compare(a, b, atol=tol["atol"] / 10, rtol=tol["rtol"] / 10)
+        if not cmp.passed:
+            verdict.reject(reasons.NONDETERMINISTIC, f"two runs on the same inputs differ: "
+                           f"{cmp.message}")  # fmt: skip
+            return
+
+
+def _containment(verdict: Verdict, outcome, by_type: dict[str, list[dict]]) -> None:
+    if outcome.timed_out:
+        verdict.reject(reasons.TIMEOUT, f"the worker exceeded {outcome.wall_s:.0f} s and was "
+                       "killed with everything it started")  # fmt: skip
+    elif outcome.memory_exceeded:
+        verdict.reject(reasons.MEMORY_LIMIT, f"resident memory passed the cap "
+                       f"({outcome.peak_rss_bytes >> 20} MiB); the worker was killed")  # fmt: skip
+    elif outcome.signal and "done" not in by_type:
+        sig = outcome.signal
+        code = reasons.MEMORY_LIMIT if sig == "SIGXFSZ" else reasons.CRASHED
+        verdict.reject(code, f"the worker died on {sig}")
+    elif "error" in by_type:
+        verdict.reject(reasons.WORKER_ERROR, by_type["error"][0].get("message", "")[:2000])
+    elif "done" not in by_type and outcome.returncode != 0:
+        tail = outcome.stderr.strip().splitlines()[-1:] or ["no output"]
+        verdict.reject(reasons.CRASHED, f"the worker exited with status {outcome.returncode}: "
+                       f"{tail[0][:300]}")  # fmt: skip
+
+
+__all__ = ["evaluate", "Reason", "Verdict"]

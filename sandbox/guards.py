@@ -1,0 +1,142 @@
+"""Run-time guards installed in the candidate worker before the candidate's module is loaded.
+
+They complement the static gate, which a determined candidate might slip past:
+
+- function identities (timers, synchronisation, comparison helpers) are recorded first and
+  re-checked after every call (threat row 6);
+- every Triton and NVRTC launch is counted, so a forward that launches nothing is caught (row 9);
+- a ``TorchDispatchMode`` records each aten op a forward dispatches; anything beyond allocation,
+  views and copies needs the problem's ``ALLOW_TORCH`` (row 9);
+- Python threads are counted before and after each call (row 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+# aten ops a candidate's host code may dispatch: allocation, views, layout copies, casts.
+# (The Triton interpreter itself dispatches empty/set_/copy_ when it launches a kernel on CPU.)
+ALWAYS_ALLOWED = frozenset(
+    """
+    empty empty_like empty_strided new_empty new_empty_strided zeros zeros_like ones ones_like
+    full full_like new_zeros new_ones new_full fill zero arange scalar_tensor lift_fresh
+    view _unsafe_view reshape _reshape_alias view_as permute transpose t expand expand_as
+    as_strided unsqueeze squeeze flatten unflatten select slice narrow split split_with_sizes
+    chunk unbind alias detach movedim contiguous clone copy _to_copy to _copy_from set
+    resize resize_as is_same_size _has_compatible_shallow_copy_type
+    """.split()
+)
+# Names in ALLOW_TORCH are torch-level; these are the aten ops each one dispatches to.
+ALIASES = {
+    "matmul": {"mm", "bmm", "addmm", "baddbmm", "matmul", "linear", "addmv", "mv", "dot"},
+    "linear": {"mm", "addmm", "linear", "matmul", "bmm"},
+    "conv2d": {"convolution", "_convolution", "conv2d", "cudnn_convolution", "mkldnn_convolution",
+               "_slow_conv2d_forward", "convolution_overrideable", "thnn_conv2d"},
+}  # fmt: skip
+
+
+def allowed_ops(allow_torch: Iterable[str]) -> frozenset[str]:
+    extra: set[str] = set()
+    for name in allow_torch:
+        extra.add(name)
+        extra |= ALIASES.get(name, set())
+    return ALWAYS_ALLOWED | extra
+
+
+def _base_name(func) -> str:
+    # aten.add_.Tensor -> "add": an in-place variant shares its op's policy.
+    return func.__name__.split(".")[0].rstrip("_")
+
+
+class OpRecorder(TorchDispatchMode):
+    """Records aten ops not in ``allowed`` (by base name) while active."""
+
+    def __init__(self, allowed: frozenset[str]):
+        super().__init__()
+        self.allowed = allowed
+        self.disallowed: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        base = _base_name(func)
+        if base not in self.allowed and base not in self.disallowed:
+            self.disallowed.append(base)
+        return func(*args, **(kwargs or {}))
+
+
+class Guards:
+    def __init__(self) -> None:
+        self._launches = 0
+        self._install_launch_counters()
+        self._identities = self._snapshot()
+
+    # --- identities ----------------------------------------------------------------------------
+    @staticmethod
+    def _watched() -> dict[str, object]:
+        watched = {
+            "time.perf_counter": time.perf_counter,
+            "time.perf_counter_ns": time.perf_counter_ns,
+            "time.time": time.time,
+            "time.monotonic": time.monotonic,
+            "torch.allclose": torch.allclose,
+            "torch.equal": torch.equal,
+            "torch.Tensor.__eq__": torch.Tensor.__eq__,
+            "torch.Tensor.clone": torch.Tensor.clone,
+            "torch.Tensor.copy_": torch.Tensor.copy_,
+            "torch.cuda.synchronize": torch.cuda.synchronize,
+            "torch.cuda.Event.record": torch.cuda.Event.record,
+            "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
+            "torch.cuda.Event.synchronize": torch.cuda.Event.synchronize,
+            "torch.cuda.current_stream": torch.cuda.current_stream,
+        }
+        return watched
+
+    def _snapshot(self) -> dict[str, int]:
+        return {name: id(obj) for name, obj in self._watched().items()}
+
+    def patched(self) -> list[str]:
+        now = self._snapshot()
+        return [name for name, ident in self._identities.items() if now.get(name) != ident]
+
+    # --- launches --------------------------------------------------------------------------------
+    def _install_launch_counters(self) -> None:
+        import triton.runtime.jit as jit
+
+        classes = [jit.JITFunction]
+        try:
+            from triton.runtime.interpreter import InterpretedFunction
+
+            classes.append(InterpretedFunction)
+        except ImportError:  # older Triton: the interpreter lives elsewhere or not at all
+            pass
+        guards = self
+        for cls in classes:
+            original = cls.run
+
+            def counted(self, *args, __original=original, **kwargs):
+                if not kwargs.get("warmup", False):
+                    guards._launches += 1
+                return __original(self, *args, **kwargs)
+
+            cls.run = counted
+
+    def launches(self) -> int:
+        from . import nvrtc
+
+        return self._launches + nvrtc.launch_count()
+
+    # --- ops and threads -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def recording_ops(self, allowed: frozenset[str]) -> Iterator[OpRecorder]:
+        recorder = OpRecorder(allowed)
+        with recorder:
+            yield recorder
+
+    @staticmethod
+    def python_threads() -> int:
+        return threading.active_count()

@@ -1,0 +1,243 @@
+"""Start one worker, watch it, and make sure nothing of it outlives the call.
+
+The worker gets a scrubbed environment (no API keys or tokens of any kind), its own session and
+process group, a wall-clock timeout, a resident-memory watchdog over its whole process tree (an
+address-space limit cannot be used for CUDA processes, which map huge virtual ranges), and
+bounded capture of stdout/stderr (a log flood costs the candidate, never the orchestrator).
+When it ends, every process it started is killed: the group, its descendants, and any orphan
+that escaped with ``setsid`` and was re-parented to us (we are a child subreaper).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from .backends.base import Wrapped
+
+PR_SET_CHILD_SUBREAPER = 36
+HEAD_BYTES = TAIL_BYTES = 8 << 10
+# Variables a worker may inherit. Everything else (API keys, tokens, proxies) is dropped.
+ENV_ALLOWLIST = (
+    "PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
+    "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "TRITON_PTXAS_PATH",
+    "TRITON_LIBCUDA_PATH", "CC",
+)  # fmt: skip
+
+_live: set[int] = set()  # pids of our workers (orphans of theirs are killed, never these)
+_subreaper_set = False
+
+
+def scrubbed_env(workdir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    env.update(
+        HOME=workdir,
+        TMPDIR=os.path.join(workdir, "tmp"),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONNOUSERSITE="1",
+        TRITON_CACHE_DIR=os.path.join(workdir, ".triton"),
+        TORCHINDUCTOR_CACHE_DIR=os.path.join(workdir, ".inductor"),
+    )
+    env.update(extra or {})
+    return env
+
+
+class _Capture:
+    """Keeps the first and last few KiB of a stream and counts the rest."""
+
+    def __init__(self, stream):
+        self.head, self.tail, self.total = b"", b"", 0
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream) -> None:
+        for chunk in iter(lambda: stream.read(1 << 16), b""):
+            self.total += len(chunk)
+            if len(self.head) < HEAD_BYTES:
+                take = HEAD_BYTES - len(self.head)
+                self.head += chunk[:take]
+                chunk = chunk[take:]
+            self.tail = (self.tail + chunk)[-TAIL_BYTES:]
+        stream.close()
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        body = self.head + self.tail
+        dropped = self.total - len(body)
+        out = body.decode(errors="replace")
+        if dropped > 0:
+            head, tail = self.head.decode(errors="replace"), self.tail.decode(errors="replace")
+            out = f"{head}\n[... {dropped} bytes dropped ...]\n{tail}"
+        return out
+
+
+@dataclasses.dataclass
+class Outcome:
+    returncode: int | None
+    signal: str | None
+    timed_out: bool
+    memory_exceeded: bool
+    wall_s: float
+    peak_rss_bytes: int
+    stdout: str
+    stderr: str
+    isolation: list[str]
+    leftovers_killed: int = 0
+
+
+def _process_table() -> dict[int, int]:
+    """pid -> ppid for every visible process."""
+    table: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            rest = stat[stat.rfind(b")") + 2 :].split()
+            table[int(entry)] = int(rest[1])
+    return table
+
+
+def _descendants(root: int, table: dict[int, int]) -> set[int]:
+    found, frontier = set(), {root}
+    while frontier:
+        children = {pid for pid, ppid in table.items() if ppid in frontier and pid not in found}
+        found |= children
+        frontier = children
+    return found
+
+
+def _rss(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _become_subreaper() -> None:
+    global _subreaper_set
+    if not _subreaper_set and sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _subreaper_set = True
+
+
+def _kill(pids: set[int]) -> int:
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            continue
+    return killed
+
+
+def _start_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return -1
+    return int(stat[stat.rfind(b")") + 2 :].split()[19])
+
+
+def _reap_orphans(since_ticks: int) -> int:
+    """Kill and reap processes re-parented to us, born after our worker, that are not workers.
+
+    Only a process started after the worker can be its escaped descendant, which keeps this
+    from touching anything else the orchestrating program runs.
+    """
+    me, killed = os.getpid(), 0
+    for pid, ppid in _process_table().items():
+        if ppid == me and pid not in _live and _start_ticks(pid) >= since_ticks:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    if not fh.read():
+                        continue  # kernel threads have no command line; leave them be
+            except OSError:
+                continue
+            killed += _kill({pid})
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+    return killed
+
+
+def run(
+    wrapped: Wrapped,
+    *,
+    cwd: str,
+    env: dict[str, str],
+    pass_fd: int,
+    timeout_s: float,
+    memory_cap: int,
+) -> Outcome:
+    _become_subreaper()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        wrapped.argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        pass_fds=(pass_fd,),
+        start_new_session=True,
+        preexec_fn=wrapped.preexec,
+    )
+    _live.add(proc.pid)
+    born = _start_ticks(proc.pid)
+    os.close(pass_fd)  # the worker holds the only write end: EOF arrives when it is gone
+    out, err = _Capture(proc.stdout), _Capture(proc.stderr)
+    timed_out = memory_exceeded = False
+    peak, seen = 0, set()
+    try:
+        while proc.poll() is None:
+            seen |= _descendants(proc.pid, _process_table())
+            tree = {proc.pid} | seen
+            rss = _rss(tree)
+            peak = max(peak, rss)
+            if rss > memory_cap:
+                memory_exceeded = True
+            elif time.perf_counter() - started > timeout_s:
+                timed_out = True
+            if memory_exceeded or timed_out:
+                break
+            time.sleep(0.05)
+    finally:
+        leftovers = _descendants(proc.pid, _process_table()) | seen
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        killed = _kill(leftovers)
+        proc.wait()
+        _live.discard(proc.pid)
+        killed += _reap_orphans(born)
+    code = proc.returncode
+    return Outcome(
+        returncode=code,
+        signal=signal.Signals(-code).name if code is not None and code < 0 else None,
+        timed_out=timed_out,
+        memory_exceeded=memory_exceeded,
+        wall_s=time.perf_counter() - started,
+        peak_rss_bytes=peak,
+        stdout=out.text(),
+        stderr=err.text(),
+        isolation=wrapped.isolation,
+        leftovers_killed=killed,
+    )

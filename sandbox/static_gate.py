@@ -1,0 +1,712 @@
+"""Static gate: judge a candidate by reading its source, before anything of it runs.
+
+The candidate (a Python file defining ``ModelNew``) is parsed with ``ast``; it is never imported
+or executed. The gate detects the backend and reports :class:`Finding` s, each carrying a code
+from :mod:`.reasons`. It is the cheap first line against ``shared/docs/evaluator-threats.md``
+(each table below names the row it blocks); what it cannot see statically (tensor arithmetic,
+aliasing through data structures) is left to the run-time checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import reasons
+
+BACKENDS = ("triton", "cuda", "cuda-inline")
+TRITON_JIT = "triton.jit"
+LOAD_KERNEL = "kernelloop.sandbox.nvrtc.load_kernel"
+LOAD_INLINE = "torch.utils.cpp_extension.load_inline"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Row 14: the only modules a candidate may import (numpy is out: host-side compute, row 9).
+ALLOWED_IMPORTS = _words("""torch torch.nn torch.nn.functional triton triton.language math typing
+    functools itertools operator dataclasses enum numbers __future__ kernelloop.sandbox.nvrtc
+    torch.utils.cpp_extension""")
+
+# Qualified names (resolved through imports and aliases): a use of one, or of anything under
+# it, gets the code. Checked in this order; the first match wins.
+NAME_RULES = (
+    # row 4: work that runs outside the timed call
+    (_words("""threading _thread multiprocessing concurrent asyncio signal torch.multiprocessing
+        torch.futures torch.jit.fork os.fork os.forkpty"""), reasons.THREADS,
+     "{} runs work outside the call; do all work in forward"),
+    # row 3: side streams escape default-stream events
+    (_words("""torch.cuda.Stream torch.cuda.stream torch.cuda.ExternalStream torch.cuda.set_stream
+        torch.cuda.streams torch.cuda.StreamContext torch.Stream"""), reasons.STREAMS,
+     "{} uses a side stream; launch on the current stream"),
+    # row 5: lazy/fake tensors and dispatch interception
+    (_words("torch._C torch.overrides torch.utils._python_dispatch torch._subclasses"),
+     reasons.TENSOR_SUBCLASS, "{} intercepts tensor dispatch; return plain torch.Tensor outputs"),
+    # rows 7, 14: caches on disk, reading the reference, the environment
+    (_words("""torch.load torch.save torch.from_file torch.hub torch.utils.cpp_extension.load
+        pathlib io numpy.load numpy.save numpy.fromfile numpy.loadtxt numpy.memmap os.open
+        os.environ os.getenv"""), reasons.FILE_ACCESS, "{} touches files or the OS; remove it"),
+    # row 14: code the gate cannot read
+    (_words("""importlib builtins types code runpy pickle marshal operator.attrgetter
+        operator.methodcaller"""), reasons.DYNAMIC_CODE,
+     "{} runs code the gate cannot read; remove it"),
+    # row 14: reaching the caller's frames and objects
+    (_words("inspect gc ctypes traceback sys._getframe sys.modules"), reasons.INTROSPECTION,
+     "{} inspects the interpreter; remove it"),
+    # row 10: swallowing the error of a failed kernel
+    (_words("contextlib.suppress"), reasons.EXCEPTION_FALLBACK,
+     "{} swallows exceptions; let errors propagate"),
+)  # fmt: skip
+# Builtins and attribute names flagged wherever they appear (rows 5, 14).
+DYNAMIC_BUILTINS = _words("exec eval compile __import__ globals locals vars breakpoint")
+SUBCLASS_ATTRS = _words("""_make_subclass _make_wrapper_subclass as_subclass TorchFunctionMode
+    TorchDispatchMode __torch_function__ __torch_dispatch__""")
+FILE_ATTRS = _words("read_text read_bytes write_text write_bytes from_file load_library")
+FRAME_ATTRS = _words("""f_back f_globals f_locals f_code f_builtins gi_frame gi_code cr_frame
+    ag_frame tb_frame tb_next _getframe co_code co_consts""")
+ALLOWED_DUNDERS = _words("__init__ __name__")
+DUNDER_DEFS = {  # defining these changes how results behave (rows 5, 10); others: INTROSPECTION
+    "__torch_function__": reasons.TENSOR_SUBCLASS,
+    "__torch_dispatch__": reasons.TENSOR_SUBCLASS,
+    "__exit__": reasons.EXCEPTION_FALLBACK,
+    "__aexit__": reasons.EXCEPTION_FALLBACK,
+}
+
+# Row 9. Everything strictly under these namespaces computes; so do these names.
+COMPUTE_NAMESPACES = _words("""torch.nn.functional torch.special torch.linalg torch.fft torch.ops
+    torch.jit torch.sparse torch.nested torch.autograd torch.func torch.library torch.compiler
+    torch.distributed torch.cuda.comm torch.cuda.nccl triton.ops""")
+COMPUTE_NAMES = _words("""torch.compile torch.vmap torch.cuda.graph torch.cuda.graphs
+    torch.cuda.CUDAGraph torch.cuda.make_graphed_callables torch.cuda.jiterator operator.matmul
+    operator.imatmul""")
+# torch.<name> calls that only allocate (random fills included: KernelBench declares parameters
+# as nn.Parameter(torch.randn(...))), view, cast or query; any other torch.<name> call computes.
+TORCH_HOST_OK = _words("""empty empty_like empty_strided zeros zeros_like ones ones_like full
+    full_like arange tensor as_tensor as_strided rand rand_like randn randn_like randint
+    randint_like randperm device dtype finfo iinfo manual_seed is_tensor
+    is_floating_point is_complex get_default_dtype promote_types result_type broadcast_shapes
+    can_cast no_grad inference_mode enable_grad set_grad_enabled is_grad_enabled numel
+    view_as_real view_as_complex reshape permute transpose t squeeze unsqueeze flatten narrow
+    select chunk split tensor_split unbind movedim swapaxes swapdims from_blob""")
+# Tensor methods (and torch / F / C++ functions) that compute; ``add_`` matches ``add``.
+COMPUTE_METHODS = _words("""matmul mm bmm mv dot vdot inner outer addmm addmv addr baddbmm
+    addbmm einsum tensordot kron linear bilinear conv1d conv2d conv3d conv_transpose1d
+    conv_transpose2d conv_transpose3d sum nansum mean nanmean prod std var norm max min amax amin
+    aminmax argmax argmin cumsum cumprod cummax cummin logsumexp softmax log_softmax relu relu6
+    gelu sigmoid tanh silu mish elu selu celu hardtanh hardswish hardsigmoid leaky_relu softplus
+    logsigmoid exp exp2 expm1 log log2 log10 log1p sqrt rsqrt abs neg negative pow square
+    reciprocal sin cos tan asin acos atan atan2 sinh cosh erf erfc erfinv add sub subtract mul
+    multiply div divide true_divide floor_divide remainder fmod clamp clip clamp_min clamp_max
+    where masked_fill lerp addcmul addcdiv maximum minimum fmax fmin hypot logaddexp floor ceil
+    round trunc frac sign sgn nan_to_num eq ne lt le gt ge equal allclose isclose logical_and
+    logical_or logical_not logical_xor bitwise_and bitwise_or bitwise_xor bitwise_not any all
+    count_nonzero sort argsort topk kthvalue median mode unique bincount histc searchsorted
+    bucketize nonzero gather scatter scatter_add scatter_reduce index_select index_add index_copy
+    index_put masked_select masked_scatter take take_along_dim cat concat concatenate stack flip
+    roll rot90 repeat repeat_interleave tile tril triu diag trace cross cdist layer_norm
+    batch_norm group_norm instance_norm normalize dropout embedding one_hot pad interpolate
+    max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool2d
+    adaptive_max_pool2d scaled_dot_product_attention cosine_similarity numpy tolist apply_ map_""")
+# nn classes that only hold parameters or other modules: constructing and keeping them is fine.
+NN_HOLDERS = _words("""Parameter ParameterList ParameterDict Module ModuleList ModuleDict
+    Sequential Identity Buffer UninitializedParameter""")
+# ALLOW_TORCH names that stand for a family of ops.
+ALLOW_ALIASES = {"matmul": _words("mm bmm mv dot addmm addmv baddbmm addbmm linear @")}
+
+# Native (CUDA C++) source strings: rows 3, 4, 14, then torch/vendor compute (row 9).
+CPP_RULES = (
+    (r"\b(?:cudaStreamCreate\w*|cuStreamCreate\w*|cudaLaunchHostFunc|cudaStreamAddCallback"
+     r"|cudaStreamPerThread|getStreamFromPool)\b", reasons.STREAMS,
+     "creates or uses a side stream; launch on the current stream"),
+    (r"\b(?:std::thread|std::async|pthread_create|fork\s*\()", reasons.THREADS,
+     "starts host threads or processes; do the work in the launch"),
+    (r"\b(?:fopen|[io]?fstream|dlopen|getenv|popen|system\s*\()", reasons.FILE_ACCESS,
+     "touches files, the environment or the OS; remove it"),
+)  # fmt: skip
+_CPP_TORCH_CALL = re.compile(r"\b(?:torch|at)::(?:\w+::)*([a-z_][a-z0-9_]*)\s*\(")
+_CPP_METHOD_CALL = re.compile(r"\.\s*([a-z_][a-z0-9_]*)\s*\(")
+_CPP_LIBRARY = re.compile(r"(?:cublas|cudnn)\w*|getCurrentCUDABlasHandle", re.IGNORECASE)
+_CPP_MARKERS = ("__global__", "__device__", "#include", "torch::", "at::")
+
+_PASS_THROUGH = _words("list tuple dict iter reversed enumerate zip")
+_REGISTER_METHODS = _words("append extend insert add_module register_module")
+_HINT = "write it as a kernel or ask for it in the problem's ALLOW_TORCH"
+_KEEP = "leave torch, triton and time as they are"
+_MARKER_TEXT = {
+    "triton": "@triton.jit function",
+    "cuda": "CUDA __global__ source loaded with kernelloop.sandbox.nvrtc.load_kernel",
+    "cuda-inline": "torch.utils.cpp_extension.load_inline call",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # a reasons.* constant
+    message: str  # what was found and what to do instead
+    line: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "line": self.line}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    backend: str | None  # "triton" | "cuda" | "cuda-inline" | None (no marker found)
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return frozenset(f.code for f in self.findings)
+
+    def to_dict(self) -> dict:
+        findings = [f.to_dict() for f in self.findings]
+        return {"backend": self.backend, "ok": self.ok, "findings": findings}
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
+def _root(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _last(node: ast.AST) -> str | None:
+    return node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+
+
+def _under(name: str, prefixes: Iterable[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _base_op(name: str) -> str:  # in-place ``add_`` -> ``add``
+    return name[:-1] if name.endswith("_") and not name.startswith("_") else name
+
+
+def _literal(args: list[ast.expr]) -> str | None:
+    """The string of a one-element argument slice holding a string literal, else None."""
+    if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+        return args[0].value
+    return None
+
+
+def _target_names(t: ast.AST) -> list[str]:
+    if isinstance(t, (ast.Tuple, ast.List)):
+        return [n for e in t.elts for n in _target_names(e)]
+    if isinstance(t, (ast.Subscript, ast.Starred)):
+        return _target_names(t.value)
+    return [d] if (d := _dotted(t)) else []
+
+
+def _flows(node: ast.AST) -> list[tuple[ast.AST, ast.AST]]:
+    """(target, value) pairs through which a kernel or a module can reach another name."""
+    if isinstance(node, ast.Assign):
+        return [(t, node.value) for t in node.targets]
+    if isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+        return [(node.target, node.value)]
+    if isinstance(node, (ast.For, ast.comprehension)):
+        return [(node.target, node.iter)]
+    f = getattr(node, "func", None)
+    if isinstance(f, ast.Attribute) and f.attr in _REGISTER_METHODS:  # layers.append(nn.X())
+        return [(f.value, a) for a in node.args]
+    return []
+
+
+class _Source:
+    """Name resolution and value tracking over one parsed candidate."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.nodes = list(ast.walk(tree))
+        self.aliases: dict[str, str] = {}  # local name -> qualified name
+        for node in self.nodes:
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    local = a.asname or a.name.split(".")[0]
+                    self.aliases[local] = a.name if a.asname else local
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for a in node.names:
+                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        # Imports never rebound: a parameter called `math` is not the module.
+        names = [n for n in self.nodes if isinstance(n, ast.Name)]
+        bound = {n.id for n in names if not isinstance(n.ctx, ast.Load)}
+        bound |= {a.arg for a in self.nodes if isinstance(a, ast.arg)}
+        self.modules = set(self.aliases) - bound
+        for node in self.nodes:  # `mm = torch.matmul`: a local name for an imported thing
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                if (q := self.qual(node.value)) is not None:
+                    self.aliases[node.targets[0].id] = q
+        funcs = {n.name: n for n in self.nodes if isinstance(n, ast.FunctionDef)}
+        self.defined = set(funcs)
+        jitted = [fn for fn in funcs.values() if any(map(self._is_jit, fn.decorator_list))]
+        self.jit = {fn.name: fn for fn in jitted}
+        for node in self.nodes:  # `kernel = triton.jit(body)`
+            v = getattr(node, "value", None)
+            if isinstance(node, ast.Assign) and isinstance(v, ast.Call) and self._is_jit(v):
+                if v.args and _last(v.args[0]) in funcs:
+                    for name in _target_names(node.targets[0]):
+                        self.jit[name] = funcs[_last(v.args[0])]
+        self.jit_key = {id(fn): name for name, fn in self.jit.items()}
+        calls = [n for n in self.nodes if isinstance(n, ast.Call)]
+        self.loads = {label: c.lineno for c in calls if (label := self._load_label(c))}
+        texts = [n.value for n in self.nodes if isinstance(n, ast.Constant)]
+        has_global = any("__global__" in t for t in texts if isinstance(t, str))
+        self.markers = {
+            "cuda-inline": any(k.startswith(LOAD_INLINE) for k in self.loads),
+            "cuda": has_global and any(k.startswith(LOAD_KERNEL) for k in self.loads),
+            "triton": bool(self.jit),
+        }
+        self.held: dict[str, set[str]] = {}  # dotted name -> labels of what it may hold
+        self.factories: dict[str, set[str]] = {}  # function name -> labels of what it returns
+        self._track()
+
+    def qual(self, node: ast.AST) -> str | None:
+        """Qualified name of ``node`` if it is rooted at an imported (or aliased) name."""
+        head, dot, rest = (_dotted(node) or "").partition(".")
+        base = self.aliases.get(head)
+        return None if base is None else base + dot + rest
+
+    def backend(self) -> str | None:
+        return next((b for b in ("cuda-inline", "cuda", "triton") if self.markers[b]), None)
+
+    def _is_jit(self, deco: ast.AST) -> bool:
+        return self.qual(deco.func if isinstance(deco, ast.Call) else deco) == TRITON_JIT
+
+    def _load_label(self, call: ast.Call) -> str | None:
+        q = self.qual(call.func)
+        return f"{q}@{call.lineno}:{call.col_offset}" if q in (LOAD_KERNEL, LOAD_INLINE) else None
+
+    def _seed(self, e: ast.AST) -> set[str]:
+        if isinstance(e, ast.Name) and e.id in self.jit:
+            return {e.id}
+        if isinstance(e, ast.Call):
+            if label := self._load_label(e):
+                return {label}
+            q = self.qual(e.func) or ""
+            cls = q.rsplit(".", 1)[-1]
+            if q.startswith("torch.nn.") and cls[:1].isupper() and cls not in NN_HOLDERS:
+                return {"nn." + cls}
+        return set()
+
+    def labels(self, e: ast.AST | None) -> set[str]:
+        """What ``e`` may hold: jit kernel names, ``load_*@line`` handles, ``nn.Class`` modules."""
+        if e is None:
+            return set()
+        out = self._seed(e)
+        if (d := _dotted(e)) is not None:
+            return out | self.held.get(d, set())
+        parts: list[ast.AST] = []
+        if isinstance(e, (ast.Subscript, ast.Starred, ast.NamedExpr)):
+            parts = [e.value]
+        elif isinstance(e, ast.Call):
+            out |= self.factories.get(_last(e.func) or "", set())
+            if _last(e.func) == "getattr" and (name := _literal(e.args[1:2])):
+                out |= self.held.get(f"{_dotted(e.args[0])}.{name}", set())
+            if (self.qual(e.func) or "").startswith("torch.nn.") or _last(e.func) in _PASS_THROUGH:
+                parts = [*e.args, *(k.value for k in e.keywords)]
+        elif isinstance(e, ast.IfExp):
+            parts = [e.body, e.orelse]
+        elif isinstance(e, (ast.BoolOp, ast.Dict)):
+            parts = e.values
+        elif isinstance(e, (ast.Tuple, ast.List, ast.Set)):
+            parts = e.elts
+        elif isinstance(e, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            parts = [e.value if isinstance(e, ast.DictComp) else e.elt]
+        for p in parts:
+            out |= self.labels(p)
+        return out
+
+    def _track(self) -> None:
+        """Propagate labels through assignments, loops, registrations and returns to a fixpoint."""
+        size = -1
+        while size != (size := sum(map(len, [*self.held.values(), *self.factories.values()]))):
+            for node in self.nodes:
+                for target, value in _flows(node):
+                    if labels := self.labels(value):
+                        for name in _target_names(target):
+                            self.held.setdefault(name, set()).update(labels)
+                if isinstance(node, ast.FunctionDef):
+                    for r in ast.walk(node):
+                        if isinstance(r, ast.Return) and (labels := self.labels(r.value)):
+                            self.factories.setdefault(node.name, set()).update(labels)
+
+
+class _Gate(ast.NodeVisitor):
+    """One walk over the tree collects findings; launch bookkeeping is reported at the end."""
+
+    def __init__(self, src: _Source, allow_torch: Iterable[str]) -> None:
+        self.src = src
+        names = allow_torch.split() if isinstance(allow_torch, str) else allow_torch
+        self.allowed = {n.strip() for n in names}
+        for name in list(self.allowed):
+            self.allowed |= ALLOW_ALIASES.get(name, frozenset())
+        self.found: dict[tuple[str, int | None], Finding] = {}
+        self.jit_stack: list[str] = []  # the @triton.jit function being walked, if any
+        self.good_classes: set[str] = set()
+        self.launched: set[str] = set()  # jit kernels launched as k[grid](...)
+        self.passed: set[str] = set()  # jit kernels handed to a helper as an argument
+        self.indirect = False  # some helper launches a kernel it was handed
+        self.edges: dict[str, set[str]] = {}  # jit kernel -> jit functions it calls
+        self.used_loads: set[str] = set()
+
+    def add(self, code: str, where: ast.AST | int | None, message: str) -> None:
+        line = where if isinstance(where, int) or where is None else getattr(where, "lineno", None)
+        self.found.setdefault((code, line), Finding(code, message, line))
+
+    def result(self) -> tuple[Finding, ...]:
+        return tuple(sorted(self.found.values(), key=lambda f: (f.line or 0, f.code)))
+
+    def _allowed(self, op: str) -> bool:
+        return _base_op(op) in self.allowed
+
+    def _nn_allowed(self, cls: str) -> bool:  # nn.Conv2d is allowed by "conv2d"
+        snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls).lower()
+        return any(self._allowed(n) for n in (cls.lower(), snake, re.sub(r"\dd$", "", snake)))
+
+    def _compute(self, node: ast.AST, what: str) -> None:
+        self.add(reasons.TORCH_COMPUTE, node, f"{what} is a torch compute op; {_HINT}")
+
+    # --- names -----------------------------------------------------------------------------------
+    def _classify(self, q: str, node: ast.AST, call: bool) -> None:
+        """Judge a use of the qualified name ``q`` (``call``: it is being called)."""
+        last = q.rsplit(".", 1)[-1]
+        for names, code, message in NAME_RULES:
+            if _under(q, names) or (code == reasons.TENSOR_SUBCLASS and last in SUBCLASS_ATTRS):
+                self.add(code, node, message.format(q))
+                return
+        if q.startswith("builtins.") and last in DYNAMIC_BUILTINS:
+            self.add(reasons.DYNAMIC_CODE, node, f"{q} runs code the gate cannot read; remove it")
+        elif self.jit_stack and q.split(".")[0] == "torch":
+            self.add(reasons.TORCH_COMPUTE, node, f"{q} inside a @triton.jit kernel; use tl.*")
+        elif not self.jit_stack and self._is_compute(q, call) and not self._allowed(last):
+            self._compute(node, q)
+
+    @staticmethod
+    def _is_compute(q: str, call: bool) -> bool:
+        if _under(q, ("torch.nn.init",)):
+            return False  # parameter initialisation (the evaluator overwrites the weights)
+        if _under(q, COMPUTE_NAMES) or any(q.startswith(p + ".") for p in COMPUTE_NAMESPACES):
+            return True
+        parts = q.split(".")
+        if parts[0] != "torch" or len(parts) < 2:
+            return False
+        if any(p.startswith("_") and not _is_dunder(p) for p in parts[1:]):
+            return True  # private torch API: torch._foreach_*, torch._dynamo, ...
+        if len(parts) == 3 and parts[1] == "Tensor":
+            return _base_op(parts[2]) in COMPUTE_METHODS
+        classes = [i for i, p in enumerate(parts) if p[:1].isupper()]
+        if parts[1] == "nn" and classes and parts[classes[0]] not in NN_HOLDERS:
+            return classes[0] < len(parts) - 1  # nn.Linear.forward(self.linear, x)
+        if len(parts) != 2:
+            return False
+        name = parts[1]
+        if _base_op(name) in COMPUTE_METHODS:
+            return True
+        return call and name not in TORCH_HOST_OK and not name[:1].isupper()
+
+    def visit_Name(self, node: ast.Name) -> None:
+        n, load = node.id, isinstance(node.ctx, ast.Load)
+        if n in SUBCLASS_ATTRS:
+            self.add(reasons.TENSOR_SUBCLASS, node, f"{n} intercepts tensor dispatch; remove it")
+        elif load and n in self.src.aliases:
+            self._classify(self.src.aliases[n], node, call=False)
+        elif load and n in DYNAMIC_BUILTINS:
+            self.add(reasons.DYNAMIC_CODE, node, f"{n} runs code the gate cannot read; remove it")
+        elif load and n == "open":
+            self.add(reasons.FILE_ACCESS, node, "open() touches files; candidates may not")
+        elif _is_dunder(n) and n not in ALLOWED_DUNDERS:
+            self.add(reasons.INTROSPECTION, node, f"{n} is interpreter internals; remove it")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        a = node.attr
+        if a in SUBCLASS_ATTRS:
+            self.add(reasons.TENSOR_SUBCLASS, node, f".{a} makes tensor subclasses; remove it")
+        elif (_is_dunder(a) and a not in ALLOWED_DUNDERS) or a in FRAME_ATTRS:
+            self.add(reasons.INTROSPECTION, node, f".{a} is interpreter internals; remove it")
+        elif a in FILE_ATTRS:
+            self.add(reasons.FILE_ACCESS, node, f".{a} touches files; candidates may not")
+        if isinstance(node.ctx, ast.Load) and (q := self.src.qual(node)) is not None:
+            self._classify(q, node, call=False)
+        self.generic_visit(node)
+
+    # --- imports ---------------------------------------------------------------------------------
+    def _import(self, names: Iterable[str], full: str, node: ast.AST) -> None:
+        if not any(n in ALLOWED_IMPORTS or n.startswith("triton.language.") for n in names):
+            message = f"import of {full} is not allowed; import only torch, triton and math"
+            self.add(reasons.FORBIDDEN_IMPORT, node, message)
+        self._classify(full, node, call=False)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for a in node.names:
+            self._import([a.name], a.name, node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        mod = node.module or ""
+        for a in node.names:
+            if node.level or a.name == "*":
+                what = f"from {'.' * node.level}{mod} import {a.name}"
+                self.add(reasons.FORBIDDEN_IMPORT, node, f"{what} is not allowed; import by name")
+            else:
+                self._import([mod, f"{mod}.{a.name}"], f"{mod}.{a.name}", node)
+
+    # --- definitions -----------------------------------------------------------------------------
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for kw in node.keywords:
+            message = f"class {node.name} uses {kw.arg}=; define a plain nn.Module subclass"
+            self.add(reasons.INHERITS_REFERENCE, node, message)
+        good = True
+        for base in node.bases:
+            q = self.src.qual(base) or _dotted(base) or ast.unparse(base)
+            if q in ("torch.nn.Module", "object") or (q in self.good_classes and q != "Model"):
+                continue
+            good = False
+            if q.endswith("Tensor"):
+                message = f"class {node.name} derives from {q}; return plain torch.Tensor outputs"
+                self.add(reasons.TENSOR_SUBCLASS, node, message)
+            else:
+                message = f"class {node.name} derives from {q}; derive from nn.Module only"
+                self.add(reasons.INHERITS_REFERENCE, node, message)
+        if good:
+            self.good_classes.add(node.name)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if isinstance(node, ast.AsyncFunctionDef):
+            self.add(reasons.THREADS, node, f"async def {node.name} defers work; use a plain def")
+        if _is_dunder(node.name) and node.name != "__init__":
+            code = DUNDER_DEFS.get(node.name, reasons.INTROSPECTION)
+            self.add(code, node, f"defining {node.name} is not allowed; only __init__, forward")
+        for child in [*node.decorator_list, node.args, node.returns]:
+            if child is not None:
+                self.visit(child)
+        if key := self.src.jit_key.get(id(node)):
+            self.jit_stack.append(key)
+            self.edges.setdefault(key, set())
+        for stmt in node.body:
+            self.visit(stmt)
+        if key:
+            self.jit_stack.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    # --- statements ------------------------------------------------------------------------------
+    def visit_Try(self, node: ast.Try) -> None:
+        if node.handlers:
+            message = "try/except can hide a fallback path; remove it and let errors propagate"
+            self.add(reasons.EXCEPTION_FALLBACK, node, message)
+        self.generic_visit(node)
+
+    visit_TryStar = visit_Try
+
+    def visit_Assign(self, node: ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Delete) -> None:
+        targets = getattr(node, "targets", None) or [node.target]
+        for t in targets:
+            for e in t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]:
+                if isinstance(e, (ast.Attribute, ast.Subscript)) and _root(e) in self.src.aliases:
+                    message = f"changing {ast.unparse(e)} patches an imported module; {_KEEP}"
+                    self.add(reasons.TIMER_PATCH, e, message)
+        if isinstance(getattr(node, "op", None), ast.MatMult):
+            self._matmul(node)
+        self.generic_visit(node)
+
+    visit_AnnAssign = visit_AugAssign = visit_Delete = visit_Assign
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if isinstance(node.op, ast.MatMult):
+            self._matmul(node)
+        self.generic_visit(node)
+
+    def _matmul(self, node: ast.AST) -> None:
+        if not self.jit_stack and not self._allowed("@"):
+            self._compute(node, "@ (matmul)")
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """Scan native source (CUDA C++, compiler flags) for cheats the Python AST cannot see."""
+        s = node.value
+        if not isinstance(s, str) or not (s.startswith("-") or any(m in s for m in _CPP_MARKERS)):
+            return
+        for rx, code, what in CPP_RULES:
+            for m in re.finditer(rx, s):
+                self.add(code, self._line(node, m), f"{m.group(0)} in native source {what}")
+        for m in _CPP_LIBRARY.finditer(s):
+            if not self._allowed("matmul" if "blas" in m.group(0).lower() else "conv2d"):
+                self._compute(self._line(node, m), f"{m.group(0)} (a vendor library)")
+        calls = list(_CPP_TORCH_CALL.finditer(s))
+        if "torch::" in s or "at::" in s:  # ATen tensor methods in a load_inline source
+            calls += [m for m in _CPP_METHOD_CALL.finditer(s) if m.group(1) in COMPUTE_METHODS]
+        for m in calls:
+            if m.group(1) not in TORCH_HOST_OK and not self._allowed(m.group(1)):
+                self._compute(self._line(node, m), m.group(0).rstrip("( ") + " in native source")
+
+    @staticmethod
+    def _line(node: ast.Constant, m: re.Match) -> int:
+        return node.lineno + m.string.count("\n", 0, m.start())
+
+    # --- calls -----------------------------------------------------------------------------------
+    def visit_Call(self, node: ast.Call) -> None:
+        f = node.func
+        if self.jit_stack:
+            if isinstance(f, ast.Name) and f.id in self.src.jit:
+                self.edges[self.jit_stack[-1]].add(f.id)
+        else:
+            self._launch(node)
+            self._method_compute(node)
+            self._module_call(node)
+            if (q := self.src.qual(f)) is not None:
+                self._classify(q, node, call=True)
+        if isinstance(f, ast.Name) and f.id not in self.src.aliases:
+            self._builtin_call(f.id, node)
+        if any(k.arg == "stream" for k in node.keywords):
+            self.add(reasons.STREAMS, node, "stream= launches on a side stream; drop the argument")
+        self.generic_visit(node)
+
+    def _launch(self, node: ast.Call) -> None:
+        f, jit = node.func, set(self.src.jit)
+        # k[grid](...), k.run(...); calling a kernel without a grid fails at run time anyway
+        self.launched |= self.src.labels(getattr(f, "value", f)) & jit
+        self.indirect |= isinstance(f, ast.Subscript) and isinstance(f.value, ast.Name)
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            self.passed |= self.src.labels(arg) & jit
+        held = self.src.labels(f) | self.src.labels(getattr(f, "value", None))
+        self.used_loads |= held & set(self.src.loads)
+
+    def _method_compute(self, node: ast.Call) -> None:
+        f = node.func
+        if not isinstance(f, ast.Attribute) or _root(f.value) in self.src.modules:
+            return  # module functions (math.exp, torch.max) are judged by name in _classify
+        if _base_op(f.attr) not in COMPUTE_METHODS or self._allowed(f.attr):
+            return
+        if _root(f.value) in ("self", "cls") and f.attr in self.src.defined:
+            return  # the candidate's own method
+        if not self.src.labels(f.value) & set(self.src.loads):  # else: an extension's function
+            self._compute(node, f".{f.attr}()")
+
+    def _module_call(self, node: ast.Call) -> None:
+        f = node.func
+        if isinstance(f, ast.Attribute) and (f.attr == "forward" or f.attr.startswith("_")):
+            f = f.value
+        while isinstance(f, ast.Subscript):
+            f = f.value
+        classes = {lab[3:] for lab in self.src.labels(f) if lab.startswith("nn.")}
+        if bad := sorted(c for c in classes if not self._nn_allowed(c)):
+            who = f"calling {_dotted(f) or 'an nn module'} (nn.{', nn.'.join(bad)})"
+            self._compute(node, who)
+
+    def _builtin_call(self, name: str, node: ast.Call) -> None:
+        if name == "type" and len(node.args) == 3:
+            message = "type() with 3 arguments builds a class; write a class statement"
+            self.add(reasons.DYNAMIC_CODE, node, message)
+        if name not in ("getattr", "setattr", "delattr") or len(node.args) < 2:
+            return
+        obj, attr = node.args[0], _literal(node.args[1:2])
+        if attr is None:
+            self.add(reasons.DYNAMIC_CODE, node, f"{name} with a computed name; use obj.attr")
+        elif _is_dunder(attr) and attr not in ALLOWED_DUNDERS:
+            self.add(reasons.INTROSPECTION, node, f"{name}(..., {attr!r}) is interpreter internals")
+        elif name == "getattr" and not self.jit_stack and not self._allowed(attr):
+            if _base_op(attr) in COMPUTE_METHODS:
+                self._compute(node, f"getattr(..., {attr!r})")
+        if _root(obj) in self.src.aliases:
+            what = ast.unparse(obj)
+            self.add(reasons.DYNAMIC_CODE, node, f"{name} on module {what}; use {what}.name")
+            if name != "getattr":
+                message = f"{name}({what}, ...) patches an imported module; {_KEEP}"
+                self.add(reasons.TIMER_PATCH, node, message)
+
+    # --- launches --------------------------------------------------------------------------------
+    def report_unlaunched(self) -> None:
+        done = self.launched | (self.passed if self.indirect else set())
+        todo = list(done)
+        while todo:  # a jit function called from a launched kernel runs too
+            for callee in self.edges.get(todo.pop(), ()):
+                if callee not in done:
+                    done.add(callee)
+                    todo.append(callee)
+        for name, fn in self.src.jit.items():
+            if name not in done:
+                message = f"@triton.jit {name} is never launched; launch it as {name}[grid](...)"
+                self.add(reasons.KERNEL_NOT_LAUNCHED, fn, message)
+        for label, line in self.src.loads.items():
+            if label in self.used_loads:
+                continue
+            if label.startswith(LOAD_KERNEL):
+                message = "load_kernel(...) result never launched; call kernel(grid, block, ...)"
+            else:
+                message = "load_inline(...) module never used; call its functions from forward"
+            self.add(reasons.KERNEL_NOT_LAUNCHED, line, message)
+
+
+def _parse(source: str) -> ast.Module | SyntaxError:
+    try:
+        return ast.parse(source)
+    except SyntaxError as e:
+        return e
+    except ValueError as e:  # NUL bytes in the source
+        return SyntaxError(str(e))
+    except RecursionError:
+        return SyntaxError("the source nests too deeply to inspect")
+
+
+def detect_backend(source: str) -> str | None:
+    """The first backend whose markers are present: cuda-inline, cuda, triton; else None."""
+    tree = _parse(source)
+    try:
+        return None if isinstance(tree, SyntaxError) else _Source(tree).backend()
+    except RecursionError:
+        return None
+
+
+def check_source(
+    source: str, *, backend: str | None = None, allow_torch: Iterable[str] = ()
+) -> GateResult:
+    """Inspect a candidate's source without running it.
+
+    ``backend`` forces one backend (reported as the result's backend; its markers must be
+    present, else NO_KERNEL); ``allow_torch`` lists the torch ops the problem allows (its
+    ``ALLOW_TORCH``: "matmul" also allows mm/bmm/@/F.linear/addmm, "conv2d" also nn.Conv2d).
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    tree = _parse(source)
+    if isinstance(tree, SyntaxError):
+        message = f"syntax error: {tree.msg}; fix the source"
+        return GateResult(None, (Finding(reasons.SYNTAX_ERROR, message, tree.lineno),))
+    try:
+        return _check(tree, backend, allow_torch)
+    except RecursionError:  # the walks recurse; absurdly deep expressions are rejected
+        message = "the source nests too deeply to inspect; split long expressions"
+        return GateResult(backend, (Finding(reasons.SYNTAX_ERROR, message, None),))
+
+
+def _check(tree: ast.Module, backend: str | None, allow_torch: Iterable[str]) -> GateResult:
+    src = _Source(tree)
+    gate = _Gate(src, allow_torch)
+    if backend is None and (backend := src.backend()) is None:
+        message = "no kernel found: write a @triton.jit function, a CUDA __global__ source for "
+        gate.add(reasons.NO_KERNEL, None, message + "load_kernel or a load_inline extension")
+    elif not src.markers[backend]:
+        message = f"backend {backend!r} was requested but no {_MARKER_TEXT[backend]} was found"
+        gate.add(reasons.NO_KERNEL, None, message)
+    if not any(isinstance(n, ast.ClassDef) and n.name == "ModelNew" for n in src.nodes):
+        message = "no class ModelNew; define class ModelNew(nn.Module) with forward"
+        gate.add(reasons.NO_MODELNEW, None, message)
+    gate.visit(tree)
+    gate.report_unlaunched()
+    return GateResult(backend, gate.result())

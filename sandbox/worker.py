@@ -1,0 +1,227 @@
+"""The candidate worker: the only process in which candidate code ever runs.
+
+``python -m kernelloop.sandbox.worker JOB.json``, spawned fresh for each candidate inside an
+isolation backend. The story, top-down: limit ourselves, capture timers and install guards, load
+the candidate (the "build"), run every trial on inputs the orchestrator prepared and write the
+outputs to files, time it if there is a GPU, re-run some trials after timing (drift), and report
+each step as a frame on the channel. The worker never holds a reference output or a seed, and it
+judges nothing: comparison happens in the orchestrator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+from . import channel, limits
+
+_MAX_ERROR = 4000
+
+
+def _clean_error(exc: BaseException) -> str:
+    """The candidate's part of a traceback, without the worker's frames, bounded."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if "candidate" in os.path.basename(f.filename)]
+    lines = [f"  line {f.lineno}, in {f.name}: {f.line}" for f in own[-5:]]
+    text = f"{type(exc).__name__}: {exc}"
+    if lines:
+        text = "\n".join(["candidate traceback (most recent call last):", *lines, text])
+    return text[:_MAX_ERROR]
+
+
+def _error_kind(exc: BaseException) -> str:
+    name = type(exc).__name__
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text:
+        return "memory"
+    if name == "CudaUnavailableError":
+        return "no_gpu"
+    if name in {"CudaCompileError", "CompilationError", "CompileError"}:
+        return "build"
+    return "runtime"
+
+
+class Worker:
+    def __init__(self, job: dict[str, Any]):
+        self.job = job
+        self.out = channel.Writer(job["channel_fd"])
+        self.device = job["device"]
+        self.work = Path.cwd()
+        import torch
+
+        from .guards import Guards, allowed_ops
+        from .timing import Clock
+
+        self.torch = torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        self.guards = Guards()  # before the candidate exists: identities and launch counters
+        self.clock = Clock.capture() if self.device == "cuda" else None
+        self.allowed = allowed_ops(job.get("allow_torch", ()))
+        self.models: dict[str, Any] = {}
+        self.cls: type | None = None
+
+    # --- build -------------------------------------------------------------------------------------
+    def load_candidate(self) -> None:
+        path = self.work / self.job["candidate"]
+        module = types.ModuleType("candidate")
+        module.__file__ = str(path)
+        sys.modules["candidate"] = module  # Triton reads kernel sources through the module
+        code = compile(path.read_text(), str(path), "exec")
+        exec(code, module.__dict__)
+        cls = getattr(module, "ModelNew", None)
+        if not isinstance(cls, type):
+            raise TypeError("the candidate defines no class ModelNew")
+        self.cls = cls
+
+    def inherited_reference(self) -> bool:
+        # Threat row 11 at run time: the reference class is not in this process, so a class
+        # called Model anywhere in ModelNew's ancestry means a copy of it was smuggled in.
+        return any(base.__name__ == "Model" for base in self.cls.__mro__[1:])
+
+    def model_for(self, variant: str):
+        if variant not in self.models:
+            from . import tensorio
+
+            tensors, meta = tensorio.read(self.work / "params" / f"{variant}.bin")
+            self.torch.manual_seed(self.job["init_seed"])
+            model = self.cls(*meta["init_inputs"])
+            if isinstance(model, self.torch.nn.Module):
+                own = model.state_dict()
+                state = {
+                    n: t
+                    for n, t in zip(meta["names"], tensors, strict=True)
+                    if n in own and own[n].shape == t.shape
+                }
+                model.load_state_dict(state, strict=False)  # the reference's parameter values
+                model = model.to(self.device)
+            self.models[variant] = model
+        return self.models[variant]
+
+    # --- one call ----------------------------------------------------------------------------------
+    def run_trial(self, trial: dict[str, Any], label: str) -> None:
+        from . import tensorio
+
+        torch = self.torch
+        inputs, _ = tensorio.read(self.work / trial["inputs"])
+        inputs = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in inputs]
+        report: dict[str, Any] = {"name": label}
+        try:
+            model = self.model_for(trial["variant"])
+        except Exception as exc:
+            self.out.send("trial", **report, ok=False, stage="init", kind=_error_kind(exc),
+                          error=_clean_error(exc))  # fmt: skip
+            return
+        threads, launches = self.guards.python_threads(), self.guards.launches()
+        try:
+            # Fresh allocations are NaN-filled while the candidate runs (threat row 1): an output
+            # buffer it never writes cannot inherit someone else's right answer.
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.utils.deterministic.fill_uninitialized_memory = True
+            with torch.no_grad(), self.guards.recording_ops(self.allowed) as ops:
+                out = model(*inputs)
+                if self.device == "cuda":
+                    torch.cuda.synchronize()  # surfaces asynchronous CUDA errors (row 17)
+        except BaseException as exc:  # SystemExit from a candidate is an error too
+            self.out.send("trial", **report, ok=False, stage="forward", kind=_error_kind(exc),
+                          error=_clean_error(exc))  # fmt: skip
+            return
+        finally:
+            torch.use_deterministic_algorithms(False)
+        outputs = list(out) if isinstance(out, tuple | list) else [out]
+        bad = [type(o).__name__ for o in outputs if type(o) is not torch.Tensor]
+        if bad:
+            self.out.send("trial", **report, ok=False, stage="output", kind="not_tensor",
+                          error=f"forward returned {', '.join(bad)}, not exactly torch.Tensor")  # fmt: skip
+            return
+        out_file = f"out/{label}.bin"
+        tensorio.write(self.work / out_file, outputs)
+        tensorio.write(self.work / f"out/{label}.inputs.bin", inputs)
+        self.out.send(
+            "trial",
+            **report,
+            ok=True,
+            output=out_file,
+            inputs_after=f"out/{label}.inputs.bin",
+            devices=[str(o.device.type) for o in outputs],
+            launches=self.guards.launches() - launches,
+            threads_delta=self.guards.python_threads() - threads,
+            torch_ops=ops.disallowed,
+            patched=self.guards.patched(),
+        )
+
+    # --- timing (GPU only) -------------------------------------------------------------------------
+    def run_timing(self, spec: dict[str, Any]) -> None:
+        from . import tensorio, timing
+
+        torch = self.torch
+        templates, _ = tensorio.read(self.work / spec["template"])
+        templates = [t.to("cuda") if isinstance(t, torch.Tensor) else t for t in templates]
+        model = self.model_for("main")
+        gen = torch.Generator().manual_seed(spec["seed"])
+        flusher = timing.L2Flusher(torch.device("cuda"))
+        with torch.no_grad():
+            times = timing.benchmark(
+                model, lambda: timing.fresh_inputs(templates, gen), clock=self.clock,
+                flusher=flusher, budget_ms=spec["budget_ms"], warmup_ms=spec["warmup_ms"],
+            )  # fmt: skip
+            # Wall-clock cross-check: the orchestrator stamps these two frames on arrival.
+            median = sorted(times)[len(times) // 2]
+            n = int(min(500, max(5, 100.0 / max(median, 1e-3))))  # about 100 ms of calls
+            batches = [timing.fresh_inputs(templates, gen) for _ in range(min(n, 4))]
+            self.clock.synchronize()
+            self.out.send("wall_begin", calls=n)
+            for i in range(n):
+                model(*batches[i % len(batches)])
+            self.clock.synchronize()
+            self.out.send("wall_end", calls=n)
+        self.out.send("timing", times_ms=times, flush_bytes=flusher.nbytes,
+                      persisting_l2_reset=flusher.persisting_reset,
+                      patched=self.guards.patched())  # fmt: skip
+
+    # --- the whole job -----------------------------------------------------------------------------
+    def run(self) -> None:
+        job = self.job
+        self.out.send("hello", pid=os.getpid(), device=self.device)
+        started = time.perf_counter()
+        try:
+            self.load_candidate()
+            self.model_for("main")
+        except BaseException as exc:
+            self.out.send("build", ok=False, kind=_error_kind(exc), error=_clean_error(exc),
+                          seconds=time.perf_counter() - started)  # fmt: skip
+            return
+        self.out.send("build", ok=True, seconds=time.perf_counter() - started,
+                      inherits_reference=self.inherited_reference())  # fmt: skip
+        trials = {t["name"]: t for t in job["trials"]}
+        for trial in job["trials"]:
+            self.run_trial(trial, trial["name"])
+        if job.get("repeat"):
+            self.run_trial(trials[job["repeat"]], job["repeat"] + ".repeat")
+        if job.get("timing"):
+            self.run_timing(job["timing"])
+            for name in job.get("drift", []):
+                self.run_trial(trials[name], name + ".drift")
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[1]).read_text())
+    limits.apply(limits.Limits(**job["limits"]))
+    worker = Worker(job)
+    try:
+        worker.run()
+    except Exception as exc:  # our own failure, not the candidate's: say so distinctly
+        worker.out.send("error", message=_clean_error(exc), trace=traceback.format_exc()[-4000:])
+        return 1
+    worker.out.send("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,67 @@
+"""Bundles round-trip exactly and reject malformed bytes; verdicts round-trip through JSON."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+import torch
+
+from kernelloop.sandbox import tensorio
+from kernelloop.sandbox.compare import compare
+from kernelloop.sandbox.stats import bootstrap_ratio, summarize
+from kernelloop.sandbox.verdict import (
+    BuildResult, CorrectnessResult, Reason, TimingResult, TrialResult, Verdict,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int64,
+                                   torch.bool, torch.uint8])  # fmt: skip
+def test_bundle_round_trip(dtype):
+    t = (torch.randn(3, 5) * 10).to(dtype)
+    items, meta = tensorio.decode(tensorio.encode([t, 7, "x", t[:0]], {"k": 1}))
+    assert torch.equal(items[0], t) and items[0].dtype == dtype
+    assert items[1:3] == [7, "x"] and items[3].shape == (0, 5) and meta == {"k": 1}
+
+
+def test_bundle_rejects_lies_about_extent():
+    good = tensorio.encode([torch.ones(4)])
+    (hlen,) = struct.unpack("<Q", good[:8])
+    header = good[8 : 8 + hlen].replace(b'"nbytes": 16', b'"nbytes": 9999')
+    forged = struct.pack("<Q", len(header)) + header + good[8 + hlen :]
+    with pytest.raises(tensorio.BundleError):
+        tensorio.decode(forged)
+    with pytest.raises(tensorio.BundleError):
+        tensorio.decode(b"\x00" * 4)
+
+
+def test_compare_tolerances_nan_and_shape():
+    ref = torch.tensor([1.0, float("nan"), float("inf"), 0.0])
+    assert compare(ref.clone(), ref, atol=1e-4, rtol=1e-4).passed
+    off = ref.clone()
+    off[0] += 1e-3
+    result = compare(off, ref, atol=1e-4, rtol=1e-4)
+    assert not result.passed and result.code == "WRONG_OUTPUT" and result.mismatched == 1
+    assert compare(ref[:2], ref, atol=1, rtol=1).code == "WRONG_SHAPE"
+    assert compare(ref.half(), ref, atol=1, rtol=1).code == "WRONG_DTYPE"
+    nan_for_inf = ref.clone()
+    nan_for_inf[2] = float("nan")
+    assert not compare(nan_for_inf, ref, atol=1, rtol=1).passed
+
+
+def test_verdict_round_trips_through_json():
+    times = [1.0, 1.1, 0.9, 1.05, 0.95]
+    v = Verdict(
+        accepted=False,
+        reasons=[Reason("WRONG_OUTPUT", "3 of 9 elements")],
+        problem_id="level1/01_relu", size="cpu", backend="triton", device="cpu", sandbox="bwrap",
+        build=BuildResult(ok=True, seconds=0.5),
+        correctness=CorrectnessResult(passed=False, trials=[TrialResult("main-given-1", False)]),
+        timing=TimingResult(
+            gpu="X", candidate=summarize(times), eager=summarize(times), compiled=None,
+            speedup_eager=bootstrap_ratio(times, times), speedup_compile=None, order=["a"],
+        ),
+        phases={"static": 0.01},
+    )  # fmt: skip
+    again = Verdict.from_json(v.to_json())
+    assert again == v and again.codes == ["WRONG_OUTPUT"]
