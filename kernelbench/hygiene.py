@@ -73,16 +73,21 @@ def check(problem: Problem, size: str | None = None, sets: dict | None = None) -
     report.cpu_ms = (time.perf_counter() - started) * 1e3
 
     finite = all(torch.isfinite(r.double()).all() for r in ref if r.is_floating_point())
-    checks["finite_outputs"] = Check(bool(finite), "reference outputs are finite" if finite
-                                     else "the reference produces NaN or Inf")  # fmt: skip
+    checks["finite_outputs"] = Check(
+        bool(finite),
+        "reference outputs are finite" if finite else "the reference produces NaN or Inf",
+    )
     zeros = [torch.zeros_like(r) for r in ref]
     checks["above_noise_floor"] = Check(
-        _differs(zeros, ref, tol), "an all-zeros output fails the tolerance"
-        if _differs(zeros, ref, tol) else "an all-zeros output would pass: outputs are below "
+        _differs(zeros, ref, tol),
+        "an all-zeros output fails the tolerance"
+        if _differs(zeros, ref, tol)
+        else "an all-zeros output would pass: outputs are below "
         "the tolerance; raise the sizes/scales or tighten TOLERANCE",
-    )  # fmt: skip
-    means = [torch.full_like(r, r.double().mean().item()) if r.is_floating_point() else r
-             for r in ref]  # fmt: skip
+    )
+    means = [
+        torch.full_like(r, r.double().mean().item()) if r.is_floating_point() else r for r in ref
+    ]
     checks["not_constant"] = Check(_differs(means, ref, tol), "output varies within a call")
 
     _, _, ref_b = _outputs(problem, overrides, _SEED_B, _INIT_A)
@@ -92,13 +97,19 @@ def check(problem: Problem, size: str | None = None, sets: dict | None = None) -
         if isinstance(item, torch.Tensor):
             _, _, swapped = _outputs(problem, overrides, _SEED_A, _INIT_A, swap=i)
             ok = _differs(ref, swapped, tol)
-            checks[f"depends_on_input_{i}"] = Check(ok, "output changes with this input" if ok
-                                                    else f"input {i} does not affect the output")  # fmt: skip
+            checks[f"depends_on_input_{i}"] = Check(
+                ok,
+                "output changes with this input" if ok else f"input {i} does not affect the output",
+            )
     if any(True for _ in model.parameters()) or any(True for _ in model.buffers()):
         _, _, other = _outputs(problem, overrides, _SEED_A, _INIT_B)
         ok = _differs(ref, other, tol)
-        checks["depends_on_weights"] = Check(ok, "output changes with the parameters" if ok
-                                             else "the parameters do not affect the output")  # fmt: skip
+        checks["depends_on_weights"] = Check(
+            ok,
+            "output changes with the parameters"
+            if ok
+            else "the parameters do not affect the output",
+        )
 
     for i, extra in enumerate(problem.holdout, start=1):
         try:
@@ -107,15 +118,18 @@ def check(problem: Problem, size: str | None = None, sets: dict | None = None) -
         except Exception as exc:  # a broken hold-out variant is a problem bug: report it
             checks[f"holdout{i}_runs"] = Check(False, f"{extra}: {type(exc).__name__}: {exc}")
     if not problem.holdout:
-        checks["has_holdout"] = Check(False, "declare HOLDOUT variants (sizes the Coder never sees)")
+        checks["has_holdout"] = Check(
+            False, "declare HOLDOUT variants (sizes the Coder never sees)"
+        )
 
     report.gpu_estimate_ms = gpu_estimate_ms(problem)
     if report.gpu_estimate_ms is not None:
         big = report.gpu_estimate_ms >= TINY_MS
         checks["gpu_size_not_tiny"] = Check(
-            big, f"roofline {report.gpu_estimate_ms:.3f} ms on H100"
+            big,
+            f"roofline {report.gpu_estimate_ms:.3f} ms on H100"
             + ("" if big else f" < {TINY_MS} ms: launch overhead would dominate"),
-        )  # fmt: skip
+        )
     return report
 
 
@@ -130,9 +144,10 @@ def gpu_estimate_ms(problem: Problem) -> float | None:
             model = module.Model(*module.get_init_inputs()).to(instance.torch_dtype(problem.dtype))
             inputs = [
                 t.to(instance.torch_dtype(problem.dtype))
-                if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+                if isinstance(t, torch.Tensor) and t.is_floating_point()
+                else t
                 for t in module.get_inputs()
-            ]  # fmt: skip
+            ]
             work = roofline.estimate_work(model, inputs)
     except Exception:  # some references cannot run on meta tensors; the estimate is optional
         return None

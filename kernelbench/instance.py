@@ -25,7 +25,7 @@ def _apply_distribution(t: torch.Tensor, distribution: str, gen: torch.Generator
     if distribution == "scaled":
         return t * 4.0
     if distribution == "sparse":
-        keep = torch.rand(t.shape, generator=gen) >= 0.5
+        keep = torch.rand(t.shape, generator=gen, device=t.device) >= 0.5
         return t * keep
     raise ValueError(f"unknown input distribution {distribution!r}")
 
@@ -35,8 +35,10 @@ def make_inputs(
 ) -> list[Any]:
     """``get_inputs()`` under ``seed``, transformed by ``distribution`` and cast to ``dtype``."""
     torch.manual_seed(seed)
-    raw = list(module.get_inputs())
-    gen = torch.Generator().manual_seed(seed ^ 0x5EED)
+    # Drawing on the target device keeps GPU-size inputs (hundreds of MB) off the CPU's slow RNG.
+    with torch.device(device):
+        raw = list(module.get_inputs())
+    gen = torch.Generator(device=device).manual_seed(seed ^ 0x5EED)
     out: list[Any] = []
     for item in raw:
         if isinstance(item, torch.Tensor) and item.is_floating_point():

@@ -22,7 +22,9 @@ LEVELS = ("level1", "level2", "level3", "modules")
 
 def _problem_files(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.glob("*.py") if not p.name.startswith("_") and p.parent.name != "solutions"
+        p
+        for p in folder.glob("*.py")
+        if not p.name.startswith("_") and p.parent.name != "solutions"
     )
 
 
@@ -61,8 +63,10 @@ def load_one(spec: str) -> Problem:
     if not matches:
         matches = [i for i in ids if spec in i]
     if len(matches) != 1:
-        hint = f"did you mean one of: {', '.join(matches[:8])}" if matches else (
-            "see `kernelloop problems list`"
+        hint = (
+            f"did you mean one of: {', '.join(matches[:8])}"
+            if matches
+            else ("see `kernelloop problems list`")
         )
         raise ProblemError(f"no single problem matches {spec!r}: {hint}")
     level, stem = matches[0].split("/", 1)

@@ -28,10 +28,13 @@ err = Console(stderr=True)
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a module constant, e.g. --set batch_size=16 (repeatable)."),
+    typer.Option(
+        "--set", help="Override a module constant, e.g. --set batch_size=16 (repeatable)."
+    ),
 ]
 SizeOpt = Annotated[
-    str | None, typer.Option("--size", help="Size profile: gpu (default on GPU), cpu, or one in SIZES.")
+    str | None,
+    typer.Option("--size", help="Size profile: gpu (default on GPU), cpu, or one in SIZES."),
 ]
 
 
@@ -74,7 +77,9 @@ def eval_cmd(
     ] = None,
     size: SizeOpt = None,
     set_: SetOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON verdict.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print exactly one JSON verdict.")
+    ] = False,
     timeout: Annotated[float | None, typer.Option(help="Worker wall timeout in seconds.")] = None,
     sandbox: Annotated[
         str | None, typer.Option(help="Isolation: auto, process or bwrap (default: auto).")
@@ -94,9 +99,14 @@ def eval_cmd(
     prob = _load_problem(problem)
     try:
         verdict = evaluate(
-            prob, candidate.read_text(), backend=backend, size=size, sets=_parse_sets(set_),
-            sandbox=sandbox, timeout_s=timeout,
-        )  # fmt: skip
+            prob,
+            candidate.read_text(),
+            backend=backend,
+            size=size,
+            sets=_parse_sets(set_),
+            sandbox=sandbox,
+            timeout_s=timeout,
+        )
     except (ProblemError, ValueError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -114,7 +124,9 @@ def problems_list(
     kernelbench: Annotated[
         Path | None, typer.Option(help="A KernelBench checkout to list instead.")
     ] = None,
-    level: Annotated[int | None, typer.Option(help="KernelBench level (with --kernelbench).")] = None,
+    level: Annotated[
+        int | None, typer.Option(help="KernelBench level (with --kernelbench).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
     """List problems with their sizes, dtype and hold-out count."""
@@ -143,8 +155,18 @@ def problems_show(problem: Annotated[str, typer.Argument(help="Problem file or b
 
     p = _load_problem(problem)
     info = p.to_dict()
-    for key in ("id", "path", "summary", "dtype", "tolerance", "sizes", "holdout", "allow_torch",
-                "distributions", "constants"):  # fmt: skip
+    for key in (
+        "id",
+        "path",
+        "summary",
+        "dtype",
+        "tolerance",
+        "sizes",
+        "holdout",
+        "allow_torch",
+        "distributions",
+        "constants",
+    ):
         console.print(f"[bold]{key}[/bold]: {info[key]}")
     console.print(Syntax(p.source, "python", line_numbers=True))
 
@@ -155,7 +177,9 @@ def problems_check(
     size: SizeOpt = None,
     set_: SetOpt = None,
     kernelbench: Annotated[Path | None, typer.Option(help="Check a KernelBench checkout.")] = None,
-    level: Annotated[int | None, typer.Option(help="KernelBench level (with --kernelbench).")] = None,
+    level: Annotated[
+        int | None, typer.Option(help="KernelBench level (with --kernelbench).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array of reports.")] = False,
 ) -> None:
     """Task-hygiene check: outputs depend on inputs and weights, vary, are above the noise floor.
@@ -187,8 +211,14 @@ def problems_check(
         for r in reports:
             failed = "; ".join(f"{k}: {c.detail}" for k, c in r.checks.items() if not c.passed)
             est = f"{r.gpu_estimate_ms:.3f}" if r.gpu_estimate_ms is not None else "n/a"
-            table.add_row(r.problem_id, r.size, "[green]ok[/green]" if r.passed else
-                          "[red]FAIL[/red]", f"{r.cpu_ms:.1f}", est, failed)  # fmt: skip
+            table.add_row(
+                r.problem_id,
+                r.size,
+                "[green]ok[/green]" if r.passed else "[red]FAIL[/red]",
+                f"{r.cpu_ms:.1f}",
+                est,
+                failed,
+            )
         console.print(table)
     raise typer.Exit(0 if all(r.passed for r in reports) else 1)
 
@@ -206,8 +236,12 @@ def doctor(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for col in ("component", "status", "detail", "if missing"):
         table.add_column(col, overflow="fold")
     for c in checks:
-        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[yellow]missing[/yellow]",
-                      c.detail, "" if c.ok else c.consequence)  # fmt: skip
+        table.add_row(
+            c.name,
+            "[green]ok[/green]" if c.ok else "[yellow]missing[/yellow]",
+            c.detail,
+            "" if c.ok else c.consequence,
+        )
     console.print(table)
 
 

@@ -29,16 +29,29 @@ def _gpu() -> Check:
 
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(0)
-        return Check("GPU", True, f"{p.name}, sm_{p.major}{p.minor}, {p.total_memory >> 30} GiB, "
-                     f"torch {torch.__version__} (CUDA {torch.version.cuda})", "")  # fmt: skip
-    return Check("GPU", False, f"torch {torch.__version__} sees no CUDA device",
-                 "no timing, no CUDA candidates run; Triton runs under the interpreter")  # fmt: skip
+        return Check(
+            "GPU",
+            True,
+            f"{p.name}, sm_{p.major}{p.minor}, {p.total_memory >> 30} GiB, "
+            f"torch {torch.__version__} (CUDA {torch.version.cuda})",
+            "",
+        )
+    return Check(
+        "GPU",
+        False,
+        f"torch {torch.__version__} sees no CUDA device",
+        "no timing, no CUDA candidates run; Triton runs under the interpreter",
+    )
 
 
 def _driver() -> Check:
     out = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
-    return Check("driver", bool(out), out or "nvidia-smi not found",
-                 "install the NVIDIA driver to run anything on a GPU")  # fmt: skip
+    return Check(
+        "driver",
+        bool(out),
+        out or "nvidia-smi not found",
+        "install the NVIDIA driver to run anything on a GPU",
+    )
 
 
 def _nvrtc() -> Check:
@@ -48,9 +61,12 @@ def _nvrtc() -> Check:
         err, major, minor = nvrtc.nvrtcVersion()
         return Check("NVRTC", True, f"NVRTC {major}.{minor} (cuda-bindings)", "")
     except Exception as exc:  # missing wheel or library: both mean the same to the user
-        return Check("NVRTC", False, f"{type(exc).__name__}: {exc}"[:200],
-                     "`cuda` candidates cannot compile: pip install cuda-bindings "
-                     "nvidia-cuda-nvrtc")  # fmt: skip
+        return Check(
+            "NVRTC",
+            False,
+            f"{type(exc).__name__}: {exc}"[:200],
+            "`cuda` candidates cannot compile: pip install cuda-bindings nvidia-cuda-nvrtc",
+        )
 
 
 def _triton() -> Check:
@@ -65,9 +81,12 @@ def _bwrap() -> Check:
     from .sandbox.backends import bwrap
 
     why = bwrap.available()
-    return Check("bwrap", why is None, why or "bubblewrap works (default sandbox)",
-                 "workers fall back to the process sandbox (no read-only root): "
-                 "apt-get install bubblewrap")  # fmt: skip
+    return Check(
+        "bwrap",
+        why is None,
+        why or "bubblewrap works (default sandbox)",
+        "workers fall back to the process sandbox (no read-only root): apt-get install bubblewrap",
+    )
 
 
 def _tool(name: str, cmd: list[str], consequence: str) -> Check:
@@ -85,16 +104,23 @@ def _nvml() -> Check:
         version = pynvml.nvmlSystemGetDriverVersion()
         return Check("NVML", True, f"driver {version}", "")
     except Exception as exc:  # ImportError or NVMLError: reported the same way
-        return Check("NVML", False, f"{type(exc).__name__}: {exc}"[:200],
-                     "no power/clock/throttle sampling: pip install nvidia-ml-py (GPU hosts)")  # fmt: skip
+        return Check(
+            "NVML",
+            False,
+            f"{type(exc).__name__}: {exc}"[:200],
+            "no power/clock/throttle sampling: pip install nvidia-ml-py (GPU hosts)",
+        )
 
 
 def run_checks() -> list[Check]:
     return [
         _gpu(),
         _driver(),
-        _tool("nvcc", ["nvcc", "--version"], "cuda-inline candidates may not build; NVRTC "
-              "still compiles `cuda` candidates"),  # fmt: skip
+        _tool(
+            "nvcc",
+            ["nvcc", "--version"],
+            "cuda-inline candidates may not build; NVRTC still compiles `cuda` candidates",
+        ),
         _nvrtc(),
         _triton(),
         _bwrap(),

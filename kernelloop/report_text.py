@@ -14,8 +14,10 @@ def _fmt_ms(x: float | None) -> str:
 
 def print_verdict(console: Console, v: Verdict) -> None:
     status = "[bold green]ACCEPTED[/bold green]" if v.accepted else "[bold red]REJECTED[/bold red]"
-    console.print(f"{status}  {v.problem_id}  size={v.size}  backend={v.backend}  "
-                  f"device={v.device}  sandbox={v.sandbox}")  # fmt: skip
+    console.print(
+        f"{status}  {v.problem_id}  size={v.size}  backend={v.backend}  "
+        f"device={v.device}  sandbox={v.sandbox}"
+    )
     for r in v.reasons:
         console.print(f"  [red]{r.code}[/red]: {r.message}")
     if v.correctness and v.correctness.trials:
@@ -24,25 +26,36 @@ def print_verdict(console: Console, v: Verdict) -> None:
             table.add_column(col)
         for t in v.correctness.trials:
             table.add_row(
-                t.name, "yes" if t.passed else "[red]no[/red]",
+                t.name,
+                "yes" if t.passed else "[red]no[/red]",
                 "" if t.max_abs_err is None else f"{t.max_abs_err:.2e}",
-                "" if t.max_rel_err is None else f"{t.max_rel_err:.2e}", t.message[:80],
-            )  # fmt: skip
+                "" if t.max_rel_err is None else f"{t.max_rel_err:.2e}",
+                t.message[:80],
+            )
         console.print(table)
     if v.timing:
         t = v.timing
         c = t.candidate
-        console.print(f"  candidate: median {_fmt_ms(c.median)} (IQR {c.iqr:.4f}, n={c.n})"
-                      f"  eager {_fmt_ms(t.eager.median)}"
-                      + (f"  compile {_fmt_ms(t.compiled.median)}" if t.compiled else ""))  # fmt: skip
+        console.print(
+            f"  candidate: median {_fmt_ms(c.median)} (IQR {c.iqr:.4f}, n={c.n})"
+            f"  eager {_fmt_ms(t.eager.median)}"
+            + (f"  compile {_fmt_ms(t.compiled.median)}" if t.compiled else "")
+        )
         s = t.speedup_eager
-        console.print(f"  speedup vs eager {s.point:.2f}x [{s.low:.2f}, {s.high:.2f}] 95% CI"
-                      + (f", vs compile {t.speedup_compile.point:.2f}x "
-                         f"[{t.speedup_compile.low:.2f}, {t.speedup_compile.high:.2f}]"
-                         if t.speedup_compile else ""))  # fmt: skip
+        console.print(
+            f"  speedup vs eager {s.point:.2f}x [{s.low:.2f}, {s.high:.2f}] 95% CI"
+            + (
+                f", vs compile {t.speedup_compile.point:.2f}x "
+                f"[{t.speedup_compile.low:.2f}, {t.speedup_compile.high:.2f}]"
+                if t.speedup_compile
+                else ""
+            )
+        )
         if t.achieved_gbps is not None:
-            console.print(f"  achieved {t.achieved_gbps:.0f} GB/s, {t.achieved_tflops:.2f} TFLOP/s"
-                          f", {100 * (t.fraction_of_peak or 0):.0f}% of roofline on {t.gpu}")  # fmt: skip
+            console.print(
+                f"  achieved {t.achieved_gbps:.0f} GB/s, {t.achieved_tflops:.2f} TFLOP/s"
+                f", {100 * (t.fraction_of_peak or 0):.0f}% of roofline on {t.gpu}"
+            )
     elif v.timing_note:
         console.print(f"  timing: {v.timing_note}")
     phases = ", ".join(f"{k} {s:.1f}s" for k, s in v.phases.items())

@@ -8,9 +8,9 @@ else. Tests change settings with :func:`override`, which is scoped and restores 
 | ``KERNELLOOP_SANDBOX`` | ``sandbox`` | ``auto`` (bwrap where it works, else process) |
 | ``KERNELLOOP_TIMEOUT`` | ``timeout_s`` | 120 s per worker |
 | ``KERNELLOOP_MEMORY_CAP`` | ``memory_cap_bytes`` | half of the machine's RAM |
-| ``KERNELLOOP_TIMING_BUDGET_MS`` | ``timing_budget_ms`` | 400 ms of measured iterations per function |
+| ``KERNELLOOP_TIMING_BUDGET_MS`` | ``timing_budget_ms`` | 400 ms of timed calls per function |
 | ``KERNELLOOP_WARMUP_MS`` | ``warmup_ms`` | 50 ms |
-| ``KERNELLOOP_COMPILE_BASELINE`` | ``compile_baseline`` | on (``0`` skips the torch.compile baseline) |
+| ``KERNELLOOP_COMPILE_BASELINE`` | ``compile_baseline`` | on (``0`` skips torch.compile) |
 | ``KERNELLOOP_CACHE_DIR`` | ``cache_dir`` | ``$XDG_CACHE_HOME/kernelloop`` |
 | ``KERNELLOOP_RUNS_DIR`` | ``runs_dir`` | ``./runs`` |
 | ``KERNELLOOP_LIBRARY`` | ``library_dir`` | ``<cache_dir>/library`` |
@@ -58,8 +58,9 @@ class Settings:
     warmup_ms: float = 50.0
     compile_baseline: bool = True
     cache_dir: Path = dataclasses.field(
-        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "kernelloop"
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kernelloop"
+        )
     )
     runs_dir: Path = Path("runs")
     library_dir: Path | None = None

@@ -81,8 +81,16 @@ def _collect(reader: channel.Reader) -> tuple[list[tuple[float, dict]], str | No
         frames.append((stamp, frame))
 
 
-def _run_worker(module: str, job: dict, *, workdir: Path, wrapped_by, gpu: bool,
-                timeout_s: float, memory_cap: int):  # fmt: skip
+def _run_worker(
+    module: str,
+    job: dict,
+    *,
+    workdir: Path,
+    wrapped_by,
+    gpu: bool,
+    timeout_s: float,
+    memory_cap: int,
+):
     read_fd, write_fd = os.pipe()
     job = {**job, "channel_fd": write_fd}
     job_path = workdir / f"{module.rsplit('.', 1)[-1]}-job.json"
@@ -127,9 +135,14 @@ def _reference_outputs(job: dict, private: Path, gpu: bool, timeout_s: float, cf
             return {}, f"{type(exc).__name__}: {exc}"
         return sink.frames, None
     outcome, frames, bad = _run_worker(
-        "kernelloop.sandbox.reference", job, workdir=private, wrapped_by=backends.process,
-        gpu=gpu, timeout_s=max(timeout_s, 600), memory_cap=cfg.memory_cap_bytes,
-    )  # fmt: skip
+        "kernelloop.sandbox.reference",
+        job,
+        workdir=private,
+        wrapped_by=backends.process,
+        gpu=gpu,
+        timeout_s=max(timeout_s, 600),
+        memory_cap=cfg.memory_cap_bytes,
+    )
     found = {f["type"]: f for _, f in frames}
     if "done" not in found:
         return found, found.get("error", {}).get("message") or bad or outcome.stderr[-2000:]
@@ -162,9 +175,15 @@ def evaluate(
     iso = backends.select(sandbox or cfg.sandbox)
     phases = _Phases()
     verdict = Verdict(
-        accepted=False, reasons=[], problem_id=problem.id, size=plan.size, backend=backend,
-        device=_device_name(device), sandbox=iso.NAME, phases=phases,
-    )  # fmt: skip
+        accepted=False,
+        reasons=[],
+        problem_id=problem.id,
+        size=plan.size,
+        backend=backend,
+        device=_device_name(device),
+        sandbox=iso.NAME,
+        phases=phases,
+    )
 
     with phases.timed("static"):
         result = static_gate.check_source(source, backend=backend, allow_torch=problem.allow_torch)
@@ -183,8 +202,16 @@ def evaluate(
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _run(problem: Problem, source: str, plan: Plan, verdict: Verdict, iso, base: Path, cfg,
-         timeout_s: float) -> Verdict:  # fmt: skip
+def _run(
+    problem: Problem,
+    source: str,
+    plan: Plan,
+    verdict: Verdict,
+    iso,
+    base: Path,
+    cfg,
+    timeout_s: float,
+) -> Verdict:
     phases: _Phases = verdict.phases  # type: ignore[assignment]
     private, work = base / "private", base / "work"
     for d in (private / "ref", work / "inputs", work / "params", work / "out", work / "tmp"):
@@ -192,15 +219,23 @@ def _run(problem: Problem, source: str, plan: Plan, verdict: Verdict, iso, base:
     (work / "candidate.py").write_text(source)
     gpu = plan.device == "cuda"
     common = {
-        "problem_path": str(problem.path), "dtype": problem.dtype, "device": plan.device,
-        "variants": plan.variants, "init_seed": plan.init_seed,
+        "problem_path": str(problem.path),
+        "dtype": problem.dtype,
+        "device": plan.device,
+        "variants": plan.variants,
+        "init_seed": plan.init_seed,
         "allow_tf32": problem.allow_tf32,
-    }  # fmt: skip
+    }
 
     # 2. The reference: trusted, so the plain process backend; outputs go to `private`.
-    ref_job = {**common, "mode": "outputs", "trials": [t.to_job() for t in plan.trials],
-               "inputs_dir": str(work / "inputs"), "params_dir": str(work / "params"),
-               "ref_dir": str(private / "ref")}  # fmt: skip
+    ref_job = {
+        **common,
+        "mode": "outputs",
+        "trials": [t.to_job() for t in plan.trials],
+        "inputs_dir": str(work / "inputs"),
+        "params_dir": str(work / "params"),
+        "ref_dir": str(private / "ref"),
+    }
     with phases.timed("reference"):
         ref, failure = _reference_outputs(ref_job, private, gpu, timeout_s, cfg)
     if failure:
@@ -219,13 +254,23 @@ def _run(problem: Problem, source: str, plan: Plan, verdict: Verdict, iso, base:
 
     # 3. The candidate, inside the isolation backend.
     job = {
-        "candidate": "candidate.py", "device": plan.device, "init_seed": plan.init_seed,
+        "candidate": "candidate.py",
+        "device": plan.device,
+        "init_seed": plan.init_seed,
         "allow_torch": list(problem.allow_torch),
-        "trials": [{"name": t.name, "variant": t.variant, "inputs": f"inputs/{t.name}.bin"}
-                   for t in plan.trials],
+        "trials": [
+            {"name": t.name, "variant": t.variant, "inputs": f"inputs/{t.name}.bin"}
+            for t in plan.trials
+        ],
         "repeat": plan.repeat,
-        "timing": {"template": f"inputs/{plan.trials[0].name}.bin", "seed": plan.timing_seed,
-                   "budget_ms": cfg.timing_budget_ms, "warmup_ms": cfg.warmup_ms} if gpu else None,
+        "timing": {
+            "template": f"inputs/{plan.trials[0].name}.bin",
+            "seed": plan.timing_seed,
+            "budget_ms": cfg.timing_budget_ms,
+            "warmup_ms": cfg.warmup_ms,
+        }
+        if gpu
+        else None,
         "drift": plan.drift,
         "limits": Limits(
             memory_bytes=None if gpu else cfg.memory_cap_bytes,
@@ -233,18 +278,27 @@ def _run(problem: Problem, source: str, plan: Plan, verdict: Verdict, iso, base:
             file_bytes=(16 << 30) if gpu else (1 << 30),
             processes=256,
         ).to_dict(),
-    }  # fmt: skip
+    }
     with phases.timed("candidate"):
         outcome, frames, bad = _run_worker(
-            "kernelloop.sandbox.worker", job, workdir=work, wrapped_by=iso, gpu=gpu,
-            timeout_s=timeout_s, memory_cap=cfg.memory_cap_bytes,
-        )  # fmt: skip
+            "kernelloop.sandbox.worker",
+            job,
+            workdir=work,
+            wrapped_by=iso,
+            gpu=gpu,
+            timeout_s=timeout_s,
+            memory_cap=cfg.memory_cap_bytes,
+        )
     verdict.worker = {
-        "returncode": outcome.returncode, "signal": outcome.signal,
-        "wall_s": round(outcome.wall_s, 3), "peak_rss_mb": outcome.peak_rss_bytes >> 20,
-        "isolation": outcome.isolation, "stdout": outcome.stdout[-4000:],
-        "stderr": outcome.stderr[-4000:], "leftovers_killed": outcome.leftovers_killed,
-    }  # fmt: skip
+        "returncode": outcome.returncode,
+        "signal": outcome.signal,
+        "wall_s": round(outcome.wall_s, 3),
+        "peak_rss_mb": outcome.peak_rss_bytes >> 20,
+        "isolation": outcome.isolation,
+        "stdout": outcome.stdout[-4000:],
+        "stderr": outcome.stderr[-4000:],
+        "leftovers_killed": outcome.leftovers_killed,
+    }
     if gpu and baselines is None:
         baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
 
@@ -260,9 +314,17 @@ def _run(problem: Problem, source: str, plan: Plan, verdict: Verdict, iso, base:
     return verdict
 
 
-def _judge(problem: Problem, plan: Plan, verdict: Verdict, frames: list[tuple[float, dict]],
-           bad: str | None, outcome, private: Path, work: Path,
-           input_hashes: dict[str, str]) -> None:  # fmt: skip
+def _judge(
+    problem: Problem,
+    plan: Plan,
+    verdict: Verdict,
+    frames: list[tuple[float, dict]],
+    bad: str | None,
+    outcome,
+    private: Path,
+    work: Path,
+    input_hashes: dict[str, str],
+) -> None:
     """Turn the candidate worker's frames and files into build and correctness results."""
     tol = problem.tolerance
     by_type: dict[str, list[dict]] = {}
@@ -276,8 +338,9 @@ def _judge(problem: Problem, plan: Plan, verdict: Verdict, frames: list[tuple[fl
 
     build = (by_type.get("build") or [None])[0]
     if build is not None:
-        verdict.build = BuildResult(ok=build["ok"], seconds=round(build["seconds"], 3),
-                                    log=build.get("error", "")[:4000])  # fmt: skip
+        verdict.build = BuildResult(
+            ok=build["ok"], seconds=round(build["seconds"], 3), log=build.get("error", "")[:4000]
+        )
         if not build["ok"]:
             code = reasons.BUILD_FAILED if build.get("kind") == "build" else reasons.IMPORT_FAILED
             if build.get("kind") == "memory":
@@ -309,10 +372,9 @@ def _judge(problem: Problem, plan: Plan, verdict: Verdict, frames: list[tuple[fl
         outputs, _ = tensorio.read(work / frame["output"])
         refs, _ = tensorio.read(private / "ref" / f"{base}.bin")
         _guard_reports(verdict, frame, plan.device)
-        # Inputs after the call, re-encoded, must be byte-identical to what the reference worker
-        # wrote before the candidate started (threat row 2).
-        after = tensorio.encode(tensorio.read(work / frame["inputs_after"])[0])
-        if hashlib.sha256(after).hexdigest() != input_hashes[base]:
+        # Inputs after the call must hash like the bundle the reference worker wrote before the
+        # candidate started (threat row 2); the bundle file itself is checked here too.
+        if frame.get("inputs_sha256") != input_hashes[base]:
             verdict.reject(reasons.INPUT_MUTATED, f"trial {name}: forward wrote into its inputs")
         if len(outputs) != len(refs):
             result.message = f"{len(outputs)} outputs, expected {len(refs)}"
@@ -323,7 +385,7 @@ def _judge(problem: Problem, plan: Plan, verdict: Verdict, frames: list[tuple[fl
             verdict.reject(reasons.WRONG_DEVICE, f"trial {name}: outputs on {devices}")
         ok = True
         for i, (out, ref) in enumerate(zip(outputs, refs, strict=True)):
-            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"])
+            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device=plan.device)
             result.max_abs_err = max(result.max_abs_err or 0.0, cmp.max_abs_err or 0.0)
             result.max_rel_err = max(result.max_rel_err or 0.0, cmp.max_rel_err or 0.0)
             result.mismatched += cmp.mismatched
@@ -343,11 +405,11 @@ def _judge(problem: Problem, plan: Plan, verdict: Verdict, frames: list[tuple[fl
     if missing and not verdict.reasons:
         verdict.reject(reasons.CRASHED, f"the worker stopped before trial {missing[0]}")
     trials.checks = {
-        "deterministic": reasons.NONDETERMINISTIC not in verdict.codes and f"{plan.repeat}.repeat"
-        in ran,
+        "deterministic": reasons.NONDETERMINISTIC not in verdict.codes
+        and f"{plan.repeat}.repeat" in ran,
         "inputs_untouched": reasons.INPUT_MUTATED not in verdict.codes,
         "no_drift": reasons.DRIFT not in verdict.codes,
-    }  # fmt: skip
+    }
     trials.passed = bool(trials.trials) and all(t.passed for t in trials.trials) and not missing
 
 
@@ -355,8 +417,11 @@ def _reject_trial_error(verdict: Verdict, frame: dict) -> None:
     kind, stage = frame.get("kind"), frame.get("stage")
     msg = f"trial {frame['name']}: {frame.get('error', '')}"
     if kind == "no_gpu":
-        verdict.reject(reasons.NOT_RUN_NO_GPU, "the CUDA kernel compiled, but there is no GPU "
-                       "here to run it; correctness and timing need a CUDA machine")  # fmt: skip
+        verdict.reject(
+            reasons.NOT_RUN_NO_GPU,
+            "the CUDA kernel compiled, but there is no GPU "
+            "here to run it; correctness and timing need a CUDA machine",
+        )
     elif kind == "memory":
         verdict.reject(reasons.MEMORY_LIMIT, msg)
     elif kind == "not_tensor":
@@ -375,8 +440,11 @@ def _guard_reports(verdict: Verdict, frame: dict, device: str) -> None:
         verdict.reject(reasons.NO_KERNEL_LAUNCHED, f"trial {name}: forward launched no kernel")
     if frame.get("torch_ops"):
         ops = ", ".join(frame["torch_ops"][:10])
-        verdict.reject(reasons.TORCH_OP_CALLED, f"forward ran torch compute ops: {ops} "
-                       "(allowed: allocation, views, copies, and the problem's ALLOW_TORCH)")  # fmt: skip
+        verdict.reject(
+            reasons.TORCH_OP_CALLED,
+            f"forward ran torch compute ops: {ops} "
+            "(allowed: allocation, views, copies, and the problem's ALLOW_TORCH)",
+        )
     if frame.get("threads_delta", 0) > 0:
         verdict.reject(reasons.THREAD_LEAK, f"trial {name}: forward left threads running")
     if frame.get("patched"):
@@ -391,18 +459,24 @@ def _check_repeat(verdict: Verdict, again: list, first: list | None, tol: dict) 
     for a, b in zip(again, first, strict=False):
         cmp = compare(a, b, atol=tol["atol"] / 10, rtol=tol["rtol"] / 10)
         if not cmp.passed:
-            verdict.reject(reasons.NONDETERMINISTIC, f"two runs on the same inputs differ: "
-                           f"{cmp.message}")  # fmt: skip
+            verdict.reject(
+                reasons.NONDETERMINISTIC, f"two runs on the same inputs differ: {cmp.message}"
+            )
             return
 
 
 def _containment(verdict: Verdict, outcome, by_type: dict[str, list[dict]]) -> None:
     if outcome.timed_out:
-        verdict.reject(reasons.TIMEOUT, f"the worker exceeded {outcome.wall_s:.0f} s and was "
-                       "killed with everything it started")  # fmt: skip
+        verdict.reject(
+            reasons.TIMEOUT,
+            f"the worker exceeded {outcome.wall_s:.0f} s and was killed with everything it started",
+        )
     elif outcome.memory_exceeded:
-        verdict.reject(reasons.MEMORY_LIMIT, f"resident memory passed the cap "
-                       f"({outcome.peak_rss_bytes >> 20} MiB); the worker was killed")  # fmt: skip
+        verdict.reject(
+            reasons.MEMORY_LIMIT,
+            f"resident memory passed the cap "
+            f"({outcome.peak_rss_bytes >> 20} MiB); the worker was killed",
+        )
     elif outcome.signal and "done" not in by_type:
         sig = outcome.signal
         code = reasons.MEMORY_LIMIT if sig == "SIGXFSZ" else reasons.CRASHED
@@ -411,8 +485,9 @@ def _containment(verdict: Verdict, outcome, by_type: dict[str, list[dict]]) -> N
         verdict.reject(reasons.WORKER_ERROR, by_type["error"][0].get("message", "")[:2000])
     elif "done" not in by_type and outcome.returncode != 0:
         tail = outcome.stderr.strip().splitlines()[-1:] or ["no output"]
-        verdict.reject(reasons.CRASHED, f"the worker exited with status {outcome.returncode}: "
-                       f"{tail[0][:300]}")  # fmt: skip
+        verdict.reject(
+            reasons.CRASHED, f"the worker exited with status {outcome.returncode}: {tail[0][:300]}"
+        )
 
 
 __all__ = ["evaluate", "Reason", "Verdict"]

@@ -36,9 +36,17 @@ ALWAYS_ALLOWED = frozenset(
 ALIASES = {
     "matmul": {"mm", "bmm", "addmm", "baddbmm", "matmul", "linear", "addmv", "mv", "dot"},
     "linear": {"mm", "addmm", "linear", "matmul", "bmm"},
-    "conv2d": {"convolution", "_convolution", "conv2d", "cudnn_convolution", "mkldnn_convolution",
-               "_slow_conv2d_forward", "convolution_overrideable", "thnn_conv2d"},
-}  # fmt: skip
+    "conv2d": {
+        "convolution",
+        "_convolution",
+        "conv2d",
+        "cudnn_convolution",
+        "mkldnn_convolution",
+        "_slow_conv2d_forward",
+        "convolution_overrideable",
+        "thnn_conv2d",
+    },
+}
 
 
 def allowed_ops(allow_torch: Iterable[str]) -> frozenset[str]:
@@ -75,7 +83,7 @@ class Guards:
         self._install_launch_counters()
         self._identities = self._snapshot()
 
-    # --- identities ----------------------------------------------------------------------------
+    # --- identities ----
     @staticmethod
     def _watched() -> dict[str, object]:
         watched = {
@@ -103,7 +111,7 @@ class Guards:
         now = self._snapshot()
         return [name for name, ident in self._identities.items() if now.get(name) != ident]
 
-    # --- launches --------------------------------------------------------------------------------
+    # --- launches ----
     def _install_launch_counters(self) -> None:
         import triton.runtime.jit as jit
 
@@ -130,7 +138,7 @@ class Guards:
 
         return self._launches + nvrtc.launch_count()
 
-    # --- ops and threads -------------------------------------------------------------------------
+    # --- ops and threads ----
     @contextlib.contextmanager
     def recording_ops(self, allowed: frozenset[str]) -> Iterator[OpRecorder]:
         recorder = OpRecorder(allowed)

@@ -107,9 +107,12 @@ def compile_cuda(
 
     start = time.perf_counter()
     err, prog = nvrtc.nvrtcCreateProgram(
-        source.encode(), f"{base}.cu".encode(), len(_SHIM_HEADERS),
-        [h.encode() for h in _SHIM_HEADERS.values()], [k.encode() for k in _SHIM_HEADERS],
-    )  # fmt: skip
+        source.encode(),
+        f"{base}.cu".encode(),
+        len(_SHIM_HEADERS),
+        [h.encode() for h in _SHIM_HEADERS.values()],
+        [k.encode() for k in _SHIM_HEADERS],
+    )
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
         raise CudaCompileError(f"NVRTC could not create a program for '{name}': {err.name}")
     try:
@@ -133,10 +136,15 @@ def compile_cuda(
     finally:
         nvrtc.nvrtcDestroyProgram(prog)
     return CompiledCuda(
-        ptx=ptx.rstrip(b"\x00").decode(), cubin=cubin, log=log, arch=arch,
-        seconds=time.perf_counter() - start, name=name, lowered_name=lowered.decode(),
+        ptx=ptx.rstrip(b"\x00").decode(),
+        cubin=cubin,
+        log=log,
+        arch=arch,
+        seconds=time.perf_counter() - start,
+        name=name,
+        lowered_name=lowered.decode(),
         options=tuple(opts),
-    )  # fmt: skip
+    )
 
 
 def _translate_option(opt: str) -> str:
@@ -223,22 +231,61 @@ _QUALIFIERS = {"const", "volatile", "__restrict__", "__restrict", "restrict", "_
 _I8, _U8, _I16, _U16 = ctypes.c_int8, ctypes.c_uint8, ctypes.c_int16, ctypes.c_uint16
 _I32, _U32, _I64, _U64 = ctypes.c_int32, ctypes.c_uint32, ctypes.c_int64, ctypes.c_uint64
 _SCALARS: dict[str, type] = {
-    "bool": ctypes.c_bool, "char": _I8, "signed char": _I8, "int8_t": _I8,
-    "unsigned char": _U8, "uint8_t": _U8, "short": _I16, "short int": _I16, "int16_t": _I16,
-    "unsigned short": _U16, "uint16_t": _U16, "int": _I32, "signed": _I32, "signed int": _I32,
-    "int32_t": _I32, "unsigned": _U32, "unsigned int": _U32, "uint32_t": _U32,
-    "long": _I64, "long int": _I64, "long long": _I64, "long long int": _I64, "int64_t": _I64,
-    "signed long long": _I64, "ptrdiff_t": _I64, "intptr_t": _I64, "unsigned long": _U64,
-    "unsigned long long": _U64, "unsigned long long int": _U64, "uint64_t": _U64,
-    "size_t": _U64, "uintptr_t": _U64, "float": ctypes.c_float, "double": ctypes.c_double,
-}  # fmt: skip
+    "bool": ctypes.c_bool,
+    "char": _I8,
+    "signed char": _I8,
+    "int8_t": _I8,
+    "unsigned char": _U8,
+    "uint8_t": _U8,
+    "short": _I16,
+    "short int": _I16,
+    "int16_t": _I16,
+    "unsigned short": _U16,
+    "uint16_t": _U16,
+    "int": _I32,
+    "signed": _I32,
+    "signed int": _I32,
+    "int32_t": _I32,
+    "unsigned": _U32,
+    "unsigned int": _U32,
+    "uint32_t": _U32,
+    "long": _I64,
+    "long int": _I64,
+    "long long": _I64,
+    "long long int": _I64,
+    "int64_t": _I64,
+    "signed long long": _I64,
+    "ptrdiff_t": _I64,
+    "intptr_t": _I64,
+    "unsigned long": _U64,
+    "unsigned long long": _U64,
+    "unsigned long long int": _U64,
+    "uint64_t": _U64,
+    "size_t": _U64,
+    "uintptr_t": _U64,
+    "float": ctypes.c_float,
+    "double": ctypes.c_double,
+}
 # Element type -> torch dtype name, to catch e.g. a half tensor passed to a float* (silent garbage).
 _POINTEE_DTYPES = {
-    "float": "float32", "double": "float64", "half": "float16", "__half": "float16",
-    "__nv_bfloat16": "bfloat16", "nv_bfloat16": "bfloat16", "int": "int32", "int32_t": "int32",
-    "long long": "int64", "int64_t": "int64", "unsigned char": "uint8", "uint8_t": "uint8",
-    "signed char": "int8", "int8_t": "int8", "bool": "bool", "short": "int16", "int16_t": "int16",
-}  # fmt: skip
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "__half": "float16",
+    "__nv_bfloat16": "bfloat16",
+    "nv_bfloat16": "bfloat16",
+    "int": "int32",
+    "int32_t": "int32",
+    "long long": "int64",
+    "int64_t": "int64",
+    "unsigned char": "uint8",
+    "uint8_t": "uint8",
+    "signed char": "int8",
+    "int8_t": "int8",
+    "bool": "bool",
+    "short": "int16",
+    "int16_t": "int16",
+}
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ def outputs(job: dict, out: channel.Writer) -> None:
     problem = load_file(job["problem_path"])
     device, dtype = job["device"], job["dtype"]
     modules = {name: problem.instantiate(ov) for name, ov in job["variants"].items()}
-    params_dir, inputs_dir, ref_dir = (Path(job[k]) for k in ("params_dir", "inputs_dir",
-                                                              "ref_dir"))  # fmt: skip
+    params_dir, inputs_dir, ref_dir = (
+        Path(job[k]) for k in ("params_dir", "inputs_dir", "ref_dir")
+    )
     models = {}
     for name, module in modules.items():
         model = instance.build_model(module, job["init_seed"], dtype, device)
@@ -99,8 +100,12 @@ def _timing(job: dict, out: channel.Writer) -> None:
                 budget_ms=job["budget_ms"],
                 warmup_ms=job["warmup_ms"],
             )
-    out.send("baselines", results=results, flush_bytes=flusher.nbytes,
-             persisting_l2_reset=flusher.persisting_reset)  # fmt: skip
+    out.send(
+        "baselines",
+        results=results,
+        flush_bytes=flusher.nbytes,
+        persisting_l2_reset=flusher.persisting_reset,
+    )
 
 
 def main(argv: list[str]) -> int:

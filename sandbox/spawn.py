@@ -25,10 +25,19 @@ PR_SET_CHILD_SUBREAPER = 36
 HEAD_BYTES = TAIL_BYTES = 8 << 10
 # Variables a worker may inherit. Everything else (API keys, tokens, proxies) is dropped.
 ENV_ALLOWLIST = (
-    "PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME",
-    "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "TRITON_PTXAS_PATH",
-    "TRITON_LIBCUDA_PATH", "CC",
-)  # fmt: skip
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LD_LIBRARY_PATH",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "TRITON_PTXAS_PATH",
+    "TRITON_LIBCUDA_PATH",
+    "CC",
+)
 
 _live: set[int] = set()  # pids of our workers (orphans of theirs are killed, never these)
 _subreaper_set = False

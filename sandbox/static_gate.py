@@ -35,31 +35,53 @@ ALLOWED_IMPORTS = _words("""torch torch.nn torch.nn.functional triton triton.lan
 # it, gets the code. Checked in this order; the first match wins.
 NAME_RULES = (
     # row 4: work that runs outside the timed call
-    (_words("""threading _thread multiprocessing concurrent asyncio signal torch.multiprocessing
-        torch.futures torch.jit.fork os.fork os.forkpty"""), reasons.THREADS,
-     "{} runs work outside the call; do all work in forward"),
+    (
+        _words("""threading _thread multiprocessing concurrent asyncio signal torch.multiprocessing
+        torch.futures torch.jit.fork os.fork os.forkpty"""),
+        reasons.THREADS,
+        "{} runs work outside the call; do all work in forward",
+    ),
     # row 3: side streams escape default-stream events
-    (_words("""torch.cuda.Stream torch.cuda.stream torch.cuda.ExternalStream torch.cuda.set_stream
-        torch.cuda.streams torch.cuda.StreamContext torch.Stream"""), reasons.STREAMS,
-     "{} uses a side stream; launch on the current stream"),
+    (
+        _words("""torch.cuda.Stream torch.cuda.stream torch.cuda.ExternalStream
+        torch.cuda.set_stream torch.cuda.streams torch.cuda.StreamContext torch.Stream"""),
+        reasons.STREAMS,
+        "{} uses a side stream; launch on the current stream",
+    ),
     # row 5: lazy/fake tensors and dispatch interception
-    (_words("torch._C torch.overrides torch.utils._python_dispatch torch._subclasses"),
-     reasons.TENSOR_SUBCLASS, "{} intercepts tensor dispatch; return plain torch.Tensor outputs"),
+    (
+        _words("torch._C torch.overrides torch.utils._python_dispatch torch._subclasses"),
+        reasons.TENSOR_SUBCLASS,
+        "{} intercepts tensor dispatch; return plain torch.Tensor outputs",
+    ),
     # rows 7, 14: caches on disk, reading the reference, the environment
-    (_words("""torch.load torch.save torch.from_file torch.hub torch.utils.cpp_extension.load
+    (
+        _words("""torch.load torch.save torch.from_file torch.hub torch.utils.cpp_extension.load
         pathlib io numpy.load numpy.save numpy.fromfile numpy.loadtxt numpy.memmap os.open
-        os.environ os.getenv"""), reasons.FILE_ACCESS, "{} touches files or the OS; remove it"),
+        os.environ os.getenv"""),
+        reasons.FILE_ACCESS,
+        "{} touches files or the OS; remove it",
+    ),
     # row 14: code the gate cannot read
-    (_words("""importlib builtins types code runpy pickle marshal operator.attrgetter
-        operator.methodcaller"""), reasons.DYNAMIC_CODE,
-     "{} runs code the gate cannot read; remove it"),
+    (
+        _words("""importlib builtins types code runpy pickle marshal operator.attrgetter
+        operator.methodcaller"""),
+        reasons.DYNAMIC_CODE,
+        "{} runs code the gate cannot read; remove it",
+    ),
     # row 14: reaching the caller's frames and objects
-    (_words("inspect gc ctypes traceback sys._getframe sys.modules"), reasons.INTROSPECTION,
-     "{} inspects the interpreter; remove it"),
+    (
+        _words("inspect gc ctypes traceback sys._getframe sys.modules"),
+        reasons.INTROSPECTION,
+        "{} inspects the interpreter; remove it",
+    ),
     # row 10: swallowing the error of a failed kernel
-    (_words("contextlib.suppress"), reasons.EXCEPTION_FALLBACK,
-     "{} swallows exceptions; let errors propagate"),
-)  # fmt: skip
+    (
+        _words("contextlib.suppress"),
+        reasons.EXCEPTION_FALLBACK,
+        "{} swallows exceptions; let errors propagate",
+    ),
+)
 # Builtins and attribute names flagged wherever they appear (rows 5, 14).
 DYNAMIC_BUILTINS = _words("exec eval compile __import__ globals locals vars breakpoint")
 SUBCLASS_ATTRS = _words("""_make_subclass _make_wrapper_subclass as_subclass TorchFunctionMode
@@ -118,14 +140,23 @@ ALLOW_ALIASES = {"matmul": _words("mm bmm mv dot addmm addmv baddbmm addbmm line
 
 # Native (CUDA C++) source strings: rows 3, 4, 14, then torch/vendor compute (row 9).
 CPP_RULES = (
-    (r"\b(?:cudaStreamCreate\w*|cuStreamCreate\w*|cudaLaunchHostFunc|cudaStreamAddCallback"
-     r"|cudaStreamPerThread|getStreamFromPool)\b", reasons.STREAMS,
-     "creates or uses a side stream; launch on the current stream"),
-    (r"\b(?:std::thread|std::async|pthread_create|fork\s*\()", reasons.THREADS,
-     "starts host threads or processes; do the work in the launch"),
-    (r"\b(?:fopen|[io]?fstream|dlopen|getenv|popen|system\s*\()", reasons.FILE_ACCESS,
-     "touches files, the environment or the OS; remove it"),
-)  # fmt: skip
+    (
+        r"\b(?:cudaStreamCreate\w*|cuStreamCreate\w*|cudaLaunchHostFunc|cudaStreamAddCallback"
+        r"|cudaStreamPerThread|getStreamFromPool)\b",
+        reasons.STREAMS,
+        "creates or uses a side stream; launch on the current stream",
+    ),
+    (
+        r"\b(?:std::thread|std::async|pthread_create|fork\s*\()",
+        reasons.THREADS,
+        "starts host threads or processes; do the work in the launch",
+    ),
+    (
+        r"\b(?:fopen|[io]?fstream|dlopen|getenv|popen|system\s*\()",
+        reasons.FILE_ACCESS,
+        "touches files, the environment or the OS; remove it",
+    ),
+)
 _CPP_TORCH_CALL = re.compile(r"\b(?:torch|at)::(?:\w+::)*([a-z_][a-z0-9_]*)\s*\(")
 _CPP_METHOD_CALL = re.compile(r"\.\s*([a-z_][a-z0-9_]*)\s*\(")
 _CPP_LIBRARY = re.compile(r"(?:cublas|cudnn)\w*|getCurrentCUDABlasHandle", re.IGNORECASE)

@@ -17,10 +17,18 @@ import torch
 _DTYPES = {
     str(dt).removeprefix("torch."): dt
     for dt in (
-        torch.float32, torch.float64, torch.float16, torch.bfloat16,
-        torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool,
+        torch.float32,
+        torch.float64,
+        torch.float16,
+        torch.bfloat16,
+        torch.int8,
+        torch.uint8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.bool,
     )
-}  # fmt: skip
+}
 MAX_HEADER = 1 << 20
 
 

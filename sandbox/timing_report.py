@@ -25,12 +25,23 @@ def time_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[s
 
     order = ["eager", "compile"] if cfg.compile_baseline else ["eager"]
     random.SystemRandom().shuffle(order)
-    job = {**common, "mode": "timing", "order": order, "timing_seed": random.getrandbits(31),
-           "budget_ms": cfg.timing_budget_ms, "warmup_ms": cfg.warmup_ms}  # fmt: skip
+    job = {
+        **common,
+        "mode": "timing",
+        "order": order,
+        "timing_seed": random.getrandbits(31),
+        "budget_ms": cfg.timing_budget_ms,
+        "warmup_ms": cfg.warmup_ms,
+    }
     outcome, frames, bad = _run_worker(
-        "kernelloop.sandbox.reference", job, workdir=private, wrapped_by=backends.process,
-        gpu=True, timeout_s=max(timeout_s, 900), memory_cap=cfg.memory_cap_bytes,
-    )  # fmt: skip
+        "kernelloop.sandbox.reference",
+        job,
+        workdir=private,
+        wrapped_by=backends.process,
+        gpu=True,
+        timeout_s=max(timeout_s, 900),
+        memory_cap=cfg.memory_cap_bytes,
+    )
     found = {f["type"]: f for _, f in frames}
     if "baselines" not in found:
         why = found.get("error", {}).get("message") or bad or outcome.stderr[-1000:]
@@ -38,8 +49,13 @@ def time_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[s
     return {**found["baselines"], "order": order}
 
 
-def attach(verdict: Verdict, frames: list[tuple[float, dict]], baselines: dict[str, Any] | None,
-           work: dict | None, dtype: str) -> None:  # fmt: skip
+def attach(
+    verdict: Verdict,
+    frames: list[tuple[float, dict]],
+    baselines: dict[str, Any] | None,
+    work: dict | None,
+    dtype: str,
+) -> None:
     by_type = {f["type"]: (stamp, f) for stamp, f in frames}
     if "timing" not in by_type:
         verdict.reject(reasons.CRASHED, "the worker ended before reporting its timing")
@@ -76,8 +92,10 @@ def attach(verdict: Verdict, frames: list[tuple[float, dict]], baselines: dict[s
         wall_ms = (by_type["wall_end"][0] - by_type["wall_begin"][0]) * 1e3 / max(calls, 1)
         result.wall_ms_per_call = wall_ms
         if wall_ms > WALL_FACTOR * cand.median + WALL_SLACK_MS:
-            verdict.reject(reasons.WALL_CLOCK_MISMATCH, f"events say {cand.median:.4f} ms per "
-                           f"call, the outside clock {wall_ms:.4f} ms")  # fmt: skip
+            verdict.reject(
+                reasons.WALL_CLOCK_MISMATCH,
+                f"events say {cand.median:.4f} ms per call, the outside clock {wall_ms:.4f} ms",
+            )
     else:
         verdict.reject(reasons.CHANNEL_TAMPERED, "wall-clock frames missing")
     _roofline(verdict, result, work, dtype)
@@ -102,6 +120,9 @@ def _roofline(verdict: Verdict, result: TimingResult, work: dict | None, dtype: 
     result.achieved_gbps, result.achieved_tflops = bps / 1e9, fps / 1e12
     result.fraction_of_peak = roofline.fraction_of_roofline(w, spec, tdtype, measured_s)
     if measured_s < floor_s:
-        verdict.reject(reasons.BELOW_ROOFLINE_FLOOR, f"median {result.candidate.median:.4f} ms is "
-                       f"below the {floor_s * 1e3:.4f} ms that {w.bytes / 1e6:.1f} MB and "
-                       f"{w.flops / 1e9:.2f} GFLOP allow on {spec.name}")  # fmt: skip
+        verdict.reject(
+            reasons.BELOW_ROOFLINE_FLOOR,
+            f"median {result.candidate.median:.4f} ms is "
+            f"below the {floor_s * 1e3:.4f} ms that {w.bytes / 1e6:.1f} MB and "
+            f"{w.flops / 1e9:.2f} GFLOP allow on {spec.name}",
+        )

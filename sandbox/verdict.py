@@ -125,9 +125,9 @@ class Verdict:
             raise ValueError(f"verdict schema {version} is not {SCHEMA_VERSION}")
         d["reasons"] = [Reason(**r) for r in d.get("reasons", [])]
         d["build"] = BuildResult(**d["build"]) if d.get("build") else None
-        d["correctness"] = CorrectnessResult.from_dict(d["correctness"]) if d.get(
-            "correctness"
-        ) else None
+        d["correctness"] = (
+            CorrectnessResult.from_dict(d["correctness"]) if d.get("correctness") else None
+        )
         d["timing"] = TimingResult.from_dict(d["timing"]) if d.get("timing") else None
         return cls(**d)
 

@@ -61,13 +61,19 @@ class Worker:
         self.torch = torch
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-        self.guards = Guards()  # before the candidate exists: identities and launch counters
+        import hashlib
+
+        from . import tensorio
+
+        # Captured before the candidate exists, like the guards' identities and launch counters.
+        self._sha256, self._encode = hashlib.sha256, tensorio.encode
+        self.guards = Guards()
         self.clock = Clock.capture() if self.device == "cuda" else None
         self.allowed = allowed_ops(job.get("allow_torch", ()))
         self.models: dict[str, Any] = {}
         self.cls: type | None = None
 
-    # --- build -------------------------------------------------------------------------------------
+    # --- build ----
     def load_candidate(self) -> None:
         path = self.work / self.job["candidate"]
         module = types.ModuleType("candidate")
@@ -104,7 +110,12 @@ class Worker:
             self.models[variant] = model
         return self.models[variant]
 
-    # --- one call ----------------------------------------------------------------------------------
+    def digest(self, items: list[Any]) -> str:
+        # Hash of the inputs as they are after the call, in the bundle encoding the reference
+        # worker used, so the orchestrator can compare it with its own hash (threat row 2).
+        return self._sha256(self._encode(items)).hexdigest()
+
+    # --- one call ----
     def run_trial(self, trial: dict[str, Any], label: str) -> None:
         from . import tensorio
 
@@ -115,8 +126,14 @@ class Worker:
         try:
             model = self.model_for(trial["variant"])
         except Exception as exc:
-            self.out.send("trial", **report, ok=False, stage="init", kind=_error_kind(exc),
-                          error=_clean_error(exc))  # fmt: skip
+            self.out.send(
+                "trial",
+                **report,
+                ok=False,
+                stage="init",
+                kind=_error_kind(exc),
+                error=_clean_error(exc),
+            )
             return
         threads, launches = self.guards.python_threads(), self.guards.launches()
         try:
@@ -129,26 +146,37 @@ class Worker:
                 if self.device == "cuda":
                     torch.cuda.synchronize()  # surfaces asynchronous CUDA errors (row 17)
         except BaseException as exc:  # SystemExit from a candidate is an error too
-            self.out.send("trial", **report, ok=False, stage="forward", kind=_error_kind(exc),
-                          error=_clean_error(exc))  # fmt: skip
+            self.out.send(
+                "trial",
+                **report,
+                ok=False,
+                stage="forward",
+                kind=_error_kind(exc),
+                error=_clean_error(exc),
+            )
             return
         finally:
             torch.use_deterministic_algorithms(False)
         outputs = list(out) if isinstance(out, tuple | list) else [out]
         bad = [type(o).__name__ for o in outputs if type(o) is not torch.Tensor]
         if bad:
-            self.out.send("trial", **report, ok=False, stage="output", kind="not_tensor",
-                          error=f"forward returned {', '.join(bad)}, not exactly torch.Tensor")  # fmt: skip
+            self.out.send(
+                "trial",
+                **report,
+                ok=False,
+                stage="output",
+                kind="not_tensor",
+                error=f"forward returned {', '.join(bad)}, not exactly torch.Tensor",
+            )
             return
         out_file = f"out/{label}.bin"
         tensorio.write(self.work / out_file, outputs)
-        tensorio.write(self.work / f"out/{label}.inputs.bin", inputs)
         self.out.send(
             "trial",
             **report,
             ok=True,
             output=out_file,
-            inputs_after=f"out/{label}.inputs.bin",
+            inputs_sha256=self.digest(inputs),
             devices=[str(o.device.type) for o in outputs],
             launches=self.guards.launches() - launches,
             threads_delta=self.guards.python_threads() - threads,
@@ -156,7 +184,7 @@ class Worker:
             patched=self.guards.patched(),
         )
 
-    # --- timing (GPU only) -------------------------------------------------------------------------
+    # --- timing (GPU only) ----
     def run_timing(self, spec: dict[str, Any]) -> None:
         from . import tensorio, timing
 
@@ -168,9 +196,13 @@ class Worker:
         flusher = timing.L2Flusher(torch.device("cuda"))
         with torch.no_grad():
             times = timing.benchmark(
-                model, lambda: timing.fresh_inputs(templates, gen), clock=self.clock,
-                flusher=flusher, budget_ms=spec["budget_ms"], warmup_ms=spec["warmup_ms"],
-            )  # fmt: skip
+                model,
+                lambda: timing.fresh_inputs(templates, gen),
+                clock=self.clock,
+                flusher=flusher,
+                budget_ms=spec["budget_ms"],
+                warmup_ms=spec["warmup_ms"],
+            )
             # Wall-clock cross-check: the orchestrator stamps these two frames on arrival.
             median = sorted(times)[len(times) // 2]
             n = int(min(500, max(5, 100.0 / max(median, 1e-3))))  # about 100 ms of calls
@@ -181,11 +213,15 @@ class Worker:
                 model(*batches[i % len(batches)])
             self.clock.synchronize()
             self.out.send("wall_end", calls=n)
-        self.out.send("timing", times_ms=times, flush_bytes=flusher.nbytes,
-                      persisting_l2_reset=flusher.persisting_reset,
-                      patched=self.guards.patched())  # fmt: skip
+        self.out.send(
+            "timing",
+            times_ms=times,
+            flush_bytes=flusher.nbytes,
+            persisting_l2_reset=flusher.persisting_reset,
+            patched=self.guards.patched(),
+        )
 
-    # --- the whole job -----------------------------------------------------------------------------
+    # --- the whole job ----
     def run(self) -> None:
         job = self.job
         self.out.send("hello", pid=os.getpid(), device=self.device)
@@ -194,11 +230,20 @@ class Worker:
             self.load_candidate()
             self.model_for("main")
         except BaseException as exc:
-            self.out.send("build", ok=False, kind=_error_kind(exc), error=_clean_error(exc),
-                          seconds=time.perf_counter() - started)  # fmt: skip
+            self.out.send(
+                "build",
+                ok=False,
+                kind=_error_kind(exc),
+                error=_clean_error(exc),
+                seconds=time.perf_counter() - started,
+            )
             return
-        self.out.send("build", ok=True, seconds=time.perf_counter() - started,
-                      inherits_reference=self.inherited_reference())  # fmt: skip
+        self.out.send(
+            "build",
+            ok=True,
+            seconds=time.perf_counter() - started,
+            inherits_reference=self.inherited_reference(),
+        )
         trials = {t["name"]: t for t in job["trials"]}
         for trial in job["trials"]:
             self.run_trial(trial, trial["name"])

@@ -6,12 +6,16 @@ import struct
 
 import pytest
 import torch
-
 from kernelloop.sandbox import tensorio
 from kernelloop.sandbox.compare import compare
 from kernelloop.sandbox.stats import bootstrap_ratio, summarize
 from kernelloop.sandbox.verdict import (
-    BuildResult, CorrectnessResult, Reason, TimingResult, TrialResult, Verdict,
+    BuildResult,
+    CorrectnessResult,
+    Reason,
+    TimingResult,
+    TrialResult,
+    Verdict,
 )  # fmt: skip
 
 

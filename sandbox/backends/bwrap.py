@@ -30,14 +30,22 @@ def _base_argv() -> list[str]:
         "--die-with-parent",
         "--new-session",
         "--unshare-all",
-        "--uid", "65534",
-        "--gid", "65534",
-        "--cap-drop", "ALL",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-    ]  # fmt: skip
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+    ]
 
 
 def _hidden_and_rebound() -> list[str]:
@@ -59,9 +67,7 @@ def available() -> str | None:
     if not exe:
         return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     try:
-        probe = subprocess.run(
-            [*_base_argv(), "true"], capture_output=True, text=True, timeout=20
-        )
+        probe = subprocess.run([*_base_argv(), "true"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap failed to start: {exc}"
     if probe.returncode != 0:

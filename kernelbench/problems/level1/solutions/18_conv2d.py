@@ -58,7 +58,9 @@ def _conv2d_kernel(x_ptr, w_ptr, bias_ptr, y_ptr,
 
 
 def _conv2d(x, weight, bias, stride, padding,
-            BLOCK_M=128, BLOCK_N=None, BLOCK_K=None, num_warps=8, num_stages=3):
+            BLOCK_M=128, BLOCK_N=None, BLOCK_K=16, num_warps=8, num_stages=4):
+    # Defaults picked on an H100 at the GPU size (128x128x16, 8 warps, 4 stages: 2.8 ms vs 3.5 ms
+    # for BLOCK_K=32, 3 stages).
     x = x.contiguous()
     NB, C_in, H, W = x.shape
     C_out, _, KH, KW = weight.shape
@@ -71,8 +73,6 @@ def _conv2d(x, weight, bias, stride, padding,
     y = torch.empty((NB, C_out, OH, OW), dtype=x.dtype, device=x.device)
     if BLOCK_N is None:
         BLOCK_N = max(16, min(128, triton.next_power_of_2(C_out)))
-    if BLOCK_K is None:
-        BLOCK_K = max(16, min(32, triton.next_power_of_2(C_in)))
     grid = (triton.cdiv(NB * OH * OW, BLOCK_M), triton.cdiv(C_out, BLOCK_N))
     _conv2d_kernel[grid](
         x, w, bias, y, NB, C_in, H, W, C_out, OH, OW, sh, sw, ph, pw,
