@@ -33,8 +33,8 @@ class Writer:
         self._fd = fd
         self._seq = 0
 
-    def send(self, kind: str, **payload: Any) -> None:
-        body = json.dumps({"seq": self._seq, "type": kind, **payload}, default=str).encode()
+    def send(self, frame_type: str, /, **payload: Any) -> None:
+        body = json.dumps({"seq": self._seq, "type": frame_type, **payload}, default=str).encode()
         self._seq += 1
         data = MAGIC + struct.pack("<I", len(body)) + body
         view = memoryview(data)

@@ -81,6 +81,14 @@ def _collect(reader: channel.Reader) -> tuple[list[tuple[float, dict]], str | No
         frames.append((stamp, frame))
 
 
+def _extension_cache(source: str, cfg) -> str:
+    """``load_inline`` builds take minutes: cache them per source hash. A candidate can only
+    write into the folder of its own source, so it cannot poison another candidate's build."""
+    path = cfg.cache_dir / "torch_extensions" / hashlib.sha256(source.encode()).hexdigest()[:24]
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def _run_worker(
     module: str,
     job: dict,
@@ -90,6 +98,8 @@ def _run_worker(
     gpu: bool,
     timeout_s: float,
     memory_cap: int,
+    writable: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ):
     read_fd, write_fd = os.pipe()
     job = {**job, "channel_fd": write_fd}
@@ -98,11 +108,11 @@ def _run_worker(
     argv = [sys.executable, "-m", module, job_path.name]
     reader = channel.Reader(read_fd)
     extra = {} if gpu else {"TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    wrapped = wrapped_by.wrap(argv, str(workdir), gpu)
+    wrapped = wrapped_by.wrap(argv, str(workdir), gpu, writable)
     outcome = spawn.run(
         wrapped,
         cwd=str(workdir),
-        env=spawn.scrubbed_env(str(workdir), extra),
+        env=spawn.scrubbed_env(wrapped.workdir or str(workdir), {**extra, **(env or {})}),
         pass_fd=write_fd,
         timeout_s=timeout_s,
         memory_cap=memory_cap,
@@ -117,8 +127,8 @@ class _Frames:
     def __init__(self) -> None:
         self.frames: dict[str, dict] = {}
 
-    def send(self, kind: str, **payload: Any) -> None:
-        self.frames[kind] = {"type": kind, **payload}
+    def send(self, frame_type: str, /, **payload: Any) -> None:
+        self.frames[frame_type] = {"type": frame_type, **payload}
 
 
 def _reference_outputs(job: dict, private: Path, gpu: bool, timeout_s: float, cfg):
@@ -279,6 +289,10 @@ def _run(
             processes=256,
         ).to_dict(),
     }
+    writable, env = (), {}
+    if verdict.backend == "cuda-inline":
+        ext = _extension_cache(source, cfg)
+        writable, env = (ext,), {"TORCH_EXTENSIONS_DIR": ext}
     with phases.timed("candidate"):
         outcome, frames, bad = _run_worker(
             "kernelloop.sandbox.worker",
@@ -288,6 +302,8 @@ def _run(
             gpu=gpu,
             timeout_s=timeout_s,
             memory_cap=cfg.memory_cap_bytes,
+            writable=writable,
+            env=env,
         )
     verdict.worker = {
         "returncode": outcome.returncode,

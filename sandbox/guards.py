@@ -126,10 +126,10 @@ class Guards:
         for cls in classes:
             original = cls.run
 
-            def counted(self, *args, __original=original, **kwargs):
+            def counted(self, *args, _original=original, **kwargs):
                 if not kwargs.get("warmup", False):
                     guards._launches += 1
-                return __original(self, *args, **kwargs)
+                return _original(self, *args, **kwargs)
 
             cls.run = counted
 

@@ -15,6 +15,7 @@ class Wrapped:
     argv: list[str]
     preexec: Callable[[], None] | None  # runs in the child between fork and exec
     isolation: list[str]  # what this wrapping achieved, for the verdict ("netns", "ro-root", ...)
+    workdir: str | None = None  # the work dir's path as the worker sees it, if it differs
 
 
 def unshare_network() -> bool:

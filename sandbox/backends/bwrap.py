@@ -75,9 +75,11 @@ def available() -> str | None:
     return None
 
 
-def wrap(argv: list[str], workdir: str, gpu: bool) -> Wrapped:
+def wrap(argv: list[str], workdir: str, gpu: bool, writable: tuple[str, ...] = ()) -> Wrapped:
     args = _base_argv() + _hidden_and_rebound()
     args += ["--bind", workdir, WORKDIR]
+    for path in writable:  # e.g. this source's own load_inline build cache
+        args += ["--bind", path, path]
     inputs = os.path.join(workdir, "inputs")
     if os.path.isdir(inputs):
         args += ["--ro-bind", inputs, f"{WORKDIR}/inputs"]
@@ -86,4 +88,4 @@ def wrap(argv: list[str], workdir: str, gpu: bool) -> Wrapped:
             args += ["--dev-bind", node, node]
     args += ["--chdir", WORKDIR, "--"]
     isolation = ["bwrap", "ro-root", "tmpfs", "netns", "pidns", "userns", "no-caps", "rlimits"]
-    return Wrapped(argv=args + argv, preexec=None, isolation=isolation)
+    return Wrapped(argv=args + argv, preexec=None, isolation=isolation, workdir=WORKDIR)

@@ -25,7 +25,7 @@ def _netns_ok() -> bool:
     return network_namespace_works()
 
 
-def wrap(argv: list[str], workdir: str, gpu: bool) -> Wrapped:
+def wrap(argv: list[str], workdir: str, gpu: bool, writable: tuple[str, ...] = ()) -> Wrapped:
     isolation = ["session", "rlimits", "scrubbed-env", "private-workdir"]
     if _netns_ok():
         isolation.append("netns")
