@@ -206,7 +206,7 @@ def problems_check(
         sys.stdout.write(json.dumps([r.to_dict() for r in reports]) + "\n")
     else:
         table = Table(title="task hygiene")
-        for col in ("problem", "size", "result", "cpu ms", "H100 est. ms", "failed checks"):
+        for col in ("problem", "size", "result", "cpu ms", "H100 floor ms", "failed checks"):
             table.add_column(col)
         for r in reports:
             failed = "; ".join(f"{k}: {c.detail}" for k, c in r.checks.items() if not c.passed)

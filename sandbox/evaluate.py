@@ -102,13 +102,13 @@ def _run_worker(
     env: dict[str, str] | None = None,
 ):
     read_fd, write_fd = os.pipe()
-    job = {**job, "channel_fd": write_fd}
     job_path = workdir / f"{module.rsplit('.', 1)[-1]}-job.json"
-    job_path.write_text(json.dumps(job))
     argv = [sys.executable, "-m", module, job_path.name]
+    wrapped = wrapped_by.wrap(argv, str(workdir), gpu, writable)
+    job = {**job, "channel_fd": write_fd, "isolate_network": wrapped.isolate_network}
+    job_path.write_text(json.dumps(job))
     reader = channel.Reader(read_fd)
     extra = {} if gpu else {"TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    wrapped = wrapped_by.wrap(argv, str(workdir), gpu, writable)
     outcome = spawn.run(
         wrapped,
         cwd=str(workdir),
@@ -160,7 +160,11 @@ def _reference_outputs(job: dict, private: Path, gpu: bool, timeout_s: float, cf
 
 
 def _hash_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def evaluate(
@@ -314,6 +318,7 @@ def _run(
         "stdout": outcome.stdout[-4000:],
         "stderr": outcome.stderr[-4000:],
         "leftovers_killed": outcome.leftovers_killed,
+        "network": next((f.get("network") for _, f in frames if f["type"] == "hello"), None),
     }
     if gpu and baselines is None:
         baselines = timing_report.time_baselines(common, private, cfg, timeout_s)

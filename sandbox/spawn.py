@@ -206,7 +206,6 @@ def run(
         stderr=subprocess.PIPE,
         pass_fds=(pass_fd,),
         start_new_session=True,
-        preexec_fn=wrapped.preexec,
     )
     _live.add(proc.pid)
     born = _start_ticks(proc.pid)

@@ -9,6 +9,7 @@ run code or smuggle a ``Tensor`` subclass (threat row 5) into the orchestrator.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from typing import Any
 
@@ -47,15 +48,15 @@ def dtype_from_name(name: str) -> torch.dtype:
         raise BundleError(f"unsupported dtype {name!r}") from None
 
 
-def encode(items: list[Any], meta: dict[str, Any] | None = None) -> bytes:
-    """Serialise a flat list of tensors and JSON values (tensors are copied to CPU)."""
+def _layout(items: list[Any], meta: dict[str, Any] | None) -> tuple[bytes, list[memoryview]]:
+    """The bundle's prefix+header and the tensors' raw bytes (views, not copies)."""
     entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
+    payload: list[memoryview] = []
     offset = 0
     for item in items:
         if isinstance(item, torch.Tensor):
             cpu = item.detach().to("cpu").contiguous()
-            raw = cpu.reshape(-1).view(torch.uint8).numpy().tobytes() if cpu.numel() else b""
+            raw = memoryview(cpu.reshape(-1).view(torch.uint8).numpy()) if cpu.numel() else b""
             entries.append(
                 {
                     "kind": "tensor",
@@ -65,16 +66,36 @@ def encode(items: list[Any], meta: dict[str, Any] | None = None) -> bytes:
                     "nbytes": len(raw),
                 }
             )
-            chunks.append(raw)
+            payload.append(memoryview(raw))
             offset += len(raw)
         else:
             entries.append({"kind": "value", "value": item})
     header = json.dumps({"items": entries, "meta": meta or {}}).encode()
-    return struct.pack("<Q", len(header)) + header + b"".join(chunks)
+    return struct.pack("<Q", len(header)) + header, payload
 
 
-def decode(data: bytes) -> tuple[list[Any], dict[str, Any]]:
-    """Inverse of :func:`encode`, validating every field before touching the payload."""
+def encode(items: list[Any], meta: dict[str, Any] | None = None) -> bytes:
+    """Serialise a flat list of tensors and JSON values (tensors are copied to CPU)."""
+    head, payload = _layout(items, meta)
+    return head + b"".join(payload)
+
+
+def digest(items: list[Any], hasher: Any) -> str:
+    """``hasher`` (e.g. ``hashlib.sha256()``) over exactly the bytes :func:`encode` would
+    produce, without materialising them: GPU-size inputs are hundreds of MB."""
+    head, payload = _layout(items, None)
+    hasher.update(head)
+    for chunk in payload:
+        hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def decode(data: bytes, *, payload_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """Inverse of :func:`encode`, validating every field before touching the payload.
+
+    With ``payload_size`` (used by :func:`read`) ``data`` holds only the prefix and header, and
+    tensors come back as placeholders for the caller to fill from the file.
+    """
     if len(data) < 8:
         raise BundleError("truncated bundle")
     (hlen,) = struct.unpack("<Q", data[:8])
@@ -87,6 +108,7 @@ def decode(data: bytes) -> tuple[list[Any], dict[str, Any]]:
     if not isinstance(header, dict) or not isinstance(header.get("items"), list):
         raise BundleError("header has no item list")
     payload = memoryview(data)[8 + hlen :]
+    size = len(payload) if payload_size is None else payload_size
     items: list[Any] = []
     for entry in header["items"]:
         if not isinstance(entry, dict):
@@ -94,12 +116,12 @@ def decode(data: bytes) -> tuple[list[Any], dict[str, Any]]:
         if entry.get("kind") == "value":
             items.append(entry.get("value"))
             continue
-        items.append(_tensor_from(entry, payload))
+        items.append(_tensor_from(entry, payload, size, deferred=payload_size is not None))
     meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
     return items, meta
 
 
-def _tensor_from(entry: dict[str, Any], payload: memoryview) -> torch.Tensor:
+def _tensor_from(entry: dict[str, Any], payload: memoryview, size: int, *, deferred: bool):
     dtype = dtype_from_name(str(entry.get("dtype")))
     shape = entry.get("shape")
     offset, nbytes = entry.get("offset"), entry.get("nbytes")
@@ -111,19 +133,47 @@ def _tensor_from(entry: dict[str, Any], payload: memoryview) -> torch.Tensor:
     for s in shape:
         numel *= s
     itemsize = torch.empty((), dtype=dtype).element_size()
-    if numel * itemsize != nbytes or offset + nbytes > len(payload):
+    if numel * itemsize != nbytes or offset + nbytes > size:
         raise BundleError("tensor extent does not match its shape")
     if numel == 0:
         return torch.empty(shape, dtype=dtype)
+    if deferred:
+        return _Pending(torch.empty(shape, dtype=dtype), offset, nbytes)
     raw = bytearray(payload[offset : offset + nbytes])  # own the memory: writable, no aliasing
     return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)
 
 
 def write(path, items: list[Any], meta: dict[str, Any] | None = None) -> None:
+    head, payload = _layout(items, meta)
     with open(path, "wb") as fh:
-        fh.write(encode(items, meta))
+        fh.write(head)
+        for chunk in payload:
+            fh.write(chunk)
 
 
 def read(path) -> tuple[list[Any], dict[str, Any]]:
+    """Like :func:`decode`, but reads each tensor straight into its own storage (one copy)."""
     with open(path, "rb") as fh:
-        return decode(fh.read())
+        prefix = fh.read(8)
+        if len(prefix) < 8:
+            raise BundleError("truncated bundle")
+        (hlen,) = struct.unpack("<Q", prefix)
+        if hlen > MAX_HEADER:
+            raise BundleError("bad header length")
+        header = fh.read(hlen)
+        size = os.fstat(fh.fileno()).st_size - 8 - hlen
+        items, meta = decode(prefix + header, payload_size=size)
+        for item in items:
+            if isinstance(item, _Pending):
+                fh.seek(8 + hlen + item.offset)
+                target = item.tensor.reshape(-1).view(torch.uint8).numpy()
+                if fh.readinto(memoryview(target)) != item.nbytes:
+                    raise BundleError("tensor data cut short")
+        return [i.tensor if isinstance(i, _Pending) else i for i in items], meta
+
+
+class _Pending:
+    """A tensor whose bytes :func:`read` still has to load from the file."""
+
+    def __init__(self, tensor: torch.Tensor, offset: int, nbytes: int):
+        self.tensor, self.offset, self.nbytes = tensor, offset, nbytes

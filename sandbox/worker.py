@@ -66,12 +66,13 @@ class Worker:
         from . import tensorio
 
         # Captured before the candidate exists, like the guards' identities and launch counters.
-        self._sha256, self._encode = hashlib.sha256, tensorio.encode
+        self._sha256, self._digest = hashlib.sha256, tensorio.digest
         self.guards = Guards()
         self.clock = Clock.capture() if self.device == "cuda" else None
         self.allowed = allowed_ops(job.get("allow_torch", ()))
         self.models: dict[str, Any] = {}
         self.cls: type | None = None
+        self.network = "sandbox"  # how the network was isolated; set by main()
 
     # --- build ----
     def load_candidate(self) -> None:
@@ -113,7 +114,7 @@ class Worker:
     def digest(self, items: list[Any]) -> str:
         # Hash of the inputs as they are after the call, in the bundle encoding the reference
         # worker used, so the orchestrator can compare it with its own hash (threat row 2).
-        return self._sha256(self._encode(items)).hexdigest()
+        return self._digest(items, self._sha256())
 
     # --- one call ----
     def run_trial(self, trial: dict[str, Any], label: str) -> None:
@@ -224,7 +225,7 @@ class Worker:
     # --- the whole job ----
     def run(self) -> None:
         job = self.job
-        self.out.send("hello", pid=os.getpid(), device=self.device)
+        self.out.send("hello", pid=os.getpid(), device=self.device, network=self.network)
         started = time.perf_counter()
         try:
             self.load_candidate()
@@ -257,8 +258,11 @@ class Worker:
 
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
+    # Before anything else: no threads exist yet (unshare needs that) and no candidate code.
+    network = limits.isolate_network() if job.get("isolate_network") else "sandbox"
     limits.apply(limits.Limits(**job["limits"]))
     worker = Worker(job)
+    worker.network = network
     try:
         worker.run()
     except Exception as exc:  # our own failure, not the candidate's: say so distinctly

@@ -88,4 +88,4 @@ def wrap(argv: list[str], workdir: str, gpu: bool, writable: tuple[str, ...] = (
             args += ["--dev-bind", node, node]
     args += ["--chdir", WORKDIR, "--"]
     isolation = ["bwrap", "ro-root", "tmpfs", "netns", "pidns", "userns", "no-caps", "rlimits"]
-    return Wrapped(argv=args + argv, preexec=None, isolation=isolation, workdir=WORKDIR)
+    return Wrapped(argv=args + argv, isolation=isolation, workdir=WORKDIR)

@@ -1,0 +1,35 @@
+"""Sandbox escape: a fork bomb (bounded, so a broken limit cannot take the host down). On its
+first call the candidate forks children that exec ``sleep 60`` (argv[0] = MARKER) until fork
+fails or LIMIT children exist, then raises with the count.
+
+Expected: RLIMIT_NPROC (256 extra tasks for the worker) stops it far below LIMIT; the verdict is a
+RUNTIME_ERROR carrying the count; when evaluate returns no child is left.
+"""
+import os
+
+import torch
+import torch.nn as nn
+
+MARKER = "kernelloop-forkbomb"  # replaced by the test
+LIMIT = 1200
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        count, error = 0, "none"
+        while count < LIMIT:
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            if pid == 0:
+                try:
+                    os.execv("/bin/sleep", [MARKER, "60"])
+                finally:
+                    os._exit(0)
+            count += 1
+        raise RuntimeError(f"FORKED {count} children; stopped by: {error}")
