@@ -101,6 +101,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
+
     from kernelloop.kernelbench import loader
     from kernelloop.sandbox.evaluate import evaluate
 

@@ -20,12 +20,15 @@ BUNDLED_ROOT = Path(__file__).resolve().parent / "problems"
 LEVELS = ("level1", "level2", "level3", "modules")
 
 
+def _natural_key(path: Path) -> tuple:
+    # KernelBench names files "1_...", "2_...", "10_...": sort by the number, not the text.
+    head = path.stem.split("_", 1)[0]
+    return (int(head), path.stem) if head.isdigit() else (float("inf"), path.stem)
+
+
 def _problem_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.glob("*.py")
-        if not p.name.startswith("_") and p.parent.name != "solutions"
-    )
+    files = [p for p in folder.glob("*.py") if not p.name.startswith(("_", "."))]
+    return sorted(files, key=_natural_key)
 
 
 def bundled_ids() -> list[str]:

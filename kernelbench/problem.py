@@ -22,7 +22,11 @@ DEFAULT_TOLERANCE = {
     "bfloat16": {"atol": 1e-2, "rtol": 1e-2},
 }
 DISTRIBUTIONS = ("given", "scaled", "sparse")
-GPU_SIZE = "gpu"  # the name of the default profile: the module constants, unchanged
+GPU_SIZE = "gpu"
+# kernelloop's optional names; every other top-level literal is an overridable size constant.
+DECLARATIONS = frozenset(
+    {"SIZES", "HOLDOUT", "TOLERANCE", "ALLOW_TORCH", "DTYPE", "INPUT_DISTRIBUTIONS", "ALLOW_TF32"}
+)  # the name of the default profile: the module constants, unchanged
 
 
 class ProblemError(ValueError):
@@ -133,9 +137,8 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
     constants = {
         k: v
         for k, v in names.items()
-        if not k.isupper() or k in _all_override_names(sizes, holdout)
+        if k not in DECLARATIONS and isinstance(v, int | float | bool | str)
     }
-    constants = {k: v for k, v in constants.items() if isinstance(v, int | float | bool | str)}
     doc = ast.get_docstring(tree) or ""
     return Problem(
         id=problem_id or path.stem,
@@ -164,13 +167,6 @@ def _with_constants(tree: ast.Module, overrides: dict[str, Any]) -> ast.Module:
         ):
             node.value = ast.copy_location(ast.Constant(overrides[node.targets[0].id]), node.value)
     return tree
-
-
-def _all_override_names(sizes: dict, holdout: list) -> set[str]:
-    out: set[str] = set()
-    for profile in [*sizes.values(), *holdout]:
-        out.update(profile)
-    return out
 
 
 def _module_literals(tree: ast.Module) -> dict[str, Any]:

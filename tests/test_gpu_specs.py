@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
 from kernelloop.feedback import gpu_specs
 from kernelloop.feedback.gpu_specs import current, lookup, peak_bandwidth, peak_flops
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+
 from kernelloop.sandbox import nvrtc
 from kernelloop.sandbox.nvrtc import (
     CudaCompileError,

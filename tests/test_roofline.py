@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from kernelloop.feedback.gpu_specs import lookup
 from kernelloop.feedback.roofline import (
     Work,

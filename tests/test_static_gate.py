@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from kernelloop.sandbox import reasons
 from kernelloop.sandbox.static_gate import Finding, GateResult, check_source, detect_backend
 

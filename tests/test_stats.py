@@ -7,6 +7,7 @@ import random
 import statistics
 
 import pytest
+
 from kernelloop.sandbox.stats import Interval, Summary, bootstrap_ratio, quantile, summarize
 
 

@@ -6,6 +6,7 @@ import struct
 
 import pytest
 import torch
+
 from kernelloop.sandbox import tensorio
 from kernelloop.sandbox.compare import compare
 from kernelloop.sandbox.stats import bootstrap_ratio, summarize

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from kernelloop.sandbox import nvrtc
 from kernelloop.sandbox.nvrtc import CudaLaunchError, load_kernel
 
