@@ -26,14 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kernelloop import settings as settings_mod
-
+from .. import settings as settings_mod
 from ..kernelbench.problem import Problem
-from . import backends, channel, reasons, spawn, static_gate, tensorio
-from .compare import compare
+from . import backends, channel, checks, reasons, spawn, static_gate
 from .limits import Limits
 from .plan import Plan, make_plan
-from .verdict import BuildResult, CorrectnessResult, Reason, TrialResult, Verdict
+from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
 
@@ -324,7 +322,7 @@ def _run(
         baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
 
     with phases.timed("compare"):
-        _judge(problem, plan, verdict, frames, bad, outcome, private, work, input_hashes)
+        checks.judge(problem, plan, verdict, frames, bad, outcome, private, work, input_hashes)
     if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
         timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)
     elif not gpu:
@@ -333,182 +331,6 @@ def _run(
         verdict.correctness and verdict.correctness.passed
     )
     return verdict
-
-
-def _judge(
-    problem: Problem,
-    plan: Plan,
-    verdict: Verdict,
-    frames: list[tuple[float, dict]],
-    bad: str | None,
-    outcome,
-    private: Path,
-    work: Path,
-    input_hashes: dict[str, str],
-) -> None:
-    """Turn the candidate worker's frames and files into build and correctness results."""
-    tol = problem.tolerance
-    by_type: dict[str, list[dict]] = {}
-    for _, f in frames:
-        by_type.setdefault(f["type"], []).append(f)
-    if bad:
-        verdict.reject(reasons.CHANNEL_TAMPERED, f"verdict channel: {bad}")
-    for kind in ("hello", "build", "timing", "done", "wall_begin", "wall_end"):
-        if len(by_type.get(kind, [])) > 1:
-            verdict.reject(reasons.CHANNEL_TAMPERED, f"more than one {kind!r} frame")
-
-    build = (by_type.get("build") or [None])[0]
-    if build is not None:
-        verdict.build = BuildResult(
-            ok=build["ok"], seconds=round(build["seconds"], 3), log=build.get("error", "")[:4000]
-        )
-        if not build["ok"]:
-            code = reasons.BUILD_FAILED if build.get("kind") == "build" else reasons.IMPORT_FAILED
-            if build.get("kind") == "memory":
-                code = reasons.MEMORY_LIMIT
-            verdict.reject(code, build.get("error", "the candidate failed to load"))
-        elif build.get("inherits_reference"):
-            verdict.reject(reasons.INHERITS_REFERENCE, "ModelNew derives from a class named Model")
-
-    _containment(verdict, outcome, by_type)
-    trials = CorrectnessResult(passed=False, tolerance=dict(tol))
-    verdict.correctness = trials
-    first_outputs: dict[str, list] = {}
-    expected = [t.name for t in plan.trials] + [f"{plan.repeat}.repeat"]
-    if by_type.get("timing") or by_type.get("wall_begin"):
-        expected += [f"{n}.drift" for n in plan.drift]
-    seen = [f["name"] for f in by_type.get("trial", [])]
-    if seen != expected[: len(seen)]:
-        verdict.reject(reasons.CHANNEL_TAMPERED, "trial frames out of order or unexpected")
-        return
-    for frame in by_type.get("trial", []):
-        name = frame["name"]
-        base = name.split(".")[0]
-        result = TrialResult(name=name, passed=False)
-        trials.trials.append(result)
-        if not frame["ok"]:
-            result.message = frame.get("error", "")[:2000]
-            _reject_trial_error(verdict, frame)
-            continue
-        outputs, _ = tensorio.read(work / frame["output"])
-        refs, _ = tensorio.read(private / "ref" / f"{base}.bin")
-        _guard_reports(verdict, frame, plan.device)
-        # Inputs after the call must hash like the bundle the reference worker wrote before the
-        # candidate started (threat row 2); the bundle file itself is checked here too.
-        if frame.get("inputs_sha256") != input_hashes[base]:
-            verdict.reject(reasons.INPUT_MUTATED, f"trial {name}: forward wrote into its inputs")
-        if len(outputs) != len(refs):
-            result.message = f"{len(outputs)} outputs, expected {len(refs)}"
-            verdict.reject(reasons.WRONG_OUTPUT, f"trial {name}: {result.message}")
-            continue
-        devices = frame.get("devices", [])
-        if any(d != plan.device for d in devices):
-            verdict.reject(reasons.WRONG_DEVICE, f"trial {name}: outputs on {devices}")
-        ok = True
-        for i, (out, ref) in enumerate(zip(outputs, refs, strict=True)):
-            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device=plan.device)
-            result.max_abs_err = max(result.max_abs_err or 0.0, cmp.max_abs_err or 0.0)
-            result.max_rel_err = max(result.max_rel_err or 0.0, cmp.max_rel_err or 0.0)
-            result.mismatched += cmp.mismatched
-            result.numel += cmp.numel
-            if not cmp.passed:
-                ok = False
-                result.message = f"output {i}: {cmp.message}"
-                code = reasons.DRIFT if name.endswith(".drift") else cmp.code
-                verdict.reject(code, f"trial {name}: {result.message}")
-        result.passed = ok
-        if name.endswith(".repeat"):
-            _check_repeat(verdict, outputs, first_outputs.get(base), tol)
-        else:
-            first_outputs.setdefault(base, outputs)
-    ran = {t.name for t in trials.trials}
-    missing = [n for n in expected if n not in ran]
-    if missing and not verdict.reasons:
-        verdict.reject(reasons.CRASHED, f"the worker stopped before trial {missing[0]}")
-    trials.checks = {
-        "deterministic": reasons.NONDETERMINISTIC not in verdict.codes
-        and f"{plan.repeat}.repeat" in ran,
-        "inputs_untouched": reasons.INPUT_MUTATED not in verdict.codes,
-        "no_drift": reasons.DRIFT not in verdict.codes,
-    }
-    trials.passed = bool(trials.trials) and all(t.passed for t in trials.trials) and not missing
-
-
-def _reject_trial_error(verdict: Verdict, frame: dict) -> None:
-    kind, stage = frame.get("kind"), frame.get("stage")
-    msg = f"trial {frame['name']}: {frame.get('error', '')}"
-    if kind == "no_gpu":
-        verdict.reject(
-            reasons.NOT_RUN_NO_GPU,
-            "the CUDA kernel compiled, but there is no GPU "
-            "here to run it; correctness and timing need a CUDA machine",
-        )
-    elif kind == "memory":
-        verdict.reject(reasons.MEMORY_LIMIT, msg)
-    elif kind == "not_tensor":
-        verdict.reject(reasons.OUTPUT_NOT_TENSOR, msg)
-    elif stage == "init":
-        verdict.reject(reasons.INIT_FAILED, msg)
-    elif kind == "build":
-        verdict.reject(reasons.BUILD_FAILED, msg)
-    else:
-        verdict.reject(reasons.RUNTIME_ERROR, msg)
-
-
-def _guard_reports(verdict: Verdict, frame: dict, device: str) -> None:
-    name = frame["name"]
-    if frame.get("launches", 0) <= 0:
-        verdict.reject(reasons.NO_KERNEL_LAUNCHED, f"trial {name}: forward launched no kernel")
-    if frame.get("torch_ops"):
-        ops = ", ".join(frame["torch_ops"][:10])
-        verdict.reject(
-            reasons.TORCH_OP_CALLED,
-            f"forward ran torch compute ops: {ops} "
-            "(allowed: allocation, views, copies, and the problem's ALLOW_TORCH)",
-        )
-    if frame.get("threads_delta", 0) > 0:
-        verdict.reject(reasons.THREAD_LEAK, f"trial {name}: forward left threads running")
-    if frame.get("patched"):
-        verdict.reject(reasons.FUNCTION_PATCHED, f"replaced: {', '.join(frame['patched'])}")
-
-
-def _check_repeat(verdict: Verdict, again: list, first: list | None, tol: dict) -> None:
-    if first is None:
-        return
-    # Two runs on identical inputs must agree far more closely than the tolerance allows the
-    # candidate to differ from the reference: disagreement means reads of garbage (row 17).
-    for a, b in zip(again, first, strict=False):
-        cmp = compare(a, b, atol=tol["atol"] / 10, rtol=tol["rtol"] / 10)
-        if not cmp.passed:
-            verdict.reject(
-                reasons.NONDETERMINISTIC, f"two runs on the same inputs differ: {cmp.message}"
-            )
-            return
-
-
-def _containment(verdict: Verdict, outcome, by_type: dict[str, list[dict]]) -> None:
-    if outcome.timed_out:
-        verdict.reject(
-            reasons.TIMEOUT,
-            f"the worker exceeded {outcome.wall_s:.0f} s and was killed with everything it started",
-        )
-    elif outcome.memory_exceeded:
-        verdict.reject(
-            reasons.MEMORY_LIMIT,
-            f"resident memory passed the cap "
-            f"({outcome.peak_rss_bytes >> 20} MiB); the worker was killed",
-        )
-    elif outcome.signal and "done" not in by_type:
-        sig = outcome.signal
-        code = reasons.MEMORY_LIMIT if sig == "SIGXFSZ" else reasons.CRASHED
-        verdict.reject(code, f"the worker died on {sig}")
-    elif "error" in by_type:
-        verdict.reject(reasons.WORKER_ERROR, by_type["error"][0].get("message", "")[:2000])
-    elif "done" not in by_type and outcome.returncode != 0:
-        tail = outcome.stderr.strip().splitlines()[-1:] or ["no output"]
-        verdict.reject(
-            reasons.CRASHED, f"the worker exited with status {outcome.returncode}: {tail[0][:300]}"
-        )
 
 
 __all__ = ["evaluate", "Reason", "Verdict"]

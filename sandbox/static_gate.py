@@ -15,162 +15,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import reasons
-
-BACKENDS = ("triton", "cuda", "cuda-inline")
-TRITON_JIT = "triton.jit"
-LOAD_KERNEL = "kernelloop.sandbox.nvrtc.load_kernel"
-LOAD_INLINE = "torch.utils.cpp_extension.load_inline"
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Row 14: the only modules a candidate may import (numpy is out: host-side compute, row 9).
-ALLOWED_IMPORTS = _words("""torch torch.nn torch.nn.functional triton triton.language math typing
-    functools itertools operator dataclasses enum numbers __future__ kernelloop.sandbox.nvrtc
-    torch.utils.cpp_extension""")
-
-# Qualified names (resolved through imports and aliases): a use of one, or of anything under
-# it, gets the code. Checked in this order; the first match wins.
-NAME_RULES = (
-    # row 4: work that runs outside the timed call
-    (
-        _words("""threading _thread multiprocessing concurrent asyncio signal torch.multiprocessing
-        torch.futures torch.jit.fork os.fork os.forkpty"""),
-        reasons.THREADS,
-        "{} runs work outside the call; do all work in forward",
-    ),
-    # row 3: side streams escape default-stream events
-    (
-        _words("""torch.cuda.Stream torch.cuda.stream torch.cuda.ExternalStream
-        torch.cuda.set_stream torch.cuda.streams torch.cuda.StreamContext torch.Stream"""),
-        reasons.STREAMS,
-        "{} uses a side stream; launch on the current stream",
-    ),
-    # row 5: lazy/fake tensors and dispatch interception
-    (
-        _words("torch._C torch.overrides torch.utils._python_dispatch torch._subclasses"),
-        reasons.TENSOR_SUBCLASS,
-        "{} intercepts tensor dispatch; return plain torch.Tensor outputs",
-    ),
-    # rows 7, 14: caches on disk, reading the reference, the environment
-    (
-        _words("""torch.load torch.save torch.from_file torch.hub torch.utils.cpp_extension.load
-        pathlib io numpy.load numpy.save numpy.fromfile numpy.loadtxt numpy.memmap os.open
-        os.environ os.getenv"""),
-        reasons.FILE_ACCESS,
-        "{} touches files or the OS; remove it",
-    ),
-    # row 14: code the gate cannot read
-    (
-        _words("""importlib builtins types code runpy pickle marshal operator.attrgetter
-        operator.methodcaller"""),
-        reasons.DYNAMIC_CODE,
-        "{} runs code the gate cannot read; remove it",
-    ),
-    # row 14: reaching the caller's frames and objects
-    (
-        _words("inspect gc ctypes traceback sys._getframe sys.modules"),
-        reasons.INTROSPECTION,
-        "{} inspects the interpreter; remove it",
-    ),
-    # row 10: swallowing the error of a failed kernel
-    (
-        _words("contextlib.suppress"),
-        reasons.EXCEPTION_FALLBACK,
-        "{} swallows exceptions; let errors propagate",
-    ),
+from .gate_rules import (
+    ALLOW_ALIASES,
+    ALLOWED_DUNDERS,
+    ALLOWED_IMPORTS,
+    BACKENDS,
+    COMPUTE_METHODS,
+    COMPUTE_NAMES,
+    COMPUTE_NAMESPACES,
+    CPP_LIBRARY,
+    CPP_MARKERS,
+    CPP_METHOD_CALL,
+    CPP_RULES,
+    CPP_TORCH_CALL,
+    DUNDER_DEFS,
+    DYNAMIC_BUILTINS,
+    FILE_ATTRS,
+    FRAME_ATTRS,
+    HINT,
+    KEEP,
+    LOAD_INLINE,
+    LOAD_KERNEL,
+    MARKER_TEXT,
+    NAME_RULES,
+    NN_HOLDERS,
+    PASS_THROUGH,
+    REGISTER_METHODS,
+    SUBCLASS_ATTRS,
+    TORCH_HOST_OK,
+    TRITON_JIT,
 )
-# Builtins and attribute names flagged wherever they appear (rows 5, 14).
-DYNAMIC_BUILTINS = _words("exec eval compile __import__ globals locals vars breakpoint")
-SUBCLASS_ATTRS = _words("""_make_subclass _make_wrapper_subclass as_subclass TorchFunctionMode
-    TorchDispatchMode __torch_function__ __torch_dispatch__""")
-FILE_ATTRS = _words("read_text read_bytes write_text write_bytes from_file load_library")
-FRAME_ATTRS = _words("""f_back f_globals f_locals f_code f_builtins gi_frame gi_code cr_frame
-    ag_frame tb_frame tb_next _getframe co_code co_consts""")
-ALLOWED_DUNDERS = _words("__init__ __name__")
-DUNDER_DEFS = {  # defining these changes how results behave (rows 5, 10); others: INTROSPECTION
-    "__torch_function__": reasons.TENSOR_SUBCLASS,
-    "__torch_dispatch__": reasons.TENSOR_SUBCLASS,
-    "__exit__": reasons.EXCEPTION_FALLBACK,
-    "__aexit__": reasons.EXCEPTION_FALLBACK,
-}
-
-# Row 9. Everything strictly under these namespaces computes; so do these names.
-COMPUTE_NAMESPACES = _words("""torch.nn.functional torch.special torch.linalg torch.fft torch.ops
-    torch.jit torch.sparse torch.nested torch.autograd torch.func torch.library torch.compiler
-    torch.distributed torch.cuda.comm torch.cuda.nccl triton.ops""")
-COMPUTE_NAMES = _words("""torch.compile torch.vmap torch.cuda.graph torch.cuda.graphs
-    torch.cuda.CUDAGraph torch.cuda.make_graphed_callables torch.cuda.jiterator operator.matmul
-    operator.imatmul""")
-# torch.<name> calls that only allocate (random fills included: KernelBench declares parameters
-# as nn.Parameter(torch.randn(...))), view, cast or query; any other torch.<name> call computes.
-TORCH_HOST_OK = _words("""empty empty_like empty_strided zeros zeros_like ones ones_like full
-    full_like arange tensor as_tensor as_strided rand rand_like randn randn_like randint
-    randint_like randperm device dtype finfo iinfo manual_seed is_tensor
-    is_floating_point is_complex get_default_dtype promote_types result_type broadcast_shapes
-    can_cast no_grad inference_mode enable_grad set_grad_enabled is_grad_enabled numel
-    view_as_real view_as_complex reshape permute transpose t squeeze unsqueeze flatten narrow
-    select chunk split tensor_split unbind movedim swapaxes swapdims from_blob""")
-# Tensor methods (and torch / F / C++ functions) that compute; ``add_`` matches ``add``.
-COMPUTE_METHODS = _words("""matmul mm bmm mv dot vdot inner outer addmm addmv addr baddbmm
-    addbmm einsum tensordot kron linear bilinear conv1d conv2d conv3d conv_transpose1d
-    conv_transpose2d conv_transpose3d sum nansum mean nanmean prod std var norm max min amax amin
-    aminmax argmax argmin cumsum cumprod cummax cummin logsumexp softmax log_softmax relu relu6
-    gelu sigmoid tanh silu mish elu selu celu hardtanh hardswish hardsigmoid leaky_relu softplus
-    logsigmoid exp exp2 expm1 log log2 log10 log1p sqrt rsqrt abs neg negative pow square
-    reciprocal sin cos tan asin acos atan atan2 sinh cosh erf erfc erfinv add sub subtract mul
-    multiply div divide true_divide floor_divide remainder fmod clamp clip clamp_min clamp_max
-    where masked_fill lerp addcmul addcdiv maximum minimum fmax fmin hypot logaddexp floor ceil
-    round trunc frac sign sgn nan_to_num eq ne lt le gt ge equal allclose isclose logical_and
-    logical_or logical_not logical_xor bitwise_and bitwise_or bitwise_xor bitwise_not any all
-    count_nonzero sort argsort topk kthvalue median mode unique bincount histc searchsorted
-    bucketize nonzero gather scatter scatter_add scatter_reduce index_select index_add index_copy
-    index_put masked_select masked_scatter take take_along_dim cat concat concatenate stack flip
-    roll rot90 repeat repeat_interleave tile tril triu diag trace cross cdist layer_norm
-    batch_norm group_norm instance_norm normalize dropout embedding one_hot pad interpolate
-    max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool2d
-    adaptive_max_pool2d scaled_dot_product_attention cosine_similarity numpy tolist apply_ map_""")
-# nn classes that only hold parameters or other modules: constructing and keeping them is fine.
-NN_HOLDERS = _words("""Parameter ParameterList ParameterDict Module ModuleList ModuleDict
-    Sequential Identity Buffer UninitializedParameter""")
-# ALLOW_TORCH names that stand for a family of ops.
-ALLOW_ALIASES = {"matmul": _words("mm bmm mv dot addmm addmv baddbmm addbmm linear @")}
-
-# Native (CUDA C++) source strings: rows 3, 4, 14, then torch/vendor compute (row 9).
-CPP_RULES = (
-    (
-        r"\b(?:cudaStreamCreate\w*|cuStreamCreate\w*|cudaLaunchHostFunc|cudaStreamAddCallback"
-        r"|cudaStreamPerThread|getStreamFromPool)\b",
-        reasons.STREAMS,
-        "creates or uses a side stream; launch on the current stream",
-    ),
-    (
-        r"\b(?:std::thread|std::async|pthread_create|fork\s*\()",
-        reasons.THREADS,
-        "starts host threads or processes; do the work in the launch",
-    ),
-    (
-        r"\b(?:fopen|[io]?fstream|dlopen|getenv|popen|system\s*\()",
-        reasons.FILE_ACCESS,
-        "touches files, the environment or the OS; remove it",
-    ),
-)
-_CPP_TORCH_CALL = re.compile(r"\b(?:torch|at)::(?:\w+::)*([a-z_][a-z0-9_]*)\s*\(")
-_CPP_METHOD_CALL = re.compile(r"\.\s*([a-z_][a-z0-9_]*)\s*\(")
-_CPP_LIBRARY = re.compile(r"(?:cublas|cudnn)\w*|getCurrentCUDABlasHandle", re.IGNORECASE)
-_CPP_MARKERS = ("__global__", "__device__", "#include", "torch::", "at::")
-
-_PASS_THROUGH = _words("list tuple dict iter reversed enumerate zip")
-_REGISTER_METHODS = _words("append extend insert add_module register_module")
-_HINT = "write it as a kernel or ask for it in the problem's ALLOW_TORCH"
-_KEEP = "leave torch, triton and time as they are"
-_MARKER_TEXT = {
-    "triton": "@triton.jit function",
-    "cuda": "CUDA __global__ source loaded with kernelloop.sandbox.nvrtc.load_kernel",
-    "cuda-inline": "torch.utils.cpp_extension.load_inline call",
-}
 
 
 @dataclass(frozen=True)
@@ -256,7 +130,7 @@ def _flows(node: ast.AST) -> list[tuple[ast.AST, ast.AST]]:
     if isinstance(node, (ast.For, ast.comprehension)):
         return [(node.target, node.iter)]
     f = getattr(node, "func", None)
-    if isinstance(f, ast.Attribute) and f.attr in _REGISTER_METHODS:  # layers.append(nn.X())
+    if isinstance(f, ast.Attribute) and f.attr in REGISTER_METHODS:  # layers.append(nn.X())
         return [(f.value, a) for a in node.args]
     return []
 
@@ -350,7 +224,7 @@ class _Source:
             out |= self.factories.get(_last(e.func) or "", set())
             if _last(e.func) == "getattr" and (name := _literal(e.args[1:2])):
                 out |= self.held.get(f"{_dotted(e.args[0])}.{name}", set())
-            if (self.qual(e.func) or "").startswith("torch.nn.") or _last(e.func) in _PASS_THROUGH:
+            if (self.qual(e.func) or "").startswith("torch.nn.") or _last(e.func) in PASS_THROUGH:
                 parts = [*e.args, *(k.value for k in e.keywords)]
         elif isinstance(e, ast.IfExp):
             parts = [e.body, e.orelse]
@@ -412,7 +286,7 @@ class _Gate(ast.NodeVisitor):
         return any(self._allowed(n) for n in (cls.lower(), snake, re.sub(r"\dd$", "", snake)))
 
     def _compute(self, node: ast.AST, what: str) -> None:
-        self.add(reasons.TORCH_COMPUTE, node, f"{what} is a torch compute op; {_HINT}")
+        self.add(reasons.TORCH_COMPUTE, node, f"{what} is a torch compute op; {HINT}")
 
     # --- names -----------------------------------------------------------------------------------
     def _classify(self, q: str, node: ast.AST, call: bool) -> None:
@@ -551,7 +425,7 @@ class _Gate(ast.NodeVisitor):
         for t in targets:
             for e in t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]:
                 if isinstance(e, (ast.Attribute, ast.Subscript)) and _root(e) in self.src.aliases:
-                    message = f"changing {ast.unparse(e)} patches an imported module; {_KEEP}"
+                    message = f"changing {ast.unparse(e)} patches an imported module; {KEEP}"
                     self.add(reasons.TIMER_PATCH, e, message)
         if isinstance(getattr(node, "op", None), ast.MatMult):
             self._matmul(node)
@@ -571,17 +445,17 @@ class _Gate(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         """Scan native source (CUDA C++, compiler flags) for cheats the Python AST cannot see."""
         s = node.value
-        if not isinstance(s, str) or not (s.startswith("-") or any(m in s for m in _CPP_MARKERS)):
+        if not isinstance(s, str) or not (s.startswith("-") or any(m in s for m in CPP_MARKERS)):
             return
         for rx, code, what in CPP_RULES:
             for m in re.finditer(rx, s):
                 self.add(code, self._line(node, m), f"{m.group(0)} in native source {what}")
-        for m in _CPP_LIBRARY.finditer(s):
+        for m in CPP_LIBRARY.finditer(s):
             if not self._allowed("matmul" if "blas" in m.group(0).lower() else "conv2d"):
                 self._compute(self._line(node, m), f"{m.group(0)} (a vendor library)")
-        calls = list(_CPP_TORCH_CALL.finditer(s))
+        calls = list(CPP_TORCH_CALL.finditer(s))
         if "torch::" in s or "at::" in s:  # ATen tensor methods in a load_inline source
-            calls += [m for m in _CPP_METHOD_CALL.finditer(s) if m.group(1) in COMPUTE_METHODS]
+            calls += [m for m in CPP_METHOD_CALL.finditer(s) if m.group(1) in COMPUTE_METHODS]
         for m in calls:
             if m.group(1) not in TORCH_HOST_OK and not self._allowed(m.group(1)):
                 self._compute(self._line(node, m), m.group(0).rstrip("( ") + " in native source")
@@ -658,7 +532,7 @@ class _Gate(ast.NodeVisitor):
             what = ast.unparse(obj)
             self.add(reasons.DYNAMIC_CODE, node, f"{name} on module {what}; use {what}.name")
             if name != "getattr":
-                message = f"{name}({what}, ...) patches an imported module; {_KEEP}"
+                message = f"{name}({what}, ...) patches an imported module; {KEEP}"
                 self.add(reasons.TIMER_PATCH, node, message)
 
     # --- launches --------------------------------------------------------------------------------
@@ -733,7 +607,7 @@ def _check(tree: ast.Module, backend: str | None, allow_torch: Iterable[str]) ->
         message = "no kernel found: write a @triton.jit function, a CUDA __global__ source for "
         gate.add(reasons.NO_KERNEL, None, message + "load_kernel or a load_inline extension")
     elif not src.markers[backend]:
-        message = f"backend {backend!r} was requested but no {_MARKER_TEXT[backend]} was found"
+        message = f"backend {backend!r} was requested but no {MARKER_TEXT[backend]} was found"
         gate.add(reasons.NO_KERNEL, None, message)
     if not any(isinstance(n, ast.ClassDef) and n.name == "ModelNew" for n in src.nodes):
         message = "no class ModelNew; define class ModelNew(nn.Module) with forward"
