@@ -207,6 +207,15 @@ def evaluate(
             verdict.reject(f.code, f.message + where)
         return verdict
 
+    if verdict.backend == "cuda-inline" and device != "cuda":
+        # load_inline compiles against a CUDA build of torch: nothing can be built or run here.
+        verdict.reject(
+            reasons.NOT_RUN_NO_GPU,
+            "cuda-inline candidates need a CUDA build of "
+            "torch and a GPU; the static gate passed, nothing else was checked",
+        )
+        verdict.timing_note = "no CUDA GPU here"
+        return verdict
     base = Path(tempfile.mkdtemp(prefix="kernelloop-eval-"))
     try:
         return _run(problem, source, plan, verdict, iso, base, cfg, timeout_s or cfg.timeout_s)
