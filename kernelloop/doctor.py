@@ -96,6 +96,16 @@ def _tool(name: str, cmd: list[str], consequence: str) -> Check:
     return Check(name, True, out.splitlines()[-1][:120], "")
 
 
+def _docker() -> Check:
+    consequence = "no docker sandbox (planned): install docker.io and start dockerd"
+    if not shutil.which("docker"):
+        return Check("docker", False, "docker not on PATH", consequence)
+    server = _run(["docker", "info", "--format", "{{.ServerVersion}}"])
+    if not server:
+        return Check("docker", False, "docker client found, but no engine answers", consequence)
+    return Check("docker", True, f"engine {server}", "")
+
+
 def _nvml() -> Check:
     try:
         import pynvml
@@ -124,7 +134,7 @@ def run_checks() -> list[Check]:
         _nvrtc(),
         _triton(),
         _bwrap(),
-        _tool("docker", ["docker", "--version"], "no docker sandbox (issue: scale-out)"),
+        _docker(),
         _tool("ncu", ["ncu", "--version"], "no Nsight Compute metrics for the Judge"),
         _nvml(),
     ]

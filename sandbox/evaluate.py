@@ -277,6 +277,7 @@ def _run(
     job = {
         "candidate": "candidate.py",
         "device": plan.device,
+        "dtype": problem.dtype,
         "init_seed": plan.init_seed,
         "allow_torch": list(problem.allow_torch),
         "trials": [

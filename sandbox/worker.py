@@ -100,6 +100,9 @@ class Worker:
             self.torch.manual_seed(self.job["init_seed"])
             model = self.cls(*meta["init_inputs"])
             if isinstance(model, self.torch.nn.Module):
+                # Like the reference: cast to the problem's dtype, then take its exact values.
+                dtype = getattr(self.torch, self.job.get("dtype", "float32"))
+                model = model.to(device=self.device, dtype=dtype)
                 own = model.state_dict()
                 state = {
                     n: t
@@ -107,7 +110,6 @@ class Worker:
                     if n in own and own[n].shape == t.shape
                 }
                 model.load_state_dict(state, strict=False)  # the reference's parameter values
-                model = model.to(self.device)
             self.models[variant] = model
         return self.models[variant]
 
