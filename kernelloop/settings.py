@@ -14,6 +14,13 @@ else. Tests change settings with :func:`override`, which is scoped and restores 
 | ``KERNELLOOP_CACHE_DIR`` | ``cache_dir`` | ``$XDG_CACHE_HOME/kernelloop`` |
 | ``KERNELLOOP_RUNS_DIR`` | ``runs_dir`` | ``./runs`` |
 | ``KERNELLOOP_LIBRARY`` | ``library_dir`` | ``<cache_dir>/library`` |
+| ``KERNELLOOP_BASE_URL``, then ``OPENAI_BASE_URL`` | ``base_url`` | none |
+| ``KERNELLOOP_API_KEY``, then ``OPENAI_API_KEY`` | ``api_key`` | none |
+| ``KERNELLOOP_LLM_TIMEOUT`` | ``llm_timeout_s`` | 300 s per request |
+| ``KERNELLOOP_LLM_RETRIES`` | ``llm_retries`` | 4 (429, 5xx, timeouts; exponential backoff) |
+| ``KERNELLOOP_PRICES`` | ``prices_path`` | bundled table (``agents/prices.json``) |
+
+The API key is read here and handed to the LLM client only; workers get a scrubbed environment.
 """
 
 from __future__ import annotations
@@ -64,6 +71,11 @@ class Settings:
     )
     runs_dir: Path = Path("runs")
     library_dir: Path | None = None
+    base_url: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    llm_timeout_s: float = 300.0
+    llm_retries: int = 4
+    prices_path: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -80,6 +92,13 @@ class Settings:
             cache_dir=cache,
             runs_dir=Path(os.environ.get("KERNELLOOP_RUNS_DIR", base.runs_dir)),
             library_dir=Path(library) if library else cache / "library",
+            base_url=os.environ.get("KERNELLOOP_BASE_URL") or os.environ.get("OPENAI_BASE_URL"),
+            api_key=os.environ.get("KERNELLOOP_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+            llm_timeout_s=float(_env_int("KERNELLOOP_LLM_TIMEOUT", 300)),
+            llm_retries=_env_int("KERNELLOOP_LLM_RETRIES", 4),
+            prices_path=Path(os.environ["KERNELLOOP_PRICES"])
+            if os.environ.get("KERNELLOOP_PRICES")
+            else None,
         )
 
 
