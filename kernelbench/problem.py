@@ -82,6 +82,28 @@ class Problem:
                 raise ProblemError(f"{self.path}: a problem must define {required}")
         return module
 
+    def coder_source(self, overrides: dict[str, Any] | None = None) -> str:
+        """The source an agent may see: ``HOLDOUT`` removed (hold-out sizes stay unseen), size
+        constants rewritten to the evaluated values."""
+        tree = ast.parse(self.source)
+        drop: set[int] = set()
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == "HOLDOUT" for t in targets):
+                drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        lines = self.source.splitlines()
+        for node in tree.body:
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in (overrides or {})
+                and node.lineno == node.end_lineno
+            ):
+                name = node.targets[0].id
+                lines[node.lineno - 1] = f"{name} = {overrides[name]!r}"
+        return "\n".join(line for i, line in enumerate(lines, 1) if i not in drop) + "\n"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -23,6 +23,12 @@ app = typer.Typer(
 )
 problems_app = typer.Typer(help="List, inspect and hygiene-check problems.", no_args_is_help=True)
 app.add_typer(problems_app, name="problems")
+try:  # the run store's commands; registered here so there is one Typer app
+    from .runs.cli import runs_app
+
+    app.add_typer(runs_app, name="runs")
+except ImportError:  # pragma: no cover - only while the runs package is being built
+    pass
 console = Console()
 err = Console(stderr=True)
 
@@ -221,6 +227,75 @@ def problems_check(
             )
         console.print(table)
     raise typer.Exit(0 if all(r.passed for r in reports) else 1)
+
+
+@app.command()
+def optimize(
+    problems: Annotated[
+        list[str] | None, typer.Argument(help="Problems: bundled ids, levels, files or folders.")
+    ] = None,
+    coder: Annotated[str | None, typer.Option(help="Model name for the Coder.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Model name for the Judge.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint (else KERNELLOOP_BASE_URL).")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds per problem.")] = 3,
+    candidates: Annotated[int, typer.Option(min=1, help="Candidates per round (K).")] = 2,
+    backend: Annotated[
+        str, typer.Option(help="Backend the Coder writes: triton or cuda.")
+    ] = "triton",
+    size: SizeOpt = None,
+    set_: SetOpt = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(help="Stop spending at this many USD.")
+    ] = None,
+    budget_tokens: Annotated[int | None, typer.Option(help="Stop at this many tokens.")] = None,
+    budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where runs are written (./runs).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue the run with this id.")] = None,
+) -> None:
+    """Run an optimisation campaign: Coder and Judge agents, every candidate through the evaluator.
+
+    Needs an OpenAI-compatible endpoint (--base-url or KERNELLOOP_BASE_URL; a key in
+    KERNELLOOP_API_KEY or OPENAI_API_KEY where the endpoint wants one). Ctrl-C or a crash loses
+    nothing: `--resume RUN_ID` continues without repeating a completed LLM call or evaluation.
+    """
+    from . import settings
+    from .campaign_cli import run_optimize
+
+    cfg = settings.get()
+    if not resume:
+        if not problems:
+            raise _fail("name at least one problem (e.g. level1/01_relu), or --resume RUN_ID")
+        if not coder or not judge:
+            raise _fail("choose models: --coder MODEL --judge MODEL")
+        if not (base_url or cfg.base_url or cfg.api_key):
+            raise _fail(
+                "no LLM endpoint configured: pass --base-url URL or set KERNELLOOP_BASE_URL "
+                "(any OpenAI-compatible server: vLLM, SGLang, Ollama, ...), and set "
+                "KERNELLOOP_API_KEY or OPENAI_API_KEY if it needs a key"
+            )
+    if backend not in ("triton", "cuda"):
+        raise _fail(f"unknown backend {backend!r}: use triton or cuda")
+    code = run_optimize(
+        console,
+        problems=problems or [],
+        coder=coder,
+        judge=judge,
+        base_url=base_url,
+        rounds=rounds,
+        candidates=candidates,
+        backend=backend,
+        size=size,
+        sets=_parse_sets(set_),
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        budget_minutes=budget_minutes,
+        run_dir=run_dir or cfg.runs_dir,
+        resume=resume,
+        fail=_fail,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -90,8 +90,11 @@ def isolate_network() -> str:
     uid, gid = os.getuid(), os.getgid()
     if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         return f"host network (unshare refused: {os.strerror(ctypes.get_errno())})"
-    for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
-                       ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
+    for path, text in (
+        ("setgroups", "deny"),
+        ("uid_map", f"{uid} {uid} 1"),
+        ("gid_map", f"{gid} {gid} 1"),
+    ):
         with open(f"/proc/self/{path}", "w") as fh:
             fh.write(text)
     return "isolated (user namespace)"

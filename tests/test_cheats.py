@@ -23,6 +23,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from kernelloop.kernelbench.loader import load_one, solution_path
 from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate

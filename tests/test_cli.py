@@ -18,8 +18,11 @@ SOLUTION = "kernelbench/problems/level1/solutions/01_relu.py"
 def _kl(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kernelloop.cli", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_eval_json_prints_exactly_one_verdict_and_exits_zero(repo):
@@ -54,7 +57,7 @@ def test_eval_rejection_exits_one(repo):
         "bad-set",
         "unknown-constant",
         "unknown-size",
-    ],  # fmt: skip
+    ],
 )
 def test_usage_errors_exit_two_with_a_message(args, message, repo, monkeypatch):
     monkeypatch.chdir(repo)

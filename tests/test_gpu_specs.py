@@ -36,9 +36,17 @@ def test_lookup_matches_torch_device_names(device_name, entry):
 
 @pytest.mark.parametrize(
     "device_name",
-    ["NVIDIA H100 NVL", "NVIDIA GH200 480GB", "NVIDIA L40", "NVIDIA A10", "NVIDIA B200",
-     "NVIDIA GeForce RTX 3090 Ti", "NVIDIA GeForce RTX 4090 D", "AMD Instinct MI300X"],
-)  # fmt: skip
+    [
+        "NVIDIA H100 NVL",
+        "NVIDIA GH200 480GB",
+        "NVIDIA L40",
+        "NVIDIA A10",
+        "NVIDIA B200",
+        "NVIDIA GeForce RTX 3090 Ti",
+        "NVIDIA GeForce RTX 4090 D",
+        "AMD Instinct MI300X",
+    ],
+)
 def test_lookup_does_not_guess_neighbouring_models(device_name):
     # A neighbour's bandwidth would move the roofline floor: better generic than wrong.
     assert lookup(device_name) is None
@@ -72,9 +80,14 @@ def test_peak_flops_by_dtype():
 
 def _fake_props(name, **extra):
     base = dict(
-        name=name, major=9, minor=0, multi_processor_count=132, L2_cache_size=50 * 2**20,
-        shared_memory_per_multiprocessor=233472, regs_per_multiprocessor=65536,
-    )  # fmt: skip
+        name=name,
+        major=9,
+        minor=0,
+        multi_processor_count=132,
+        L2_cache_size=50 * 2**20,
+        shared_memory_per_multiprocessor=233472,
+        regs_per_multiprocessor=65536,
+    )
     return SimpleNamespace(**{**base, **extra})
 
 

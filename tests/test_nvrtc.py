@@ -127,9 +127,15 @@ extern "C" __global__ void k(int a, unsigned int b, long long c, int64_t d, size
                              float f, double g, /* old: short h */ unsigned long long i) {}"""
     got = {p.name: p.ctype for p in parse_signature(src, "k")}
     assert got == {
-        "a": ctypes.c_int32, "b": ctypes.c_uint32, "c": ctypes.c_int64, "d": ctypes.c_int64,
-        "e": ctypes.c_uint64, "f": ctypes.c_float, "g": ctypes.c_double, "i": ctypes.c_uint64,
-    }  # fmt: skip
+        "a": ctypes.c_int32,
+        "b": ctypes.c_uint32,
+        "c": ctypes.c_int64,
+        "d": ctypes.c_int64,
+        "e": ctypes.c_uint64,
+        "f": ctypes.c_float,
+        "g": ctypes.c_double,
+        "i": ctypes.c_uint64,
+    }
 
 
 def test_unsupported_parameter_type_says_what_is_supported():

@@ -159,10 +159,14 @@ def codes(source: str, **kwargs) -> set[str]:
 # --- honest candidates ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("source", "backend"),
-    [(HONEST_TRITON, "triton"), (HONEST_CUDA, "cuda"), (HONEST_INLINE, "cuda-inline"),
-     (candidate(), "triton")],
+    [
+        (HONEST_TRITON, "triton"),
+        (HONEST_CUDA, "cuda"),
+        (HONEST_INLINE, "cuda-inline"),
+        (candidate(), "triton"),
+    ],
     ids=["triton", "cuda", "cuda-inline", "template"],
-)  # fmt: skip
+)
 def test_honest_candidate_passes(source, backend):
     result = check_source(source)
     assert result.findings == ()
@@ -542,9 +546,16 @@ def test_every_static_code_has_a_cheat():
         "w = self.linear.weight.t().contiguous()\nreturn launch(w)",
         "return launch(x.half().float())",
     ],
-    ids=["views-and-casts", "shape-queries", "allocation", "finfo", "kernel-variable",
-         "module-params", "half-float"],
-)  # fmt: skip
+    ids=[
+        "views-and-casts",
+        "shape-queries",
+        "allocation",
+        "finfo",
+        "kernel-variable",
+        "module-params",
+        "half-float",
+    ],
+)
 def test_host_glue_is_allowed(body):
     assert check_source(candidate(body)).findings == ()
 

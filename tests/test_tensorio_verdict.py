@@ -17,11 +17,12 @@ from kernelloop.sandbox.verdict import (
     TimingResult,
     TrialResult,
     Verdict,
-)  # fmt: skip
+)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int64,
-                                   torch.bool, torch.uint8])  # fmt: skip
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.bool, torch.uint8]
+)
 def test_bundle_round_trip(dtype):
     t = (torch.randn(3, 5) * 10).to(dtype)
     items, meta = tensorio.decode(tensorio.encode([t, 7, "x", t[:0]], {"k": 1}))
@@ -59,14 +60,23 @@ def test_verdict_round_trips_through_json():
     v = Verdict(
         accepted=False,
         reasons=[Reason("WRONG_OUTPUT", "3 of 9 elements")],
-        problem_id="level1/01_relu", size="cpu", backend="triton", device="cpu", sandbox="bwrap",
+        problem_id="level1/01_relu",
+        size="cpu",
+        backend="triton",
+        device="cpu",
+        sandbox="bwrap",
         build=BuildResult(ok=True, seconds=0.5),
         correctness=CorrectnessResult(passed=False, trials=[TrialResult("main-given-1", False)]),
         timing=TimingResult(
-            gpu="X", candidate=summarize(times), eager=summarize(times), compiled=None,
-            speedup_eager=bootstrap_ratio(times, times), speedup_compile=None, order=["a"],
+            gpu="X",
+            candidate=summarize(times),
+            eager=summarize(times),
+            compiled=None,
+            speedup_eager=bootstrap_ratio(times, times),
+            speedup_compile=None,
+            order=["a"],
         ),
         phases={"static": 0.01},
-    )  # fmt: skip
+    )
     again = Verdict.from_json(v.to_json())
     assert again == v and again.codes == ["WRONG_OUTPUT"]

@@ -49,9 +49,13 @@ def test_benchmark_respects_budgets_and_gives_fresh_inputs():
         return x
 
     times = timing.benchmark(
-        fn, lambda: timing.fresh_inputs(template, gen), clock=_fake_clock(),
-        flusher=_NoFlush(), budget_ms=30, warmup_ms=5,
-    )  # fmt: skip
+        fn,
+        lambda: timing.fresh_inputs(template, gen),
+        clock=_fake_clock(),
+        flusher=_NoFlush(),
+        budget_ms=30,
+        warmup_ms=5,
+    )
     assert timing.MIN_ITERS <= len(times) <= 40
     assert all(t >= 1.0 for t in times)  # each call slept 1 ms inside the window
     fresh = timing.fresh_inputs(template, gen)
@@ -60,8 +64,15 @@ def test_benchmark_respects_budgets_and_gives_fresh_inputs():
 
 
 def _verdict() -> Verdict:
-    return Verdict(accepted=False, reasons=[], problem_id="p", size="gpu", backend="triton",
-                   device="NVIDIA H100 80GB HBM3", sandbox="process")  # fmt: skip
+    return Verdict(
+        accepted=False,
+        reasons=[],
+        problem_id="p",
+        size="gpu",
+        backend="triton",
+        device="NVIDIA H100 80GB HBM3",
+        sandbox="process",
+    )
 
 
 def _frames(times, wall_ms_per_call, calls=100):
@@ -82,8 +93,10 @@ def h100(monkeypatch):
 
 
 def _baselines(ms: float) -> dict:
-    return {"results": {"eager": [ms * (1 + 0.01 * i) for i in range(20)],
-                        "compile": [ms * 0.9] * 20}, "order": ["compile", "eager"]}  # fmt: skip
+    return {
+        "results": {"eager": [ms * (1 + 0.01 * i) for i in range(20)], "compile": [ms * 0.9] * 20},
+        "order": ["compile", "eager"],
+    }
 
 
 WORK = {"flops": 0.0, "bytes": 2 * 2**30, "flops_source": "none"}  # 2 GiB moved

@@ -6,6 +6,7 @@ token or secret, so anything it found would land in the verdict (which is fed ba
 Expected: the worker's environment is scrubbed and other processes' environments are out of
 reach, so no secret appears anywhere in the verdict.
 """
+
 import os
 import sys
 

@@ -5,6 +5,7 @@ every file descriptor from 3 to 64, then its forward returns garbage (zeros).
 Expected: the orchestrator sees frames out of sequence or of unexpected type and rejects the
 stream (CHANNEL_TAMPERED), or the forgery misses and the zeros fail (WRONG_OUTPUT); never accepted.
 """
+
 import json
 import os
 import struct
@@ -20,11 +21,13 @@ def _frame(seq, kind, **payload):
     return b"KLF1" + struct.pack("<I", len(body)) + body
 
 
-_FORGERY = b"".join([
-    _frame(1, "build", ok=True, seconds=0.1, inherits_reference=False),
-    _frame(2, "done"),
-    _frame(0, "done"),
-])
+_FORGERY = b"".join(
+    [
+        _frame(1, "build", ok=True, seconds=0.1, inherits_reference=False),
+        _frame(2, "done"),
+        _frame(0, "done"),
+    ]
+)
 for _fd in range(3, 65):
     try:
         os.write(_fd, _FORGERY)

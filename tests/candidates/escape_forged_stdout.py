@@ -4,6 +4,7 @@ that says it was accepted, and raw channel frames, then returns garbage (a buffe
 Expected: results travel only on the dedicated channel, so the printed text is just log output;
 the zeros are compared with the reference: WRONG_OUTPUT, never accepted.
 """
+
 import json
 import struct
 import sys

@@ -1,17 +1,19 @@
 """Sandbox escape: a fork bomb (bounded, so a broken limit cannot take the host down). On its
 first call the candidate forks children that exec ``sleep 60`` (argv[0] = MARKER) until fork
-fails or LIMIT children exist, then raises with the count.
+fails or LIMIT children exist, then raises with the count (every later call raises the same).
 
 Expected: RLIMIT_NPROC (256 extra tasks for the worker) stops it far below LIMIT; the verdict is a
 RUNTIME_ERROR carrying the count; when evaluate returns no child is left.
 """
+
 import os
 
 import torch
 import torch.nn as nn
 
 MARKER = "kernelloop-forkbomb"  # replaced by the test
-LIMIT = 1200
+LIMIT = 600
+_result = []
 
 
 class ModelNew(nn.Module):
@@ -19,6 +21,8 @@ class ModelNew(nn.Module):
         super().__init__()
 
     def forward(self, x):
+        if _result:
+            raise RuntimeError(_result[0])
         count, error = 0, "none"
         while count < LIMIT:
             try:
@@ -32,4 +36,5 @@ class ModelNew(nn.Module):
                 finally:
                     os._exit(0)
             count += 1
-        raise RuntimeError(f"FORKED {count} children; stopped by: {error}")
+        _result.append(f"FORKED {count} children; stopped by: {error}")
+        raise RuntimeError(_result[0])

@@ -1,6 +1,7 @@
 """Sandbox escape: an infinite loop in forward. Expected: TIMEOUT, with the worker and everything
 it started killed, and ``evaluate`` returning shortly after the timeout.
 """
+
 import torch
 import torch.nn as nn
 import triton

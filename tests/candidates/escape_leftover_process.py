@@ -5,6 +5,7 @@ so the test can find them in /proc; then it behaves as an honest ReLU.
 
 Expected: when ``evaluate`` returns, no process carrying MARKER exists.
 """
+
 import os
 import subprocess
 
@@ -18,9 +19,15 @@ _started = []
 
 
 def _escape():
-    subprocess.Popen([MARKER, "1000"], executable="/bin/sleep", start_new_session=True,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [MARKER, "1000"],
+        executable="/bin/sleep",
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    print(f"spawned {first.pid}", flush=True)
     pid = os.fork()
     if pid == 0:
         os.setsid()

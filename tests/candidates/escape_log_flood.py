@@ -4,6 +4,7 @@ behaves as an honest ReLU.
 Expected: the orchestrator keeps only a bounded head and tail of the stream (a few KiB in the
 verdict), the evaluation still completes, and the honest kernel is accepted.
 """
+
 import sys
 
 import torch

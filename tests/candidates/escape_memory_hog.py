@@ -4,6 +4,7 @@ something stops it.
 Expected: the address-space limit (MemoryError, reported as MEMORY_LIMIT) or the resident-memory
 watchdog (MEMORY_LIMIT) ends it; the orchestrator survives.
 """
+
 import torch
 import torch.nn as nn
 import triton

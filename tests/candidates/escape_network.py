@@ -5,6 +5,7 @@ message; if any connection works it carries on as an honest ReLU (and would be a
 Expected: the worker's network namespace has no route to the host: every connect fails, the
 import raises (IMPORT_FAILED), and the server never sees a connection.
 """
+
 import socket
 
 import torch

@@ -10,6 +10,7 @@ Expected under bwrap: the private folder is not mounted in the sandbox: WRONG_OU
 backend does not hide the file system; there only the static gate (FORBIDDEN_IMPORT, FILE_ACCESS)
 protects.
 """
+
 import glob
 import json
 import os
@@ -23,12 +24,12 @@ import triton.language as tl
 
 def _decode(data):
     (hlen,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + hlen])
-    payload = data[8 + hlen:]
+    header = json.loads(data[8 : 8 + hlen])
+    payload = data[8 + hlen :]
     out = []
     for item in header["items"]:
         if item.get("kind") == "tensor":
-            out.append(payload[item["offset"]:item["offset"] + item["nbytes"]])
+            out.append(payload[item["offset"] : item["offset"] + item["nbytes"]])
     return out
 
 
@@ -39,9 +40,9 @@ def _answer(x):
             tensors = _decode(fh.read())
         if tensors and tensors[0] == mine:
             name = os.path.basename(inp)
-            for ref in (glob.glob(os.path.join("..", "private", "ref", name))
-                        + glob.glob(os.path.join("/tmp", "kernelloop-eval-*", "private", "ref",
-                                                 name))):
+            for ref in glob.glob(os.path.join("..", "private", "ref", name)) + glob.glob(
+                os.path.join("/tmp", "kernelloop-eval-*", "private", "ref", name)
+            ):
                 with open(ref, "rb") as fh:
                     outs = _decode(fh.read())
                 if outs:

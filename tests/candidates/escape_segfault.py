@@ -1,6 +1,7 @@
 """Sandbox escape: a segmentation fault (``ctypes.string_at(0)`` reads address 0). Expected:
 the worker dies and the verdict says CRASHED; the orchestrator carries on.
 """
+
 import ctypes
 
 import torch

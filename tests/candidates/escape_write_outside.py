@@ -6,6 +6,7 @@ Expected under bwrap: the root is read-only and /tmp is a private tmpfs, so no f
 host. The process backend does not hide the file system: there only the static gate
 (FILE_ACCESS for ``open``) protects, so the test runs it with the gate enforced.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -5,6 +5,7 @@ The returned output is a fresh allocation that nothing writes: it "matches" only
 hands back someone's just-freed correct answer. The worker NaN-fills fresh allocations and the
 reference is never computed in this process, so the comparison sees garbage: WRONG_OUTPUT.
 """
+
 import torch
 import torch.nn as nn
 import triton

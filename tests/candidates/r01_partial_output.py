@@ -3,6 +3,7 @@
 The second half of the output is whatever the allocator handed back. Poisoned (NaN-filled) fresh
 allocations plus trusted comparison make the unwritten half mismatch: WRONG_OUTPUT.
 """
+
 import torch
 import torch.nn as nn
 import triton

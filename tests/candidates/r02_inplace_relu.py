@@ -4,6 +4,7 @@ The values are right, but the forward wrote into its argument (a later reference
 buffer would "match", and in-place saves an allocation in the timing). The inputs are hashed
 before and after the call: INPUT_MUTATED.
 """
+
 import torch
 import torch.nn as nn
 import triton

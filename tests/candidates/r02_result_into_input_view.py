@@ -3,6 +3,7 @@
 Returning ``x.view(...)`` instead of ``x`` hides the aliasing from an identity check; the input
 hash taken before and after the call still differs: INPUT_MUTATED.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -5,6 +5,7 @@ gate flags every stream API (STREAMS). Without a GPU ``torch.cuda.Stream()`` can
 so on CPU only the static verdict is meaningful; tests/gpu/test_timing_gpu.py runs this file on a
 GPU with the static gate in report mode and checks the timing is not fooled.
 """
+
 import torch
 import torch.nn as nn
 import triton

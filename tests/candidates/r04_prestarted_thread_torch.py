@@ -5,6 +5,7 @@ forward hands ``torch.relu`` to that thread and waits for it, and launches a do-
 kernel so the launch counter is satisfied. Static: THREADS (and TORCH_COMPUTE). At run time the
 op recorder (a ``TorchDispatchMode``) must still see the ``relu`` (TORCH_OP_CALLED).
 """
+
 import queue
 import threading
 

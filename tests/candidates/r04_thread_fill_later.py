@@ -4,6 +4,7 @@ A timer around the call would see almost nothing. The static gate flags ``thread
 at run time the thread count after the call is higher than before (THREAD_LEAK), and the output
 read right after the call is still the NaN-poisoned allocation (WRONG_OUTPUT).
 """
+
 import threading
 import time
 

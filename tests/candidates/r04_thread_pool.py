@@ -4,6 +4,7 @@ The forward waits for the result (so the values are right), but the pool's threa
 call: a place to keep work running outside any timed window. Static: THREADS; run time:
 THREAD_LEAK (more Python threads after the call than before).
 """
+
 from concurrent.futures import ThreadPoolExecutor
 
 import torch

@@ -3,6 +3,7 @@ with ``__eq__`` always true and a lazy ``__getattr__`` that would compute on dem
 
 Static: defining dunders (INTROSPECTION). Run time: OUTPUT_NOT_TENSOR.
 """
+
 import torch
 import torch.nn as nn
 import triton

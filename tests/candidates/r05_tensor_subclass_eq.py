@@ -4,6 +4,7 @@
 Static: TENSOR_SUBCLASS (class derives from torch.Tensor, ``as_subclass``). Run time: the worker
 requires outputs that are exactly ``torch.Tensor``: OUTPUT_NOT_TENSOR.
 """
+
 import torch
 import torch.nn as nn
 import triton

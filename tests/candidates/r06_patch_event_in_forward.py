@@ -4,6 +4,7 @@ time, through ``setattr`` so a plain attribute-assignment scan would miss it.
 Static: TIMER_PATCH and DYNAMIC_CODE (setattr on an imported module). Run time:
 FUNCTION_PATCHED (``torch.cuda.Event.elapsed_time`` changed identity).
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -5,6 +5,7 @@ The kernel itself is honest. Static: TIMER_PATCH (and FORBIDDEN_IMPORT for ``tim
 the worker snapshots the identities of these functions before loading the candidate and
 re-checks them after every call: FUNCTION_PATCHED.
 """
+
 import time
 
 import torch

@@ -6,6 +6,7 @@ certain rather than allocator luck, the cache also falls back to the most recent
 same shape when the pointer is new (a "close enough" key). Fresh input storage and values for
 every trial make any replay wrong: WRONG_OUTPUT. Static gate: nothing to see.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -5,6 +5,7 @@ output through a copy kernel (so a kernel still launches). Every trial has fresh
 from a secret per-trial seed, so the replayed output is wrong: WRONG_OUTPUT. Nothing here is
 visible to the static gate (plain dict use), so this is the run-time layer's catch.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -4,6 +4,7 @@ A file cache would even survive into another evaluation if the temp dir were sha
 FORBIDDEN_IMPORT (os), FILE_ACCESS (os.environ, torch.save/torch.load). Run time: the replayed
 file holds the output for another seed's inputs: WRONG_OUTPUT.
 """
+
 import os
 
 import torch

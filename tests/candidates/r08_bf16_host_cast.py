@@ -5,6 +5,7 @@ bf16 keeps 8 mantissa bits: errors ~4e-3 relative, 40x the float32 tolerance: WR
 (The kernel widens to fp32 before ``tl.maximum``: the Triton CPU interpreter mishandles
 ``tl.maximum`` on bf16 values, which would make the failure an interpreter artefact.)
 """
+
 import torch
 import torch.nn as nn
 import triton

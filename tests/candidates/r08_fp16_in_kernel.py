@@ -4,6 +4,7 @@ Loads are rounded to fp16 (half the bandwidth on a real GPU if the cast happened
 ReLU applied, the result widened back to fp32. The relative error (~5e-4) is far beyond the
 float32 tolerance (1e-4): WRONG_OUTPUT. The static gate cannot tell, this is the comparison's.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -1,6 +1,7 @@
 """Threat row 8 (precision downgrade): return a float16 output for a float32 problem (half the
 bytes to write). The output dtype is checked before any value: WRONG_DTYPE.
 """
+
 import torch
 import torch.nn as nn
 import triton

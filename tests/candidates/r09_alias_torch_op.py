@@ -4,6 +4,7 @@
 kernel is launched so a launch counter is non-zero. Static: TORCH_COMPUTE (aliases are resolved).
 Run time: TORCH_OP_CALLED.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -5,6 +5,7 @@ inside ``torch.utils._python_dispatch._disable_current_modes()``, which pops eve
 Static: TENSOR_SUBCLASS (torch.utils._python_dispatch) and TORCH_COMPUTE. Run time: the op
 recorder should still report the ``relu`` (TORCH_OP_CALLED).
 """
+
 import torch
 import torch.nn as nn
 import triton

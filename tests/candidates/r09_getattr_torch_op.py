@@ -3,6 +3,7 @@ launch, so no literal ``relu`` appears next to ``torch``.
 
 Static: DYNAMIC_CODE (getattr with a computed name on a module). Run time: TORCH_OP_CALLED.
 """
+
 import torch
 import torch.nn as nn
 import triton

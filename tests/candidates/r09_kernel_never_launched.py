@@ -4,6 +4,7 @@
 Static: KERNEL_NOT_LAUNCHED and TORCH_COMPUTE (.clamp). Run time: NO_KERNEL_LAUNCHED and
 TORCH_OP_CALLED (clamp).
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -2,6 +2,7 @@
 
 Static: TORCH_COMPUTE (calling an nn compute module). Run time: TORCH_OP_CALLED.
 """
+
 import torch
 import torch.nn as nn
 import triton

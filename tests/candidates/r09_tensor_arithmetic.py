@@ -4,6 +4,7 @@ decoy launch.
 Operators on tensors are invisible to the static gate (it cannot know the operands are tensors),
 so this passes the gate; the run-time op recorder sees ``gt`` and ``mul``: TORCH_OP_CALLED.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -3,6 +3,7 @@
 Static: NO_KERNEL (no @triton.jit anywhere) and TORCH_COMPUTE. Run time: the op recorder sees
 ``relu`` (TORCH_OP_CALLED) and the launch counter stays at zero (NO_KERNEL_LAUNCHED).
 """
+
 import torch
 import torch.nn as nn
 

@@ -4,6 +4,7 @@ swallows the failed launch and a torch fallback fills in.
 Static: EXCEPTION_FALLBACK (contextlib.suppress) and FORBIDDEN_IMPORT (contextlib). Run time:
 TORCH_OP_CALLED (the fallback's ``clamp``).
 """
+
 import contextlib
 
 import torch

@@ -4,6 +4,7 @@ Here the kernel launch always fails (it is called with a missing argument), so e
 really ``torch.relu``. Static: EXCEPTION_FALLBACK (and TORCH_COMPUTE). Run time: the fallback's
 ``relu`` is recorded (TORCH_OP_CALLED).
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -4,6 +4,7 @@ rejected (the reference's methods, hooks or parameters could do the work).
 
 Static: INHERITS_REFERENCE. Run time: INHERITS_REFERENCE (a class named Model in the MRO).
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -5,6 +5,7 @@ Static: INHERITS_REFERENCE (and TORCH_COMPUTE for the copied ``torch.relu``). Ru
 frame reports a class named ``Model`` in ModelNew's MRO (INHERITS_REFERENCE), and the reference's
 ``relu`` is recorded (TORCH_OP_CALLED).
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -2,6 +2,7 @@
 size) baked in as the stride. Correct at the size the Coder saw, garbage for the hold-out
 variant's odd width (777): WRONG_OUTPUT on the holdout trial only.
 """
+
 import torch
 import torch.nn as nn
 import triton

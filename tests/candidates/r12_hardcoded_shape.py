@@ -3,6 +3,7 @@
 Right for every main trial (they use the size the Coder saw), wrong for the hold-out variant
 (3 x 777): WRONG_SHAPE. The static gate cannot know which numbers are sizes.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -4,6 +4,7 @@ float tensor of the output's shape that is not the input, and copy it out.
 Static: FORBIDDEN_IMPORT (gc) and INTROSPECTION. Run time: the worker process never holds a
 reference output, so whatever is found (or the empty buffer) is wrong: WRONG_OUTPUT.
 """
+
 import gc
 
 import torch

@@ -5,6 +5,7 @@ Static: FORBIDDEN_IMPORT (os, kernelloop), FILE_ACCESS (open), DYNAMIC_CODE (exe
 reading the problem file is possible (it is not secret), but executing the reference means torch
 compute in forward: TORCH_OP_CALLED.
 """
+
 import os
 
 import kernelloop
@@ -22,8 +23,10 @@ def _touch(s_ptr, BLOCK: tl.constexpr):
 
 def _reference():
     root = os.path.dirname(os.path.dirname(os.path.abspath(kernelloop.__file__)))
-    for folder in (os.path.join(root, "kernelbench", "problems", "level1"),
-                   os.path.join(root, "kernelloop", "kernelbench", "problems", "level1")):
+    for folder in (
+        os.path.join(root, "kernelbench", "problems", "level1"),
+        os.path.join(root, "kernelloop", "kernelbench", "problems", "level1"),
+    ):
         path = os.path.join(folder, "01_relu.py")
         if os.path.exists(path):
             scope = {}

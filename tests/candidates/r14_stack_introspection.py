@@ -6,6 +6,7 @@ Static: FORBIDDEN_IMPORT (sys) and INTROSPECTION. Run time: the reference is nev
 the worker's process, so there is nothing to find; what comes back is the poisoned empty
 buffer: WRONG_OUTPUT.
 """
+
 import sys
 
 import torch

@@ -5,6 +5,7 @@ from a call counter, so no single comparison against the reference fails. This m
 that depend on uninitialised or racing memory. Two runs on the same inputs must agree far more
 closely than the tolerance: NONDETERMINISTIC. The static gate sees nothing wrong.
 """
+
 import torch
 import torch.nn as nn
 import triton

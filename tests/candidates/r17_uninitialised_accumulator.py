@@ -3,6 +3,7 @@
 
 The worker NaN-fills fresh allocations, so the luck runs out: WRONG_OUTPUT.
 """
+
 import torch
 import torch.nn as nn
 import triton

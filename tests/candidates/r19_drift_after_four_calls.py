@@ -4,13 +4,17 @@ On a GPU the evaluator re-runs trials after the timing loop (hundreds of calls l
 DRIFT. Without a GPU there is no timing loop and no drift trial, so this candidate turns wrong
 after exactly four calls: relu has 3 main trials and 1 hold-out, so call 5 is the determinism
 repeat of the first trial, which then disagrees with the reference (WRONG_OUTPUT) and with its
-first run (NONDETERMINISTIC). The static gate sees an ordinary counter.
+first run (NONDETERMINISTIC). The static gate sees an ordinary counter. On a GPU,
+tests/gpu/test_timing_gpu.py sets HONEST_CALLS to every trial plus the repeat, so only the drift
+trials after the timing loop see the wrong output (DRIFT).
 """
+
 import torch
 import torch.nn as nn
 import triton
 import triton.language as tl
 
+HONEST_CALLS = 4  # replaced by the GPU test
 _CALLS = [0]
 
 
@@ -29,7 +33,7 @@ class ModelNew(nn.Module):
 
     def forward(self, x):
         _CALLS[0] += 1
-        scale = 1.0 if _CALLS[0] <= 4 else 0.5  # the cheat: degrade once "verified"
+        scale = 1.0 if _CALLS[0] <= HONEST_CALLS else 0.5  # the cheat: degrade once "verified"
         x = x.contiguous()
         y = torch.empty_like(x)
         n = x.numel()

@@ -4,6 +4,7 @@ inputs the candidate makes up itself) and have forward only copy it out.
 Forward is a cheap copy kernel that ignores its input's values. Each trial's inputs come from a
 secret seed the worker never sees, so the precomputed output is wrong: WRONG_OUTPUT.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -1,4 +1,5 @@
 """ReLU over a large 2-D activation tensor."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Exact (erf-based) GELU over a large 2-D activation tensor."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """SiLU (swish, x * sigmoid(x)) over a (batch, seq, hidden) activation."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

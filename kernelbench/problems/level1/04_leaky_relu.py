@@ -1,4 +1,5 @@
 """Leaky ReLU with a configurable negative slope."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Row-wise softmax over the last dimension of a 2-D tensor."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """LayerNorm with learned weight and bias over the hidden dimension."""
+
 import torch
 import torch.nn as nn
 
@@ -7,7 +8,10 @@ seq_len = 2048
 hidden = 4096
 
 SIZES = {"cpu": {"batch_size": 2, "seq_len": 8, "hidden": 1000}}
-HOLDOUT = [{"batch_size": 3, "seq_len": 5, "hidden": 777}, {"batch_size": 1, "seq_len": 3, "hidden": 16411}]
+HOLDOUT = [
+    {"batch_size": 3, "seq_len": 5, "hidden": 777},
+    {"batch_size": 1, "seq_len": 3, "hidden": 16411},
+]
 
 
 class Model(nn.Module):

@@ -1,4 +1,5 @@
 """RMSNorm with a learned per-channel scale over the hidden dimension."""
+
 import torch
 import torch.nn as nn
 
@@ -8,7 +9,10 @@ hidden = 4096
 eps = 1e-6
 
 SIZES = {"cpu": {"batch_size": 2, "seq_len": 8, "hidden": 1000}}
-HOLDOUT = [{"batch_size": 3, "seq_len": 5, "hidden": 513}, {"batch_size": 1, "seq_len": 3, "hidden": 16411}]
+HOLDOUT = [
+    {"batch_size": 3, "seq_len": 5, "hidden": 513},
+    {"batch_size": 1, "seq_len": 3, "hidden": 16411},
+]
 
 
 class Model(nn.Module):

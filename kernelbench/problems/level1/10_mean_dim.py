@@ -1,4 +1,5 @@
 """Mean of each row of a wide 2-D tensor."""
+
 import torch
 import torch.nn as nn
 

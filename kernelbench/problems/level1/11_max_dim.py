@@ -1,4 +1,5 @@
 """Maximum values over the last dimension of a 3-D tensor."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Index of the maximum over the middle dimension of a 3-D tensor."""
+
 import torch
 import torch.nn as nn
 

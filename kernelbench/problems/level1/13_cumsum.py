@@ -1,4 +1,5 @@
 """Inclusive prefix sum along each row of a 2-D tensor."""
+
 import torch
 import torch.nn as nn
 

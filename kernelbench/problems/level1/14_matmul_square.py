@@ -1,4 +1,5 @@
 """Square single-precision matrix multiplication C = A @ B."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Rectangular single-precision matrix multiplication with M, N and K all different."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Batched single-precision matrix multiplication (torch.bmm)."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Matrix multiplication with the left operand stored transposed: C = A.T @ B."""
+
 import torch
 import torch.nn as nn
 

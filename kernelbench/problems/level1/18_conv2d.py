@@ -1,4 +1,5 @@
 """2-D convolution (3x3, stride 1, same padding) with bias, NCHW."""
+
 import torch
 import torch.nn as nn
 

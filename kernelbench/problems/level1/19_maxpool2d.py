@@ -1,4 +1,5 @@
 """2-D max pooling (3x3 window, stride 2, padding 1) over an NCHW feature map."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Non-causal scaled dot-product attention in half precision, (batch, heads, seq, head_dim)."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

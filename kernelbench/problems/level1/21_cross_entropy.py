@@ -1,4 +1,5 @@
 """Per-sample cross-entropy loss of logits against integer class targets."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Fully connected layer with bias, then exact (erf) GELU."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

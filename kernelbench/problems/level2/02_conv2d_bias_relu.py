@@ -1,4 +1,5 @@
 """3x3 same-padded convolution with bias, then ReLU (NCHW, float32)."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Fully connected layer, then LayerNorm over the output features."""
+
 import torch
 import torch.nn as nn
 

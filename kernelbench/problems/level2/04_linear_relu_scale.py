@@ -1,4 +1,5 @@
 """Fully connected layer, ReLU, then a learned per-feature output scale."""
+
 import torch
 import torch.nn as nn
 

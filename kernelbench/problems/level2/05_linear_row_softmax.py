@@ -1,4 +1,5 @@
 """Fully connected layer, then softmax across each output row."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Residual add of two activations followed by LayerNorm (memory bound)."""
+
 import torch
 import torch.nn as nn
 

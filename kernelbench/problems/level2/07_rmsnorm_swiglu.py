@@ -1,4 +1,5 @@
 """RMSNorm, then a SwiGLU gate: silu(h @ W_gate^T) * (h @ W_up^T)."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

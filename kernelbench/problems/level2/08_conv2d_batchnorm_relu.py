@@ -1,4 +1,5 @@
 """3x3 convolution, inference-mode batch norm with stored statistics, then ReLU."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -30,8 +31,15 @@ class Model(nn.Module):
         self.register_buffer("running_var", torch.rand(out_channels) * 0.8 + 0.2)
 
     def forward(self, x):
-        y = F.batch_norm(self.conv(x), self.running_mean, self.running_var, self.bn_weight,
-                         self.bn_bias, training=False, eps=self.eps)
+        y = F.batch_norm(
+            self.conv(x),
+            self.running_mean,
+            self.running_var,
+            self.bn_weight,
+            self.bn_bias,
+            training=False,
+            eps=self.eps,
+        )
         return torch.relu(y)
 
 

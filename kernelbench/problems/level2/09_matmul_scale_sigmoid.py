@@ -1,4 +1,5 @@
 """Matrix product with a (K, N) weight, a constant scale, then sigmoid."""
+
 import math
 
 import torch

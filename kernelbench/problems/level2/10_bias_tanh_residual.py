@@ -1,4 +1,5 @@
 """Per-channel bias add, tanh, and a residual add on NCHW activations (memory bound)."""
+
 import torch
 import torch.nn as nn
 
@@ -23,8 +24,10 @@ class Model(nn.Module):
 
 
 def get_inputs():
-    return [torch.randn(batch_size, channels, height, width),
-            torch.randn(batch_size, channels, height, width)]
+    return [
+        torch.randn(batch_size, channels, height, width),
+        torch.randn(batch_size, channels, height, width),
+    ]
 
 
 def get_init_inputs():

@@ -1,4 +1,5 @@
 """Three-layer perceptron: Linear-ReLU-Linear-ReLU-Linear."""
+
 import torch
 import torch.nn as nn
 
@@ -8,8 +9,9 @@ hidden1 = 4096
 hidden2 = 4096
 out_features = 1024
 
-SIZES = {"cpu": {"batch_size": 32, "in_features": 64, "hidden1": 128, "hidden2": 96,
-                 "out_features": 10}}
+SIZES = {
+    "cpu": {"batch_size": 32, "in_features": 64, "hidden1": 128, "hidden2": 96, "out_features": 10}
+}
 HOLDOUT = [{"batch_size": 5, "in_features": 33, "hidden1": 47, "hidden2": 29, "out_features": 7}]
 
 

@@ -1,4 +1,5 @@
 """Pre-norm transformer encoder block: self-attention and a GELU MLP, each with a residual."""
+
 import math
 
 import torch

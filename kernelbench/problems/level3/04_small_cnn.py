@@ -1,4 +1,5 @@
 """Small image classifier: three conv-ReLU stages with max-pooling, global average, linear head."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Scaled dot-product attention, non-causal, head_dim 64, float16."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

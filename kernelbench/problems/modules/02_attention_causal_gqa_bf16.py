@@ -1,4 +1,5 @@
 """Causal grouped-query attention (fewer K/V heads than query heads), head_dim 128, bfloat16."""
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,9 +35,11 @@ class Model(nn.Module):
 
 
 def get_inputs():
-    return [torch.randn(batch_size, q_heads, seq_len, head_dim),
-            torch.randn(batch_size, kv_heads, seq_len, head_dim),
-            torch.randn(batch_size, kv_heads, seq_len, head_dim)]
+    return [
+        torch.randn(batch_size, q_heads, seq_len, head_dim),
+        torch.randn(batch_size, kv_heads, seq_len, head_dim),
+        torch.randn(batch_size, kv_heads, seq_len, head_dim),
+    ]
 
 
 def get_init_inputs():

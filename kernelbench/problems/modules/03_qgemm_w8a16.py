@@ -1,4 +1,5 @@
 """Weight-only int8 GEMM: float16 activations times an int8 weight with per-group scales along K."""
+
 import math
 
 import torch

@@ -1,4 +1,5 @@
 """3x3 convolution with bias, then ReLU, on channels-last (NHWC) float16 activations."""
+
 import torch
 import torch.nn as nn
 
@@ -8,8 +9,7 @@ out_channels = 256
 height = 64
 width = 64
 
-SIZES = {"cpu": {"batch_size": 2, "in_channels": 16, "out_channels": 32, "height": 16,
-                 "width": 16}}
+SIZES = {"cpu": {"batch_size": 2, "in_channels": 16, "out_channels": 32, "height": 16, "width": 16}}
 HOLDOUT = [{"batch_size": 1, "in_channels": 5, "out_channels": 7, "height": 9, "width": 13}]
 DTYPE = "float16"
 

@@ -1,4 +1,5 @@
 """Known-good Triton solution: flat elementwise ReLU."""
+
 import torch
 import torch.nn as nn
 import triton

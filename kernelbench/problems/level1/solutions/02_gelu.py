@@ -1,4 +1,5 @@
 """Known-good Triton solution: flat elementwise exact GELU (erf form)."""
+
 import torch
 import torch.nn as nn
 import triton

@@ -3,6 +3,7 @@
 Rows up to MAX_BLOCK wide are held in registers and read once; wider rows take an online
 (max, sum) pass followed by a writing pass.
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -12,8 +13,9 @@ MAX_BLOCK = 16384
 
 
 @triton.jit
-def _log_softmax_kernel(x_ptr, y_ptr, n_cols, stride_x, stride_y,
-                        BLOCK: tl.constexpr, SINGLE: tl.constexpr):
+def _log_softmax_kernel(
+    x_ptr, y_ptr, n_cols, stride_x, stride_y, BLOCK: tl.constexpr, SINGLE: tl.constexpr
+):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * stride_x
     y_row = y_ptr + row * stride_y
@@ -55,7 +57,13 @@ class ModelNew(nn.Module):
         block = min(block, MAX_BLOCK)
         num_warps = 4 if block <= 1024 else (8 if block <= 4096 else 16)
         _log_softmax_kernel[(x.shape[0],)](
-            x, y, n_cols, x.stride(0), y.stride(0),
-            BLOCK=block, SINGLE=single, num_warps=num_warps,
+            x,
+            y,
+            n_cols,
+            x.stride(0),
+            y.stride(0),
+            BLOCK=block,
+            SINGLE=single,
+            num_warps=num_warps,
         )
         return y

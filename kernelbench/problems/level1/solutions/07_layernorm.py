@@ -3,6 +3,7 @@
 Rows up to MAX_BLOCK wide are held in registers (one read, exact two-step mean/variance);
 wider rows loop: a mean pass, a centred variance pass and a normalising pass.
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -12,8 +13,9 @@ MAX_BLOCK = 16384
 
 
 @triton.jit
-def _layernorm_kernel(x_ptr, w_ptr, b_ptr, y_ptr, n_cols, eps,
-                      BLOCK: tl.constexpr, SINGLE: tl.constexpr):
+def _layernorm_kernel(
+    x_ptr, w_ptr, b_ptr, y_ptr, n_cols, eps, BLOCK: tl.constexpr, SINGLE: tl.constexpr
+):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * n_cols
     y_row = y_ptr + row * n_cols
@@ -66,7 +68,14 @@ class ModelNew(nn.Module):
         block = min(block, MAX_BLOCK)
         num_warps = 4 if block <= 1024 else (8 if block <= 4096 else 16)
         _layernorm_kernel[(x2.shape[0],)](
-            x2, self.norm.weight, self.norm.bias, y, n_cols, float(self.norm.eps),
-            BLOCK=block, SINGLE=single, num_warps=num_warps,
+            x2,
+            self.norm.weight,
+            self.norm.bias,
+            y,
+            n_cols,
+            float(self.norm.eps),
+            BLOCK=block,
+            SINGLE=single,
+            num_warps=num_warps,
         )
         return y.view(x.shape)

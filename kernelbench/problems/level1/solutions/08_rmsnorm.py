@@ -2,6 +2,7 @@
 
 Rows up to MAX_BLOCK wide are read once; wider rows take a sum-of-squares pass and a scaling pass.
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -11,8 +12,7 @@ MAX_BLOCK = 16384
 
 
 @triton.jit
-def _rmsnorm_kernel(x_ptr, w_ptr, y_ptr, n_cols, eps,
-                    BLOCK: tl.constexpr, SINGLE: tl.constexpr):
+def _rmsnorm_kernel(x_ptr, w_ptr, y_ptr, n_cols, eps, BLOCK: tl.constexpr, SINGLE: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * n_cols
     y_row = y_ptr + row * n_cols
@@ -54,7 +54,13 @@ class ModelNew(nn.Module):
         block = min(block, MAX_BLOCK)
         num_warps = 4 if block <= 1024 else (8 if block <= 4096 else 16)
         _rmsnorm_kernel[(x2.shape[0],)](
-            x2, self.weight, y, n_cols, float(self.eps),
-            BLOCK=block, SINGLE=single, num_warps=num_warps,
+            x2,
+            self.weight,
+            y,
+            n_cols,
+            float(self.eps),
+            BLOCK=block,
+            SINGLE=single,
+            num_warps=num_warps,
         )
         return y.view(x.shape)

@@ -3,6 +3,7 @@
 Each program owns a strip of BLOCK_C adjacent columns of one batch entry (coalesced loads) and
 walks down the reduced dimension, keeping BLOCK_R independent partial sums per column.
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -10,8 +11,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _sum_mid_kernel(x_ptr, y_ptr, R, C,
-                    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+def _sum_mid_kernel(x_ptr, y_ptr, R, C, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     b = tl.program_id(0).to(tl.int64)
     pid_c = tl.program_id(1)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)

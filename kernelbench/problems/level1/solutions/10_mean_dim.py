@@ -1,4 +1,5 @@
 """Known-good Triton solution: one program per row mean over the last dimension."""
+
 import torch
 import torch.nn as nn
 import triton

@@ -4,6 +4,7 @@ Each program owns BLOCK_C adjacent columns of one batch entry and walks down the
 dimension keeping, per lane, the best value and its first index; the final cross-lane
 reduction picks the smallest index among the maxima (torch's first-occurrence rule).
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -11,8 +12,7 @@ import triton.language as tl
 
 
 @triton.jit
-def _argmax_mid_kernel(x_ptr, y_ptr, R, C,
-                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+def _argmax_mid_kernel(x_ptr, y_ptr, R, C, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
     b = tl.program_id(0).to(tl.int64)
     pid_c = tl.program_id(1)
     offs_c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)

@@ -3,6 +3,7 @@
 The row is processed in chunks of up to MAX_BLOCK elements: an in-register tree scan
 (tl.cumsum) per chunk plus the running total carried from the previous chunks.
 """
+
 import torch
 import torch.nn as nn
 import triton

@@ -7,6 +7,7 @@ gathering a [BLOCK_M, BLOCK_K] slab of the NCHW input (coalesced along ow) and a
 [BLOCK_K, BLOCK_N] slab of the filter, pre-arranged as (KH, KW, C_in, C_out). Bias is fused in
 the epilogue. fp32 dot with input_precision="ieee" (no TF32).
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -14,11 +15,28 @@ import triton.language as tl
 
 
 @triton.jit
-def _conv2d_kernel(x_ptr, w_ptr, bias_ptr, y_ptr,
-                   NB, C_in, H, W, C_out, OH, OW,
-                   stride_h, stride_w, pad_h, pad_w,
-                   KH: tl.constexpr, KW: tl.constexpr,
-                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def _conv2d_kernel(
+    x_ptr,
+    w_ptr,
+    bias_ptr,
+    y_ptr,
+    NB,
+    C_in,
+    H,
+    W,
+    C_out,
+    OH,
+    OW,
+    stride_h,
+    stride_w,
+    pad_h,
+    pad_w,
+    KH: tl.constexpr,
+    KW: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     M = NB * OH * OW
@@ -45,20 +63,40 @@ def _conv2d_kernel(x_ptr, w_ptr, bias_ptr, y_ptr,
             for c0 in range(0, C_in, BLOCK_K):
                 ci = c0 + offs_k
                 ci_ok = ci < C_in
-                a = tl.load(a_base[:, None] + ci[None, :] * HW,
-                            mask=row_ok[:, None] & ci_ok[None, :], other=0.0)
-                b = tl.load(w_tap + ci[:, None] * C_out + offs_n[None, :],
-                            mask=ci_ok[:, None] & mask_n[None, :], other=0.0)
+                a = tl.load(
+                    a_base[:, None] + ci[None, :] * HW,
+                    mask=row_ok[:, None] & ci_ok[None, :],
+                    other=0.0,
+                )
+                b = tl.load(
+                    w_tap + ci[:, None] * C_out + offs_n[None, :],
+                    mask=ci_ok[:, None] & mask_n[None, :],
+                    other=0.0,
+                )
                 acc = tl.dot(a, b, acc, input_precision="ieee")
     bias = tl.load(bias_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
     acc += bias[None, :]
-    y_ptrs = (y_ptr + n_img.to(tl.int64)[:, None] * C_out * OH * OW
-              + offs_n[None, :] * (OH * OW) + pix[:, None])
+    y_ptrs = (
+        y_ptr
+        + n_img.to(tl.int64)[:, None] * C_out * OH * OW
+        + offs_n[None, :] * (OH * OW)
+        + pix[:, None]
+    )
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-def _conv2d(x, weight, bias, stride, padding,
-            BLOCK_M=128, BLOCK_N=None, BLOCK_K=16, num_warps=8, num_stages=4):
+def _conv2d(
+    x,
+    weight,
+    bias,
+    stride,
+    padding,
+    BLOCK_M=128,
+    BLOCK_N=None,
+    BLOCK_K=16,
+    num_warps=8,
+    num_stages=4,
+):
     # Defaults picked on an H100 at the GPU size (128x128x16, 8 warps, 4 stages: 2.8 ms vs 3.5 ms
     # for BLOCK_K=32, 3 stages).
     x = x.contiguous()
@@ -75,9 +113,28 @@ def _conv2d(x, weight, bias, stride, padding,
         BLOCK_N = max(16, min(128, triton.next_power_of_2(C_out)))
     grid = (triton.cdiv(NB * OH * OW, BLOCK_M), triton.cdiv(C_out, BLOCK_N))
     _conv2d_kernel[grid](
-        x, w, bias, y, NB, C_in, H, W, C_out, OH, OW, sh, sw, ph, pw,
-        KH=KH, KW=KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K,
-        num_warps=num_warps, num_stages=num_stages,
+        x,
+        w,
+        bias,
+        y,
+        NB,
+        C_in,
+        H,
+        W,
+        C_out,
+        OH,
+        OW,
+        sh,
+        sw,
+        ph,
+        pw,
+        KH=KH,
+        KW=KW,
+        BLOCK_M=BLOCK_M,
+        BLOCK_N=BLOCK_N,
+        BLOCK_K=BLOCK_K,
+        num_warps=num_warps,
+        num_stages=num_stages,
     )
     return y
 

@@ -2,6 +2,7 @@
 
 The window is unrolled at compile time (KS is a constexpr); padded taps are masked to -inf.
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -9,8 +10,9 @@ import triton.language as tl
 
 
 @triton.jit
-def _maxpool2d_kernel(x_ptr, y_ptr, total, H, W, OH, OW, stride, pad,
-                      KS: tl.constexpr, BLOCK: tl.constexpr):
+def _maxpool2d_kernel(
+    x_ptr, y_ptr, total, H, W, OH, OW, stride, pad, KS: tl.constexpr, BLOCK: tl.constexpr
+):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < total
@@ -50,6 +52,5 @@ class ModelNew(nn.Module):
         total = y.numel()
         BLOCK = 1024
         grid = (triton.cdiv(total, BLOCK),)
-        _maxpool2d_kernel[grid](x, y, total, H, W, OH, OW, st, pad,
-                                KS=ks, BLOCK=BLOCK, num_warps=4)
+        _maxpool2d_kernel[grid](x, y, total, H, W, OH, OW, st, pad, KS=ks, BLOCK=BLOCK, num_warps=4)
         return y

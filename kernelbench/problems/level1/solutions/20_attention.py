@@ -6,6 +6,7 @@ on fp16 tensor cores with fp32 accumulation. Masks are compiled in only where ne
 (sequence divisible by BLOCK_N) drops the key-tail masks, and head_dim is padded to a power of
 two (PAD_D) only when it is not one already.
 """
+
 import math
 
 import torch
@@ -15,11 +16,28 @@ import triton.language as tl
 
 
 @triton.jit
-def _flash_attn_fwd(q_ptr, k_ptr, v_ptr, o_ptr, seq_len, qk_scale,
-                    stride_qh, stride_qs, stride_kh, stride_ks,
-                    stride_vh, stride_vs, stride_oh, stride_os,
-                    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                    BLOCK_D: tl.constexpr, EVEN_N: tl.constexpr, PAD_D: tl.constexpr):
+def _flash_attn_fwd(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    o_ptr,
+    seq_len,
+    qk_scale,
+    stride_qh,
+    stride_qs,
+    stride_kh,
+    stride_ks,
+    stride_vh,
+    stride_vs,
+    stride_oh,
+    stride_os,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    EVEN_N: tl.constexpr,
+    PAD_D: tl.constexpr,
+):
     pid_m = tl.program_id(0)
     bh = tl.program_id(1).to(tl.int64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -78,12 +96,28 @@ def _attention(q, k, v, BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3):
     qk_scale = 1.4426950408889634 / math.sqrt(D)
     grid = (triton.cdiv(S, BLOCK_M), B * H)
     _flash_attn_fwd[grid](
-        q3, k3, v3, o, S, qk_scale,
-        q3.stride(0), q3.stride(1), k3.stride(0), k3.stride(1),
-        v3.stride(0), v3.stride(1), o.stride(0), o.stride(1),
-        HEAD_DIM=D, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
-        EVEN_N=(S % BLOCK_N == 0), PAD_D=(BLOCK_D != D),
-        num_warps=num_warps, num_stages=num_stages,
+        q3,
+        k3,
+        v3,
+        o,
+        S,
+        qk_scale,
+        q3.stride(0),
+        q3.stride(1),
+        k3.stride(0),
+        k3.stride(1),
+        v3.stride(0),
+        v3.stride(1),
+        o.stride(0),
+        o.stride(1),
+        HEAD_DIM=D,
+        BLOCK_M=BLOCK_M,
+        BLOCK_N=BLOCK_N,
+        BLOCK_D=BLOCK_D,
+        EVEN_N=(S % BLOCK_N == 0),
+        PAD_D=(BLOCK_D != D),
+        num_warps=num_warps,
+        num_stages=num_stages,
     )
     return o.view(B, H, S, D)
 

@@ -3,6 +3,7 @@
 One program per row keeps an online (max, sum of exp) over BLOCK-wide chunks of the logits and
 reads the target logit with a single gathered load: loss = max + log(sum) - logit[target].
 """
+
 import torch
 import torch.nn as nn
 import triton
@@ -38,6 +39,7 @@ class ModelNew(nn.Module):
         n_rows, n_cols = logits.shape
         y = torch.empty((n_rows,), dtype=logits.dtype, device=logits.device)
         BLOCK = min(4096, triton.next_power_of_2(n_cols))
-        _cross_entropy_kernel[(n_rows,)](logits, targets, y, n_cols, logits.stride(0),
-                                         BLOCK=BLOCK, num_warps=8)
+        _cross_entropy_kernel[(n_rows,)](
+            logits, targets, y, n_cols, logits.stride(0), BLOCK=BLOCK, num_warps=8
+        )
         return y

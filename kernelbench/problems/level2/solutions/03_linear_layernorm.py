@@ -1,4 +1,5 @@
 """Known-good Triton solution: tiled fp32 GEMM + bias, then a one-pass row LayerNorm in place."""
+
 import torch
 import torch.nn as nn
 import triton
@@ -7,10 +8,23 @@ import triton.language as tl
 
 @triton.jit
 def _linear_bias_kernel(
-    x_ptr, w_ptr, b_ptr, y_ptr,
-    M, N, K,
-    stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    b_ptr,
+    y_ptr,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_xk,
+    stride_wn,
+    stride_wk,
+    stride_ym,
+    stride_yn,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
 ):
     pid = tl.program_id(0)
     num_pid_m = tl.cdiv(M, BLOCK_M)
@@ -80,14 +94,35 @@ class ModelNew(nn.Module):
         BLOCK_M, BLOCK_N, BLOCK_K = 128, 128, 16
         grid = (triton.cdiv(M, BLOCK_M) * triton.cdiv(N, BLOCK_N),)
         _linear_bias_kernel[grid](
-            x, w, self.linear.bias, y, M, N, K,
-            x.stride(0), x.stride(1), w.stride(0), w.stride(1), y.stride(0), y.stride(1),
-            BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8,
-            num_warps=4, num_stages=2,
+            x,
+            w,
+            self.linear.bias,
+            y,
+            M,
+            N,
+            K,
+            x.stride(0),
+            x.stride(1),
+            w.stride(0),
+            w.stride(1),
+            y.stride(0),
+            y.stride(1),
+            BLOCK_M=BLOCK_M,
+            BLOCK_N=BLOCK_N,
+            BLOCK_K=BLOCK_K,
+            GROUP_M=8,
+            num_warps=4,
+            num_stages=2,
         )
         row_block = triton.next_power_of_2(N)
         _layernorm_rows_kernel[(M,)](
-            y, self.norm.weight, self.norm.bias, N, y.stride(0), self.norm.eps,
-            BLOCK_N=row_block, num_warps=min(max(row_block // 256, 1), 16),
+            y,
+            self.norm.weight,
+            self.norm.bias,
+            N,
+            y.stride(0),
+            self.norm.eps,
+            BLOCK_N=row_block,
+            num_warps=min(max(row_block // 256, 1), 16),
         )
         return y

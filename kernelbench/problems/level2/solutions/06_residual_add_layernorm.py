@@ -1,4 +1,5 @@
 """Known-good Triton solution: residual add + LayerNorm in one pass, one program per row."""
+
 import torch
 import torch.nn as nn
 import triton
@@ -7,7 +8,16 @@ import triton.language as tl
 
 @triton.jit
 def _add_layernorm_kernel(
-    x_ptr, r_ptr, g_ptr, b_ptr, y_ptr, N, stride_x, stride_r, stride_y, eps,
+    x_ptr,
+    r_ptr,
+    g_ptr,
+    b_ptr,
+    y_ptr,
+    N,
+    stride_x,
+    stride_r,
+    stride_y,
+    eps,
     BLOCK_N: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
@@ -42,8 +52,17 @@ class ModelNew(nn.Module):
         y = torch.empty((rows, n), device=x.device, dtype=x.dtype)
         block = triton.next_power_of_2(n)
         _add_layernorm_kernel[(rows,)](
-            x2, r2, self.norm.weight, self.norm.bias, y, n,
-            x2.stride(0), r2.stride(0), y.stride(0), self.norm.eps,
-            BLOCK_N=block, num_warps=min(max(block // 512, 1), 16),
+            x2,
+            r2,
+            self.norm.weight,
+            self.norm.bias,
+            y,
+            n,
+            x2.stride(0),
+            r2.stride(0),
+            y.stride(0),
+            self.norm.eps,
+            BLOCK_N=block,
+            num_warps=min(max(block // 512, 1), 16),
         )
         return y.view(x.shape)

@@ -1,4 +1,5 @@
 """Known-good Triton solution: per-channel bias + tanh + residual add in one elementwise pass."""
+
 import torch
 import torch.nn as nn
 import triton
@@ -32,6 +33,14 @@ class ModelNew(nn.Module):
         total = xc.numel()
         BLOCK = 4096
         _bias_tanh_residual_kernel[(triton.cdiv(total, BLOCK),)](
-            xc, rc, self.bias, y, total, c, h * w, BLOCK=BLOCK, num_warps=8,
+            xc,
+            rc,
+            self.bias,
+            y,
+            total,
+            c,
+            h * w,
+            BLOCK=BLOCK,
+            num_warps=8,
         )
         return y

@@ -1,0 +1,148 @@
+"""A campaign: the graph run over each problem, with a run store and a resumable checkpoint.
+
+``run`` is what ``kernelloop optimize`` calls. Problems run one after another (timing needs the
+GPU alone; on a CPU the interpreter uses every core). Each problem is one LangGraph thread in
+``<run>/checkpoints.sqlite``; ``--resume RUN_ID`` reopens the run, skips finished problems and
+continues unfinished ones from their last completed node. Completed LLM calls and evaluations
+are answered from the run store, so nothing paid for is repeated.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import settings as settings_mod
+from ..kernelbench.problem import Problem
+from ..runs.store import RunStore
+from .context import CampaignContext
+from .state import CampaignOptions
+
+Progress = Callable[[str, str, dict[str, Any]], None]  # (problem_id, node, state update)
+
+
+def _clients(coder_model: str, judge_model: str, base_url: str | None):
+    from .llm import LLMClient, LLMConfig
+    from .pricing import PriceTable
+
+    cfg = settings_mod.get()
+    prices = PriceTable.load(cfg.prices_path)
+
+    def client(model: str):
+        config = LLMConfig(
+            model=model,
+            base_url=base_url or cfg.base_url,
+            api_key=cfg.api_key,
+            timeout_s=cfg.llm_timeout_s,
+            max_retries=cfg.llm_retries,
+        )
+        return LLMClient(config, prices)
+
+    return client(coder_model), client(judge_model)
+
+
+def _gpu_brief() -> str:
+    from . import prompts
+
+    spec = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            from ..feedback import gpu_specs
+
+            spec = gpu_specs.current()
+    except ImportError:
+        pass
+    return prompts.gpu_brief(spec)
+
+
+def _default_evaluate(options: CampaignOptions) -> Callable:
+    from ..sandbox.evaluate import evaluate
+
+    def run(problem: Problem, source: str):
+        return evaluate(
+            problem, source, size=options.size, sets=options.sets, sandbox=options.sandbox
+        )
+
+    return run
+
+
+def open_store(
+    problems: list[Problem],
+    *,
+    coder_model: str,
+    judge_model: str,
+    options: CampaignOptions,
+    base_url: str | None,
+    runs_dir: Path,
+    resume: str | None,
+) -> RunStore:
+    """The run to write into: a new one, or the one being resumed."""
+    if resume:
+        return RunStore.open(runs_dir / resume)
+    config = {
+        "problems": [p.id for p in problems],
+        "coder": coder_model,
+        "judge": judge_model,
+        "base_url": base_url,
+        "options": options.to_dict(),
+    }
+    return RunStore.create(runs_dir, config)
+
+
+def run(
+    store: RunStore,
+    problems: list[Problem],
+    *,
+    coder_model: str,
+    judge_model: str,
+    options: CampaignOptions,
+    base_url: str | None = None,
+    evaluate: Callable | None = None,
+    progress: Progress | None = None,
+    clients: tuple[Any, Any] | None = None,
+) -> RunStore:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from . import graph
+
+    coder, judge = clients or _clients(coder_model, judge_model, base_url)
+    evaluate = evaluate or _default_evaluate(options)
+    brief = _gpu_brief()
+    conn = sqlite3.connect(store.path / "checkpoints.sqlite", check_same_thread=False)
+    saver = SqliteSaver(conn)
+    store.set_status("running")
+    try:
+        for problem in problems:
+            ctx = CampaignContext(
+                problem=problem,
+                store=store,
+                options=options,
+                coder=coder,
+                judge=judge,
+                evaluate=evaluate,
+                gpu_brief=brief,
+            )
+            app = graph.build(ctx, checkpointer=saver)
+            cfg = {
+                "configurable": {"thread_id": problem.id},
+                "recursion_limit": 8 * options.rounds + 16,
+            }
+            snapshot = app.get_state(cfg)
+            if snapshot.values and not snapshot.next:
+                continue  # finished before the interruption
+            start = None if snapshot.next else {"problem_id": problem.id}
+            for update in app.stream(start, cfg, stream_mode="updates"):
+                for node, values in update.items():
+                    if progress:
+                        progress(problem.id, node, values or {})
+        store.set_status("finished")
+    except BaseException:
+        store.set_status("interrupted")
+        raise
+    finally:
+        conn.close()
+    return store

@@ -1,0 +1,232 @@
+"""The campaign graph for one problem, as LangGraph nodes and pure routing functions.
+
+    baseline -> propose -> evaluate -> profile -> judge -> decide -> (propose | END)
+
+- ``propose`` asks the Coder for K candidates concurrently (initial, repair or optimize mode);
+- ``evaluate`` runs each through the one evaluator (skipping any already judged: resume);
+- ``profile`` summarises the best correct candidate of the round (or the failure);
+- ``judge`` turns that into one concrete next step (repair: the error; optimize: the bottleneck);
+- ``decide`` keeps the best verified kernel (children branch from it, never blindly from the
+  latest), counts plateau rounds, and stops on rounds, plateau or budget.
+
+Nodes return partial state updates; only the LLM-calling nodes retry (inside the client).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from . import coder, judge
+from .context import CampaignContext
+from .state import Attempt, ProblemState
+
+NODES = ("baseline", "propose", "evaluate", "profile", "judge", "decide")
+
+
+def build(ctx: CampaignContext, checkpointer=None):
+    """A compiled graph bound to one problem's context."""
+    g = StateGraph(ProblemState)
+    g.add_node("baseline", lambda s: baseline(ctx, s))
+    g.add_node("propose", lambda s: propose(ctx, s))
+    g.add_node("evaluate", lambda s: evaluate(ctx, s))
+    g.add_node("profile", lambda s: profile(ctx, s))
+    g.add_node("judge", lambda s: advise(ctx, s))
+    g.add_node("decide", lambda s: decide(ctx, s))
+    g.add_edge(START, "baseline")
+    g.add_conditional_edges("baseline", route_after_baseline, ["propose", END])
+    g.add_edge("propose", "evaluate")
+    g.add_edge("evaluate", "profile")
+    g.add_edge("profile", "judge")
+    g.add_edge("judge", "decide")
+    g.add_conditional_edges("decide", route_after_decide, ["propose", END])
+    return g.compile(checkpointer=checkpointer)
+
+
+# --- routing (pure) -----------------------------------------------------------------------------
+def route_after_baseline(state: ProblemState) -> str:
+    return END if state.get("stop_reason") else "propose"
+
+
+def route_after_decide(state: ProblemState) -> str:
+    return END if state.get("stop_reason") else "propose"
+
+
+# --- nodes --------------------------------------------------------------------------------------
+def baseline(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    ctx.store.start_problem(ctx.problem.id)
+    ctx.store.event("problem_started", ctx.problem.id, summary=ctx.problem.summary)
+    stop = ctx.over_budget()
+    return {
+        "problem_id": ctx.problem.id,
+        "round": 0,
+        "mode": "initial",
+        "round_ids": [],
+        "best_id": None,
+        "best_speedup": None,
+        "advice": None,
+        "profile": None,
+        "history": [],
+        "no_code": 0,
+        "stale_rounds": 0,
+        "stop_reason": stop,
+    }
+
+
+def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    rnd, k, mode = state["round"], ctx.options.candidates, state["mode"]
+    failing = None
+    if mode == "repair" and state.get("round_ids"):
+        failing = _first_failure(ctx, state["round_ids"])
+    # Optimize children branch from the best verified kernel; repairs from the failing one.
+    parent = state.get("best_id") if mode == "optimize" else (failing or {}).get("candidate_id")
+    parent_source = _source(ctx, parent) if parent else None
+
+    def one(idx: int) -> str | None:
+        messages = coder.messages(ctx, state, parent_source, failing)
+        reply = ctx.llm("coder", f"c{idx}", rnd, messages)
+        if reply.text is None:
+            ctx.store.event("coder_failed", ctx.problem.id, round=rnd, error=reply.error)
+            return None
+        from .extract import extract_code
+
+        source = extract_code(reply.text)
+        if source is None:
+            ctx.store.event("no_code", ctx.problem.id, round=rnd, call_id=reply.call_id)
+            return None
+        return ctx.store.add_candidate(
+            ctx.problem.id, rnd, idx, source, parent_id=parent, mode=mode
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, k)) as pool:
+        ids = list(pool.map(one, range(k)))
+    return {"round_ids": [i for i in ids if i], "no_code": sum(1 for i in ids if i is None)}
+
+
+def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    # One at a time: timing needs the GPU alone, and on CPU the interpreter uses every core.
+    for cid in state["round_ids"]:
+        if ctx.store.verdict_for(cid) is not None:
+            continue  # judged before a crash: resume does not re-run it
+        verdict = ctx.evaluate(ctx.problem, _source(ctx, cid))
+        ctx.store.record_verdict(cid, verdict)
+        ctx.store.event(
+            "evaluated",
+            ctx.problem.id,
+            candidate=cid,
+            accepted=verdict.accepted,
+            codes=verdict.codes,
+        )
+    return {}
+
+
+def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    best = _round_best(ctx, state["round_ids"])
+    if best is None:
+        return {"profile": None}
+    verdict = ctx.store.verdict_for(best["candidate_id"])
+    return {"profile": judge.summarise(verdict)}
+
+
+def advise(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    rnd = state["round"]
+    if rnd + 1 >= ctx.options.rounds:
+        return {"advice": None}  # no next round to advise
+    best_round = _round_best(ctx, state["round_ids"])
+    # Repair when this round produced nothing correct (the Judge reads the failure); otherwise
+    # optimize this round's best correct kernel (the Judge reads its measurements).
+    mode = "optimize" if best_round else "repair"
+    if mode == "repair":
+        failing = _first_failure(ctx, state["round_ids"])
+        messages = judge.repair_messages(ctx, failing, state.get("no_code", 0))
+        schema = judge.REPAIR
+    else:
+        messages = judge.optimize_messages(ctx, best_round, state.get("profile"), state["history"])
+        schema = judge.OPTIMIZE
+    advice, call_id = judge.ask(ctx, mode, rnd, messages, schema)
+    ctx.store.add_advice(
+        ctx.problem.id,
+        rnd,
+        mode,
+        advice,
+        llm_call_id=call_id,
+        candidate_id=(best_round or {}).get("candidate_id"),
+    )
+    return {"advice": advice}
+
+
+def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    rnd = state["round"]
+    history = list(state.get("history", []))
+    for cid in state["round_ids"]:
+        c = ctx.store.candidate(cid) or {}
+        history.append(
+            Attempt(
+                round=rnd,
+                candidate_id=cid,
+                mode=state["mode"],
+                accepted=c.get("accepted"),
+                codes=c.get("codes") or [],
+                speedup=c.get("speedup_eager"),
+                note="",
+            )
+        )
+    best = ctx.store.best_candidate(ctx.problem.id)
+    best_id, best_speedup = state.get("best_id"), state.get("best_speedup")
+    improved = False
+    if best and best["candidate_id"] != best_id:
+        new = best.get("speedup_eager")
+        gain = ctx.options.min_gain
+        improved = (
+            best_id is None
+            or new is None
+            or best_speedup is None
+            or (new > best_speedup * (1 + gain))
+        )
+        best_id, best_speedup = best["candidate_id"], new
+    stale = 0 if improved else state.get("stale_rounds", 0) + 1
+    accepted_now = any(h["accepted"] for h in history if h["round"] == rnd)
+    stop = None
+    if rnd + 1 >= ctx.options.rounds:
+        stop = f"rounds: {ctx.options.rounds} done"
+    elif best_id and stale >= ctx.options.plateau_rounds:
+        stop = f"plateau: no better kernel in {stale} rounds"
+    else:
+        stop = ctx.over_budget()
+    if stop:
+        status = "solved" if best_id else "unsolved"
+        ctx.store.finish_problem(ctx.problem.id, status, stop)
+    return {
+        "history": history,
+        "best_id": best_id,
+        "best_speedup": best_speedup,
+        "stale_rounds": stale,
+        "round": rnd + 1,
+        "stop_reason": stop,
+        "mode": "optimize" if accepted_now else "repair",
+    }
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _source(ctx: CampaignContext, candidate_id: str) -> str:
+    row = ctx.store.candidate(candidate_id)
+    return (ctx.store.path / row["source_path"]).read_text()
+
+
+def _round_best(ctx: CampaignContext, ids: list[str]) -> dict | None:
+    rows = [ctx.store.candidate(i) for i in ids]
+    ok = [r for r in rows if r and r.get("accepted")]
+    if not ok:
+        return None
+    return max(ok, key=lambda r: (r.get("speedup_eager") or 0.0, -(r.get("median_ms") or 0.0)))
+
+
+def _first_failure(ctx: CampaignContext, ids: list[str]) -> dict | None:
+    for cid in ids:
+        row = ctx.store.candidate(cid)
+        if row and not row.get("accepted"):
+            verdict = ctx.store.verdict_for(cid)
+            return {**row, "source": _source(ctx, cid), "verdict": verdict}
+    return None

@@ -1,0 +1,113 @@
+"""The Judge: one concrete next step, from the failure (repair) or the measurements (optimize).
+
+Replies are JSON validated against a schema; a malformed reply is retried once with the
+validation error shown, then recorded as a failed judgement that the loop survives (the Coder
+then works without advice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import prompts
+from .coder import describe_timing, failure_text, history_table
+from .context import CampaignContext, Reply
+from .extract import OPTIMIZE_SCHEMA as OPTIMIZE
+from .extract import REPAIR_SCHEMA as REPAIR
+from .extract import ExtractionError, extract_json
+
+SYSTEM = (
+    "You are a GPU performance engineer reviewing a kernel. Name exactly one concrete next step. "
+    "Reply with a single JSON object matching the requested fields, nothing else."
+)
+
+
+def repair_messages(ctx: CampaignContext, failing: dict | None, no_code: int) -> list[dict]:
+    if failing is None:
+        error = f"{no_code} replies contained no complete ```python block defining ModelNew"
+        source = "(no code)"
+    else:
+        error, source = failure_text(failing), failing["source"]
+    user = prompts.render(
+        "judge-repair",
+        problem_source=ctx.coder_source,
+        source=source,
+        error=prompts.truncate(error, 3000),
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def optimize_messages(
+    ctx: CampaignContext, row: dict, profile: str | None, history: list
+) -> list[dict]:
+    source = (ctx.store.path / row["source_path"]).read_text()
+    user = prompts.render(
+        "judge-optimize",
+        problem_source=ctx.coder_source,
+        source=source,
+        timing=describe_timing(row),
+        profile=profile or "(no hardware profile available)",
+        gpu=ctx.gpu_brief,
+        history=history_table(history),
+    )
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def ask(
+    ctx: CampaignContext, mode: str, round_: int, messages: list[dict], schema: dict
+) -> tuple[dict[str, Any], str | None]:
+    """The Judge's advice and the id of the call that produced it (or a recorded failure)."""
+    reply = ctx.llm("judge", mode, round_, messages, json_schema=schema)
+    advice, problem = _parse(reply, schema)
+    if problem and reply.text is not None:  # malformed: one retry that shows what was wrong
+        retry = [
+            *messages,
+            {"role": "assistant", "content": reply.text},
+            {
+                "role": "user",
+                "content": f"That reply was not valid: {problem}. Reply with the JSON object only.",
+            },
+        ]
+        reply = ctx.llm("judge", f"{mode}-retry", round_, retry, json_schema=schema)
+        advice, problem = _parse(reply, schema)
+    if problem:
+        ctx.store.event("judge_failed", ctx.problem.id, round=round_, error=problem)
+        advice = {"error": problem}
+    return advice, reply.call_id
+
+
+def _parse(reply: Reply, schema: dict) -> tuple[dict[str, Any], str | None]:
+    if reply.text is None:
+        return {}, f"judge call failed: {reply.error}"
+    try:
+        return extract_json(reply.text, schema), None
+    except ExtractionError as exc:
+        return {}, f"malformed judge reply: {exc}"
+
+
+def summarise(verdict) -> str:
+    """What the Judge reads about a correct candidate: timing and roofline, in units."""
+    if verdict is None:
+        return "(not evaluated)"
+    t = verdict.timing
+    if t is None:
+        return f"correct on {verdict.device}; {verdict.timing_note or 'no timing'}"
+    c = t.candidate
+    lines = [
+        f"GPU: {t.gpu}",
+        f"candidate: median {c.median:.4f} ms (IQR {c.iqr:.4f} ms, n={c.n})",
+        f"eager PyTorch: median {t.eager.median:.4f} ms; speedup {t.speedup_eager.point:.2f}x "
+        f"[{t.speedup_eager.low:.2f}, {t.speedup_eager.high:.2f}]",
+    ]
+    if t.compiled:
+        lines.append(f"torch.compile: median {t.compiled.median:.4f} ms")
+    if t.achieved_gbps is not None:
+        lines.append(
+            f"achieved {t.achieved_gbps:.0f} GB/s, {t.achieved_tflops:.2f} TFLOP/s, "
+            f"{100 * (t.fraction_of_peak or 0):.0f}% of the roofline "
+            f"(floor {t.roofline_floor_ms:.4f} ms)"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["OPTIMIZE", "REPAIR", "ask", "optimize_messages", "repair_messages", "summarise"]

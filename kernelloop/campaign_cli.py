@@ -1,0 +1,187 @@
+"""``kernelloop optimize``'s terminal side: live progress per problem and the final summary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class _Board:
+    """Per problem: round, what is happening, best speedup, spend."""
+
+    def __init__(self, problem_ids: list[str], store):
+        self.rows = {p: {"round": 0, "status": "waiting", "best": "-"} for p in problem_ids}
+        self.store = store
+        self.started = time.monotonic()
+
+    def update(self, problem_id: str, node: str, values: dict[str, Any]) -> None:
+        row = self.rows[problem_id]
+        if "round" in values:
+            row["round"] = values["round"]
+        row["status"] = {
+            "baseline": "started",
+            "propose": "coder",
+            "evaluate": "evaluating",
+            "profile": "profiling",
+            "judge": "judge",
+            "decide": "next round",
+        }.get(node, node)
+        if values.get("stop_reason"):
+            row["status"] = f"done ({values['stop_reason']})"
+        best = self.store.best_candidate(problem_id)
+        if best:
+            s = best.get("speedup_eager")
+            row["best"] = f"{s:.2f}x" if s else "correct (untimed)"
+
+    def table(self) -> Table:
+        t = Table(title=f"campaign {self.store.run_id}  ({time.monotonic() - self.started:.0f} s)")
+        for col in ("problem", "round", "status", "best", "USD"):
+            t.add_column(col)
+        for pid, row in self.rows.items():
+            usd = self.store.spend(pid)
+            cost = f"{usd['usd']:.4f}" + ("+?" if usd["usd_unknown_calls"] else "")
+            t.add_row(pid, str(row["round"]), row["status"], row["best"], cost)
+        return t
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    t = Table(title="summary")
+    for col in (
+        "problem",
+        "status",
+        "candidates",
+        "accepted",
+        "best",
+        "vs eager",
+        "vs compile",
+        "USD",
+        "minutes",
+    ):
+        t.add_column(col)
+    for p in summary.get("problems", []):
+        best = p.get("best") or {}
+
+        def fmt(key: str, best=best) -> str:
+            v = best.get(key)
+            return f"{v:.2f}x" if isinstance(v, int | float) else "-"
+
+        spend = p.get("spend", {})
+        usd = spend.get("usd", 0.0)
+        cost = f"{usd:.4f}" + ("+unknown" if spend.get("usd_unknown_calls") else "")
+        minutes = p.get("minutes")
+        t.add_row(
+            p["problem_id"],
+            str(p.get("status")),
+            str(p.get("candidates", 0)),
+            str(p.get("accepted", 0)),
+            best.get("candidate_id", "-"),
+            fmt("speedup_eager"),
+            fmt("speedup_compile"),
+            cost,
+            f"{minutes:.1f}" if minutes is not None else "-",
+        )
+    return t
+
+
+def run_optimize(
+    console: Console,
+    *,
+    problems: list[str],
+    coder: str | None,
+    judge: str | None,
+    base_url: str | None,
+    rounds: int,
+    candidates: int,
+    backend: str,
+    size: str | None,
+    sets: dict,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    budget_minutes: float | None,
+    run_dir: Path,
+    resume: str | None,
+    fail,
+) -> int:
+    from .agents import campaign
+    from .agents.llm import LLMError
+    from .agents.state import CampaignOptions
+    from .kernelbench import loader
+    from .kernelbench.problem import ProblemError
+    from .runs.store import RunStore
+
+    if resume:
+        try:
+            stored = RunStore.open(run_dir / resume).config()
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        problems, coder, judge = stored["problems"], stored["coder"], stored["judge"]
+        base_url = base_url or stored.get("base_url")
+        options = CampaignOptions(**stored["options"])
+    else:
+        options = CampaignOptions(
+            rounds=rounds,
+            candidates=candidates,
+            backend=backend,
+            size=size,
+            sets=sets,
+            budget_usd=budget_usd,
+            budget_tokens=budget_tokens,
+            budget_minutes=budget_minutes,
+        )
+    try:
+        found = [p for spec in problems for p in loader.load(spec)]
+    except ProblemError as exc:
+        raise fail(str(exc)) from None
+
+    store = campaign.open_store(
+        found,
+        coder_model=coder,
+        judge_model=judge,
+        options=options,
+        base_url=base_url,
+        runs_dir=run_dir,
+        resume=resume,
+    )
+    board = _Board([p.id for p in found], store)
+    console.print(f"run {store.run_id} in {store.path}")
+    try:
+        with Live(board.table(), console=console, refresh_per_second=4) as live:
+
+            def progress(problem_id: str, node: str, values: dict) -> None:
+                board.update(problem_id, node, values)
+                live.update(board.table())
+
+            campaign.run(
+                store,
+                found,
+                coder_model=coder,
+                judge_model=judge,
+                options=options,
+                base_url=base_url,
+                progress=progress,
+            )
+    except LLMError as exc:
+        console.print(f"[red]LLM error:[/red] {exc}")
+        console.print(f"fix it, then continue with: kernelloop optimize --resume {store.run_id}")
+        return 2
+    except KeyboardInterrupt:
+        console.print(f"interrupted; continue with: kernelloop optimize --resume {store.run_id}")
+        return 130
+    summary = store.summary()
+    console.print(summary_table(summary))
+    console.print(
+        f"correct {summary.get('correct_pct', 0):.0f}%, fast_1 {summary.get('fast_1', 0):.2f}, "
+        f"geomean speedup vs eager {_fmt(summary.get('geomean_speedup_eager'))}, "
+        f"vs compile {_fmt(summary.get('geomean_speedup_compile'))}"
+    )
+    console.print(f"details: kernelloop runs show {store.run_id}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return f"{value:.2f}x" if isinstance(value, int | float) else "n/a (no GPU timings)"

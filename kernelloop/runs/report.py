@@ -1,0 +1,198 @@
+"""Runs in numbers: one run's summary, the list of runs, and how a run is scored.
+
+Reads only through :class:`~kernelloop.runs.store.RunStore`'s methods (no SQL here). The scores
+follow KernelBench's definitions, stated over the problems a run started, each represented by its
+best accepted candidate (:meth:`RunStore.best_candidate`):
+
+- ``correct_pct``: percent of problems with at least one accepted (verified) candidate.
+- ``fast_1_pct``: percent of problems whose best candidate is faster than eager PyTorch with
+  confidence: the lower bound of its speedup interval is above 1.0. A point estimate above 1.0
+  inside the noise does not count, and a problem without a GPU timing never counts.
+- ``geomean_speedup_eager`` / ``geomean_speedup_compile``: geometric mean of the best candidates'
+  point speedups over the problems that have that timing (``timed_problems`` /
+  ``compile_timed_problems`` say how many). None when no problem has one: a CPU run has no speedup.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import RunStore
+
+
+def summarize(store: RunStore) -> dict:
+    """Run-level facts and scores, then one entry per problem (``problems``)."""
+    meta = store.meta()
+    config = store.config()
+    calls = store.llm_calls()
+    problems = []
+    for p in store.problems():
+        pid = p["problem_id"]
+        cands = store.candidates(pid)
+        # Rounds whose Coder produced no code leave LLM calls but no candidates.
+        rounds_seen = {c["round"] for c in cands}
+        rounds_seen |= {c["round"] for c in calls if c["problem_id"] == pid}
+        end = p["finished_at"] or store.last_activity(pid) or p["started_at"]
+        problems.append(
+            {
+                "problem_id": pid,
+                "status": p["status"],
+                "stop_reason": p["stop_reason"],
+                "rounds_done": p["rounds_done"],
+                "rounds": max(p["rounds_done"], len(rounds_seen)),
+                "candidates": len(cands),
+                "evaluated": sum(c["accepted"] is not None for c in cands),
+                "accepted": sum(bool(c["accepted"]) for c in cands),
+                "best": best_dict(store.best_candidate(pid)),
+                "spend": store.spend(pid),
+                "started_at": p["started_at"],
+                "finished_at": p["finished_at"],
+                "minutes": minutes_between(p["started_at"], end),
+            }
+        )
+    end = meta.get("finished_at") or store.last_activity() or meta["created_at"]
+    return {
+        "run_id": store.run_id,
+        "path": str(store.path),
+        "schema_version": int(meta["schema_version"]),
+        "kernelloop_version": meta.get("kernelloop_version"),
+        "status": meta["status"],
+        "created_at": meta["created_at"],
+        "finished_at": meta.get("finished_at"),
+        "minutes": minutes_between(meta["created_at"], end),
+        "config": config,
+        "models": models(config, [c["model"] for c in calls]),
+        "spend": store.spend(),
+        "n_problems": len(problems),
+        "candidates": sum(p["candidates"] for p in problems),
+        "evaluated": sum(p["evaluated"] for p in problems),
+        "accepted": sum(p["accepted"] for p in problems),
+        **run_metrics([p["best"] for p in problems]),
+        "problems": problems,
+    }
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    """One row per run folder under ``runs_dir`` (a folder holding ``run.sqlite``), newest first.
+
+    Other folders are skipped. A run whose database cannot be read is listed, not hidden, with
+    ``status: "unreadable"`` and ``error``.
+    """
+    from .schema import DATABASE
+    from .store import RunStore, RunStoreError
+
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for path in runs_dir.iterdir():
+        if not (path / DATABASE).is_file():
+            continue
+        try:
+            with RunStore.open(path) as store:
+                s = summarize(store)
+        except (RunStoreError, sqlite3.Error, OSError, ValueError, KeyError) as exc:
+            out.append({"run_id": path.name, "path": str(path), "created_at": None,
+                        "status": "unreadable", "error": str(exc)})  # fmt: skip
+            continue
+        eager = [p["best"]["speedup_eager"] for p in s["problems"] if p["best"]]
+        out.append(
+            {
+                "run_id": s["run_id"],
+                "path": s["path"],
+                "created_at": s["created_at"],
+                "finished_at": s["finished_at"],
+                "status": s["status"],
+                "n_problems": s["n_problems"],
+                "problems": [p["problem_id"] for p in s["problems"]],
+                "models": s["models"],
+                "usd": s["spend"]["usd"],
+                "usd_unknown_calls": s["spend"]["usd_unknown_calls"],
+                "calls": s["spend"]["calls"],
+                "candidates": s["candidates"],
+                "correct_pct": s["correct_pct"],
+                "fast_1_pct": s["fast_1_pct"],
+                "geomean_speedup_eager": s["geomean_speedup_eager"],
+                "geomean_speedup_compile": s["geomean_speedup_compile"],
+                "timed_problems": s["timed_problems"],
+                "max_speedup_eager": max((iv["point"] for iv in eager if iv), default=None),
+            }
+        )
+    out.sort(key=lambda r: (r["created_at"] or "", r["run_id"]), reverse=True)
+    return out
+
+
+# --- scores -------------------------------------------------------------------------------------
+def run_metrics(bests: list[dict | None]) -> dict:
+    """Scores from one entry per problem: its :func:`best_dict`, or None when none was accepted."""
+    found = [b for b in bests if b is not None]
+    eager = [b["speedup_eager"] for b in found if b["speedup_eager"]]
+    compile_ = [b["speedup_compile"] for b in found if b["speedup_compile"]]
+    return {
+        "correct_pct": _pct(len(found), len(bests)),
+        "fast_1_pct": _pct(sum(iv["low"] > 1.0 for iv in eager), len(bests)),
+        "geomean_speedup_eager": geomean(iv["point"] for iv in eager),
+        "geomean_speedup_compile": geomean(iv["point"] for iv in compile_),
+        "timed_problems": len(eager),
+        "compile_timed_problems": len(compile_),
+    }
+
+
+def best_dict(row: dict | None) -> dict | None:
+    """A candidate row cut to what a report shows, speedups as ``{point, low, high}``."""
+    if row is None:
+        return None
+    return {
+        "candidate_id": row["candidate_id"],
+        "round": row["round"],
+        "mode": row["mode"],
+        "backend": row["backend"],
+        "device": row["device"],
+        "median_ms": row["median_ms"],
+        "speedup_eager": _interval(row, "speedup_eager"),
+        "speedup_compile": _interval(row, "speedup_compile"),
+    }
+
+
+def geomean(values: Iterable[float]) -> float | None:
+    """Geometric mean of positive numbers; None for none."""
+    logs = [math.log(v) for v in values]
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def minutes_between(start: str, end: str) -> float:
+    """Minutes between two stored ISO timestamps."""
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return max(delta.total_seconds(), 0.0) / 60
+
+
+def models(config: dict, called: list[str]) -> list[str]:
+    """The models a run uses: as configured (``models``, or ``coder`` and ``judge``), else the
+    ones its LLM calls name; unique, in first-seen order."""
+    named = config.get("models")
+    if isinstance(named, dict):
+        found = list(named.values())
+    elif isinstance(named, str):
+        found = [named]
+    elif isinstance(named, list):
+        found = list(named)
+    else:
+        found = [config.get("coder"), config.get("judge")]
+    found = [m for m in found if isinstance(m, str) and m] or called
+    return list(dict.fromkeys(found))
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _interval(row: dict, column: str) -> dict | None:
+    if row.get(column) is None:
+        return None
+    return {"point": row[column], "low": row[f"{column}_low"], "high": row[f"{column}_high"]}

@@ -1,0 +1,393 @@
+"""Sandbox escapes: each must be contained, end in a verdict, and leave the host untouched.
+
+Every candidate here runs with ``gate="report"`` so the static gate (which would stop most of them
+before they run) is out of the way and the isolation backend itself is what is tested. Where it
+makes sense the test runs under both backends: ``bwrap`` (read-only root, private /tmp, PID and
+network namespaces) and ``process`` (own session, network namespace, rlimits, scrubbed
+environment, but the host's file system). Where the process backend offers no protection by
+design (the file system), the test shows the static gate rejects the candidate before it runs.
+
+The candidates live in tests/candidates/escape_*.py; values a test needs to inject (a port, a
+unique marker, paths) replace one marked line of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kernelloop import settings
+from kernelloop.kernelbench.loader import load_one
+from kernelloop.sandbox import backends
+from kernelloop.sandbox import reasons as R
+from kernelloop.sandbox.evaluate import evaluate
+
+CANDIDATES = Path(__file__).resolve().parent / "candidates"
+REPO = Path(__file__).resolve().parents[1]
+RELU = "level1/01_relu"
+SECRET = "sk-test-secret-" + uuid.uuid4().hex[:8]
+
+# Found while writing this suite (strict xfails: they fail loudly once the hole is closed).
+_REFERENCE_HOLE = (
+    "evaluator bug: under the process backend the worker can read the reference outputs in "
+    "../private/ref/<trial>.bin (same uid, same file system), match its input against "
+    "inputs/*.bin and copy the answer: accepted once the static gate is bypassed"
+)
+_NPROC_HOLE = (
+    "evaluator bug: RLIMIT_NPROC does not bind when the orchestrator runs as root: bwrap maps "
+    "the sandbox's uid 65534 to real uid 0, and the kernel never applies RLIMIT_NPROC to the "
+    "root user (capabilities dropped or not); the bomb reaches its own cap (600) or the memory "
+    "watchdog instead of the 256-task limit"
+)
+
+
+def _bwrap_missing() -> str | None:
+    return backends.BACKENDS["bwrap"].available()
+
+
+SANDBOXES = [
+    pytest.param(
+        "bwrap",
+        marks=pytest.mark.skipif(_bwrap_missing() is not None, reason=f"bwrap: {_bwrap_missing()}"),
+    ),
+    "process",
+]
+
+
+def candidate(name: str, **lines: str) -> str:
+    """The candidate's source with each ``NAME = ...  # replaced by the test`` line replaced."""
+    text = (CANDIDATES / f"{name}.py").read_text()
+    for var, value in lines.items():
+        pattern = re.compile(rf"^{var} = .*$", re.MULTILINE)
+        assert pattern.search(text), f"{name}.py has no line {var} = ..."
+        text = pattern.sub(lambda _m, v=var, val=value: f"{v} = {val}", text, count=1)
+    return text
+
+
+def run(source: str, sandbox: str, **kwargs):
+    return evaluate(load_one(RELU), source, gate="report", sandbox=sandbox, **kwargs)
+
+
+def processes_with(marker: str) -> list[str]:
+    """Command lines of live processes mentioning ``marker`` (scans /proc, no psutil)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                zombie = fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except (OSError, IndexError):
+            continue
+        if marker in cmd and not zombie:
+            found.append(f"{entry}: {cmd}")
+    return found
+
+
+# --- network -------------------------------------------------------------------------------------
+def _own_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if it has one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))
+            addr = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if addr.startswith("127.") else addr
+
+
+@pytest.fixture
+def tcp_server():
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    hits: list[tuple] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, addr = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            hits.append(addr)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield srv.getsockname()[1], hits
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        srv.close()
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_network_is_unreachable(sandbox, tcp_server):
+    port, hits = tcp_server
+    targets = [("127.0.0.1", port)]
+    if (addr := _own_address()) is not None:
+        targets.append((addr, port))
+    # The server works: from this (unsandboxed) process every target connects.
+    for target in targets:
+        socket.create_connection(target, timeout=3).close()
+    deadline = time.time() + 3
+    while len(hits) < len(targets) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(hits) == len(targets), "the test server is not reachable from the host itself"
+    hits.clear()
+
+    verdict = run(candidate("escape_network", TARGETS=repr(targets)), sandbox)
+    time.sleep(0.5)
+    assert hits == [], f"the candidate reached the host from {sandbox}: {hits}"
+    assert verdict.accepted is False
+    assert R.IMPORT_FAILED in verdict.codes, verdict.codes
+    assert "network blocked" in verdict.build.log
+
+
+# --- file system ---------------------------------------------------------------------------------
+def _escape_paths(tag: str) -> list[Path]:
+    return [
+        Path("/tmp") / f"kernelloop-escape-{tag}",
+        REPO.parent / f"kernelloop-escape-{tag}",  # next to the repository
+        REPO / "tests" / f"kernelloop-escape-{tag}",  # inside it
+    ]
+
+
+def test_writes_outside_workdir_do_not_reach_the_host_under_bwrap():
+    if _bwrap_missing():
+        pytest.skip(f"bwrap: {_bwrap_missing()}")
+    paths = _escape_paths(uuid.uuid4().hex)
+    try:
+        verdict = run(
+            candidate("escape_write_outside", PATHS=repr([str(p) for p in paths])), "bwrap"
+        )
+        assert verdict.correctness is not None and verdict.correctness.trials, verdict.codes
+        leaked = [str(p) for p in paths if p.exists()]
+        assert leaked == [], f"bwrap let the candidate write {leaked}"
+    finally:
+        for p in paths:
+            p.unlink(missing_ok=True)
+
+
+def test_writes_outside_workdir_under_process_backend_rely_on_the_static_gate():
+    """The process backend does not hide the file system (see sandbox/backends/process.py):
+    only the static gate protects it, so in a campaign (gate enforced) the candidate never runs."""
+    paths = _escape_paths(uuid.uuid4().hex)
+    try:
+        source = candidate("escape_write_outside", PATHS=repr([str(p) for p in paths]))
+        verdict = evaluate(load_one(RELU), source, gate="enforce", sandbox="process")
+        assert verdict.accepted is False
+        assert R.FILE_ACCESS in verdict.codes, verdict.codes
+        assert verdict.correctness is None and not verdict.worker  # nothing ran
+        assert [str(p) for p in paths if p.exists()] == []
+    finally:
+        for p in paths:
+            p.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_reference_outputs_are_out_of_reach(sandbox, request):
+    if sandbox == "process":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_REFERENCE_HOLE))
+    verdict = run(candidate("escape_read_reference"), sandbox)
+    assert verdict.accepted is False
+    assert R.WRONG_OUTPUT in verdict.codes, verdict.codes
+
+
+def test_reading_reference_outputs_is_stopped_by_the_gate():
+    verdict = evaluate(
+        load_one(RELU), candidate("escape_read_reference"), gate="enforce", sandbox="process"
+    )
+    assert verdict.accepted is False
+    assert {R.FILE_ACCESS, R.FORBIDDEN_IMPORT} <= set(verdict.codes), verdict.codes
+    assert not verdict.worker
+
+
+# --- processes -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_no_process_outlives_the_evaluation(sandbox):
+    marker = f"kl-leftover-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    try:
+        verdict = run(candidate("escape_leftover_process", MARKER=repr(marker)), sandbox)
+        elapsed = time.perf_counter() - started
+        assert "spawned" in verdict.worker["stdout"], "the candidate did not start its processes"
+        assert verdict.correctness is not None and verdict.correctness.trials
+        assert elapsed < 60
+        time.sleep(0.2)
+        assert processes_with(marker) == []
+    finally:
+        for line in processes_with(marker):  # never leave them behind, even when failing
+            os.kill(int(line.split(":")[0]), 9)
+
+
+@pytest.fixture(scope="module")
+def fork_bomb():
+    """One bounded fork bomb under bwrap, shared by the tests that judge it."""
+    if _bwrap_missing():
+        pytest.skip(f"bwrap: {_bwrap_missing()}")
+    marker = f"kl-forkbomb-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    try:
+        with settings.override(memory_cap_bytes=4 << 30):
+            verdict = run(candidate("escape_fork_bomb", MARKER=repr(marker)), "bwrap", timeout_s=60)
+        elapsed = time.perf_counter() - started
+        time.sleep(0.2)
+        left = processes_with(marker)
+    finally:
+        for line in processes_with(marker):
+            os.kill(int(line.split(":")[0]), 9)
+    return verdict, elapsed, left
+
+
+@pytest.mark.slow
+def test_fork_bomb_is_contained(fork_bomb):
+    verdict, elapsed, left = fork_bomb
+    assert verdict.accepted is False
+    assert set(verdict.codes) & {R.RUNTIME_ERROR, R.MEMORY_LIMIT, R.CRASHED}, verdict.codes
+    assert left == [], f"{len(left)} fork-bomb processes survived the evaluation"
+    assert elapsed < 90
+    # The host is fine: this process can still start a child.
+    assert subprocess.run(["true"], check=False).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=_NPROC_HOLE)
+def test_fork_bomb_is_bounded_by_the_process_limit(fork_bomb):
+    verdict, _, _ = fork_bomb
+    counts = [
+        int(m) for r in verdict.reasons for m in re.findall(r"FORKED (\d+) children", r.message)
+    ]
+    assert counts, f"no fork count in the verdict: {verdict.codes}"
+    assert max(counts) < 400, f"the candidate forked {max(counts)} children"
+
+
+# --- resources -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_memory_hog_is_stopped(sandbox):
+    with settings.override(memory_cap_bytes=2 << 30):
+        verdict = run(candidate("escape_memory_hog"), sandbox)
+    assert verdict.accepted is False
+    assert set(verdict.codes) & {R.MEMORY_LIMIT, R.RUNTIME_ERROR}, verdict.codes
+    assert verdict.worker["peak_rss_mb"] < 3 << 10, verdict.worker  # the cap held
+    assert verdict.correctness is not None  # it became a verdict, not an exception here
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_infinite_loop_times_out(sandbox):
+    started = time.perf_counter()
+    verdict = run(candidate("escape_infinite_loop"), sandbox, timeout_s=15)
+    elapsed = time.perf_counter() - started
+    assert verdict.accepted is False
+    assert R.TIMEOUT in verdict.codes, verdict.codes
+    assert 15 <= elapsed < 30, f"evaluate took {elapsed:.1f} s with timeout_s=15"
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_segfault_is_a_crash_verdict(sandbox):
+    verdict = run(candidate("escape_segfault"), sandbox)
+    assert verdict.accepted is False
+    assert R.CRASHED in verdict.codes, verdict.codes
+
+
+# --- output and the verdict channel --------------------------------------------------------------
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_log_flood_is_bounded_and_still_evaluated(sandbox):
+    started = time.perf_counter()
+    verdict = run(candidate("escape_log_flood"), sandbox)
+    assert time.perf_counter() - started < 60
+    stdout = verdict.worker["stdout"]
+    assert "flood" in stdout, "the flood did not happen"
+    assert len(stdout) <= 20_000, f"{len(stdout)} characters of stdout kept in the verdict"
+    assert len(verdict.to_json()) < 200_000
+    assert verdict.correctness is not None and verdict.correctness.passed, verdict.codes
+    assert verdict.accepted, verdict.codes  # an honest kernel that logs is still honest
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_forged_verdict_on_stdout_is_ignored(sandbox):
+    verdict = run(candidate("escape_forged_stdout"), sandbox)
+    assert '"accepted": true' in verdict.worker["stdout"], "the forgery was not printed"
+    assert verdict.accepted is False
+    assert R.WRONG_OUTPUT in verdict.codes, verdict.codes
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_forged_frames_on_every_descriptor_are_rejected(sandbox):
+    verdict = run(candidate("escape_forged_fds"), sandbox)
+    assert verdict.accepted is False
+    assert set(verdict.codes) & {R.CHANNEL_TAMPERED, R.WRONG_OUTPUT}, verdict.codes
+    assert verdict.to_dict()["correctness"] is not None
+
+
+# --- secrets -------------------------------------------------------------------------------------
+def _assert_no_secret(verdict_json: str, *texts: str) -> None:
+    for text in (verdict_json, *texts):
+        assert SECRET not in text
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_api_key_never_reaches_the_candidate(sandbox, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("KERNELLOOP_API_KEY", SECRET)
+    verdict = run(candidate("escape_api_key"), sandbox)
+    assert verdict.accepted is False
+    messages = " ".join(r.message for r in verdict.reasons)
+    assert "ENV DUMP" in messages, "the candidate did not get to dump its environment"
+    assert "PATH=" in verdict.worker["stdout"]  # the dump really reached the verdict
+    _assert_no_secret(
+        verdict.to_json(), verdict.worker["stdout"], verdict.worker["stderr"], messages
+    )
+
+
+_ORCHESTRATOR = """
+import json, sys
+from kernelloop.kernelbench.loader import load_one
+from kernelloop.sandbox.evaluate import evaluate
+source = open(sys.argv[1]).read()
+v = evaluate(load_one(sys.argv[2]), source, gate="report", sandbox=sys.argv[3])
+print("VERDICT " + v.to_json())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_api_key_in_the_orchestrators_startup_environment_stays_private(sandbox, tmp_path):
+    """The key set in the orchestrator's environment at start (as a real campaign has it) is also
+    in /proc/<orchestrator>/environ: the worker must not be able to read that either."""
+    src = tmp_path / "candidate.py"
+    src.write_text(candidate("escape_api_key"))
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "KERNELLOOP_API_KEY": SECRET}
+    done = subprocess.run(
+        [sys.executable, "-c", _ORCHESTRATOR, str(src), RELU, sandbox],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("VERDICT ")), None)
+    assert line is not None, done.stderr[-3000:]
+    verdict = json.loads(line.removeprefix("VERDICT "))
+    assert verdict["accepted"] is False
+    assert "ENV DUMP" in json.dumps(verdict["reasons"])
+    _assert_no_secret(line)
