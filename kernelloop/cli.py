@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .runs.cli import runs_app
+
 app = typer.Typer(
     help="Write, verify and tune GPU kernels for PyTorch code.",
     no_args_is_help=True,
@@ -23,12 +25,7 @@ app = typer.Typer(
 )
 problems_app = typer.Typer(help="List, inspect and hygiene-check problems.", no_args_is_help=True)
 app.add_typer(problems_app, name="problems")
-try:  # the run store's commands; registered here so there is one Typer app
-    from .runs.cli import runs_app
-
-    app.add_typer(runs_app, name="runs")
-except ImportError:  # pragma: no cover - only while the runs package is being built
-    pass
+app.add_typer(runs_app, name="runs")  # the run store's commands, in the one Typer app
 console = Console()
 err = Console(stderr=True)
 

@@ -1,0 +1,164 @@
+"""The agent loop end to end on CPU: the real openai client, a scripted server on 127.0.0.1,
+the real evaluator, the run store, and resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kernelloop.agents import campaign, graph
+from kernelloop.agents.state import CampaignOptions
+from kernelloop.kernelbench import loader
+from kernelloop.runs.store import RunStore
+
+from fake_openai import FakeOpenAI
+
+REPO = Path(__file__).resolve().parents[1]
+RIGHT = (REPO / "kernelbench/problems/level1/solutions/01_relu.py").read_text()
+# Runs, launches a kernel, and is wrong: it adds 1 to every output.
+WRONG = RIGHT.replace("tl.maximum(x, 0.0)", "tl.maximum(x, 0.0) + 1.0")
+ADVICE = {
+    "error_type": "wrong values",
+    "root_cause": "every output is off by one",
+    "fix": "remove the + 1.0 from the store",
+    "bottleneck": "memory bandwidth",
+    "evidence": [{"metric": "achieved bandwidth", "value": 0, "unit": "GB/s"}],
+    "change": "use a larger BLOCK",
+    "expected_effect": "fewer programs",
+}
+assert WRONG != RIGHT, "the solution's store changed: update WRONG"
+
+
+class Script:
+    """Replies by role: the first Coder reply is wrong, later ones right; the Judge advises."""
+
+    def __init__(self, pause_on_request: int | None = None):
+        self.coder_calls = 0
+        self.answered: list[str] = []  # request bodies that got a 200 reply
+        self.pause_on = pause_on_request
+        self.paused = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, request: dict) -> str:
+        body = json.dumps(request["messages"], sort_keys=True)
+        with self.lock:
+            n = len(self.answered) + 1
+        if self.pause_on is not None and n == self.pause_on:
+            self.paused.set()
+            time.sleep(60)  # the campaign is killed while waiting for this reply
+        system = request["messages"][0]["content"]
+        if "kernel engineer" in system:
+            with self.lock:
+                self.coder_calls += 1
+                first = self.coder_calls == 1
+            reply = f"Here it is.\n```python\n{WRONG if first else RIGHT}\n```\n"
+        else:
+            reply = json.dumps(ADVICE)
+        with self.lock:
+            self.answered.append(body)
+        return reply
+
+
+def _problem():
+    return loader.load_one("level1/01_relu")
+
+
+def test_wrong_kernel_is_repaired_and_the_run_store_shows_both(tmp_path):
+    script = Script()
+    options = CampaignOptions(rounds=2, candidates=1)
+    with FakeOpenAI(responder=script) as server:
+        store = campaign.open_store([_problem()], coder_model="coder-x", judge_model="judge-y",
+                                    options=options, base_url=server.base_url,
+                                    runs_dir=tmp_path, resume=None)  # fmt: skip
+        campaign.run(store, [_problem()], coder_model="coder-x", judge_model="judge-y",
+                     options=options, base_url=server.base_url)  # fmt: skip
+        requests = list(server.requests)
+    cands = store.candidates("level1/01_relu")
+    assert [c["round"] for c in cands] == [0, 1]
+    assert cands[0]["accepted"] == 0 and "WRONG_OUTPUT" in cands[0]["codes"]
+    assert cands[1]["accepted"] == 1 and cands[1]["parent_id"] == cands[0]["candidate_id"]
+    assert cands[1]["mode"] == "repair"
+    advice = store.advice("level1/01_relu")
+    assert advice and advice[0]["mode"] == "repair" and advice[0]["advice"]["fix"]
+    calls = store.llm_calls()
+    assert {c["role"] for c in calls} == {"coder", "judge"}
+    assert all(c["prompt_tokens"] and c["completion_tokens"] for c in calls)
+    assert all(c["cost_usd"] is None for c in calls)  # unknown models: unknown cost, never 0
+    # The repair prompt showed the Coder the failure and the Judge's diagnosis.
+    repair_prompt = requests[2]["messages"][-1]["content"]
+    assert "WRONG_OUTPUT" in repair_prompt and "off by one" in repair_prompt
+    # Hold-out sizes never reach the agents.
+    assert all("HOLDOUT" not in m["content"] for r in requests for m in r["messages"])
+    summary = store.summary()
+    assert summary["problems"][0]["accepted"] == 1
+
+
+def test_graph_diagram_snapshot(tmp_path):
+    ctx = campaign.CampaignContext(
+        problem=_problem(), store=None, options=CampaignOptions(), coder=None, judge=None,
+        evaluate=None, gpu_brief="",
+    )  # fmt: skip
+    mermaid = graph.build(ctx).get_graph().draw_mermaid()
+    snapshot = Path(__file__).parent / "snapshots" / "campaign_graph.mmd"
+    assert mermaid.strip() == snapshot.read_text().strip()
+
+
+def _run_cli(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kernelloop.cli", "optimize", *args],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_nothing_and_repeats_no_completed_call(tmp_path):
+    # Pause the 3rd request (the round-1 Coder call) and kill the campaign while it waits.
+    script = Script(pause_on_request=3)
+    env = {**os.environ, "KERNELLOOP_LLM_RETRIES": "0", "KERNELLOOP_LLM_TIMEOUT": "120"}
+    args = ["level1/01_relu", "--coder", "coder-x", "--judge", "judge-y", "--rounds", "3",
+            "--candidates", "1", "--run-dir", str(tmp_path)]  # fmt: skip
+    with FakeOpenAI(responder=script) as server:
+        proc = _run_cli([*args, "--base-url", server.base_url], env)
+        assert script.paused.wait(timeout=120), "the campaign never reached round 1"
+        before = list(script.answered)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        script.pause_on = None
+        resumed = _run_cli(["--resume", run_dir.name, "--run-dir", str(tmp_path)], env)
+        out, _ = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, out
+        after = script.answered[len(before) :]
+    # Completed (answered) calls were not asked again; the interrupted one was.
+    assert not set(before) & set(after), "a completed LLM call was repeated after resume"
+    store = RunStore.open(run_dir)
+    cands = store.candidates("level1/01_relu")
+    assert [c["round"] for c in cands] == [0, 1, 2]
+    assert [bool(c["accepted"]) for c in cands] == [False, True, True]
+    assert store.status() == "finished"
+    with sqlite3.connect(run_dir / "run.sqlite") as db:
+        keys = [r[0] for r in db.execute("SELECT idem_key FROM llm_calls WHERE status = 'ok'")]
+    assert len(keys) == len(set(keys))
+    assert len(keys) == 5  # coder r0, judge r0, coder r1, judge r1, coder r2
+
+
+def test_optimize_without_an_endpoint_says_what_to_set(monkeypatch):
+    from typer.testing import CliRunner
+
+    from kernelloop import settings
+    from kernelloop.cli import app
+
+    with settings.override(base_url=None, api_key=None):
+        result = CliRunner().invoke(app, ["optimize", "level1/01_relu", "--coder", "m",
+                                          "--judge", "m"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "KERNELLOOP_BASE_URL" in result.output and "--base-url" in result.output
