@@ -1,0 +1,36 @@
+"""The core imports without an LLM SDK, LangGraph, a GPU or a network; `import kernelloop` is cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = [
+    "kernelloop.kernelbench.loader",
+    "kernelloop.kernelbench.hygiene",
+    "kernelloop.sandbox.evaluate",
+    "kernelloop.sandbox.static_gate",
+    "kernelloop.feedback.roofline",
+    "kernelloop.library",
+    "kernelloop.modules",
+    "kernelloop.runs.store",
+]
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return set(out.stdout.split())
+
+
+def test_core_does_not_import_llm_sdks():
+    loaded = _loaded_after("; ".join(f"import {m}" for m in CORE))
+    for sdk in ("openai", "langgraph", "langchain_core", "fastapi", "ray", "docker"):
+        assert sdk not in loaded, f"{sdk} imported by the core"
+
+
+def test_import_kernelloop_and_the_cli_are_cheap():
+    loaded = _loaded_after("import kernelloop, kernelloop.cli")
+    assert "torch" not in loaded and "triton" not in loaded and "openai" not in loaded
