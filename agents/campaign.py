@@ -23,7 +23,7 @@ from .state import CampaignOptions
 Progress = Callable[[str, str, dict[str, Any]], None]  # (problem_id, node, state update)
 
 
-def _clients(coder_model: str, judge_model: str, base_url: str | None):
+def _clients(coder_model: str, judge_model: str, base_url: str | None, options: CampaignOptions):
     from .llm import LLMClient, LLMConfig
     from .pricing import PriceTable
 
@@ -35,6 +35,8 @@ def _clients(coder_model: str, judge_model: str, base_url: str | None):
             model=model,
             base_url=base_url or cfg.base_url,
             api_key=cfg.api_key,
+            temperature=options.temperature,
+            reasoning_effort=options.reasoning_effort,
             timeout_s=cfg.llm_timeout_s,
             max_retries=cfg.llm_retries,
         )
@@ -109,7 +111,7 @@ def run(
 
     from . import graph
 
-    coder, judge = clients or _clients(coder_model, judge_model, base_url)
+    coder, judge = clients or _clients(coder_model, judge_model, base_url, options)
     evaluate = evaluate or _default_evaluate(options)
     brief = _gpu_brief()
     conn = sqlite3.connect(store.path / "checkpoints.sqlite", check_same_thread=False)

@@ -52,6 +52,8 @@ class CampaignOptions:
     plateau_rounds: int = 2  # stop after this many rounds without a better kernel
     min_gain: float = 0.02  # a new best must beat the old by 2% to count as progress
     sandbox: str | None = None
+    temperature: float | None = None  # passed to both agents when set
+    reasoning_effort: str | None = None  # "low" | "medium" | "high", for reasoning models
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

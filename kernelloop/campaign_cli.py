@@ -95,44 +95,27 @@ def run_optimize(
     coder: str | None,
     judge: str | None,
     base_url: str | None,
-    rounds: int,
-    candidates: int,
-    backend: str,
-    size: str | None,
-    sets: dict,
-    budget_usd: float | None,
-    budget_tokens: int | None,
-    budget_minutes: float | None,
+    options,
     run_dir: Path,
     resume: str | None,
     fail,
 ) -> int:
+    """Run (or resume) a campaign with live progress; returns the exit status."""
     from .agents import campaign
     from .agents.llm import LLMError
     from .agents.state import CampaignOptions
     from .kernelbench import loader
     from .kernelbench.problem import ProblemError
-    from .runs.store import RunStore
+    from .runs.store import RunStore, RunStoreError
 
-    if resume:
+    if resume:  # the stored configuration wins: a resumed run is the same campaign
         try:
             stored = RunStore.open(run_dir / resume).config()
-        except (FileNotFoundError, ValueError) as exc:
+        except RunStoreError as exc:
             raise fail(str(exc)) from None
         problems, coder, judge = stored["problems"], stored["coder"], stored["judge"]
         base_url = base_url or stored.get("base_url")
         options = CampaignOptions(**stored["options"])
-    else:
-        options = CampaignOptions(
-            rounds=rounds,
-            candidates=candidates,
-            backend=backend,
-            size=size,
-            sets=sets,
-            budget_usd=budget_usd,
-            budget_tokens=budget_tokens,
-            budget_minutes=budget_minutes,
-        )
     try:
         found = [p for spec in problems for p in loader.load(spec)]
     except ProblemError as exc:

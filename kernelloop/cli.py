@@ -248,6 +248,10 @@ def optimize(
     ] = None,
     budget_tokens: Annotated[int | None, typer.Option(help="Stop at this many tokens.")] = None,
     budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall time.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    reasoning_effort: Annotated[
+        str | None, typer.Option(help="low, medium or high (reasoning models only).")
+    ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Where runs are written (./runs).")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run with this id.")] = None,
 ) -> None:
@@ -258,6 +262,7 @@ def optimize(
     nothing: `--resume RUN_ID` continues without repeating a completed LLM call or evaluation.
     """
     from . import settings
+    from .agents.state import CampaignOptions
     from .campaign_cli import run_optimize
 
     cfg = settings.get()
@@ -274,12 +279,7 @@ def optimize(
             )
     if backend not in ("triton", "cuda"):
         raise _fail(f"unknown backend {backend!r}: use triton or cuda")
-    code = run_optimize(
-        console,
-        problems=problems or [],
-        coder=coder,
-        judge=judge,
-        base_url=base_url,
+    options = CampaignOptions(
         rounds=rounds,
         candidates=candidates,
         backend=backend,
@@ -288,6 +288,16 @@ def optimize(
         budget_usd=budget_usd,
         budget_tokens=budget_tokens,
         budget_minutes=budget_minutes,
+        temperature=temperature,
+        reasoning_effort=reasoning_effort,
+    )
+    code = run_optimize(
+        console,
+        problems=problems or [],
+        coder=coder,
+        judge=judge,
+        base_url=base_url,
+        options=options,
         run_dir=run_dir or cfg.runs_dir,
         resume=resume,
         fail=_fail,

@@ -302,7 +302,7 @@ def test_summary_scores_a_small_run(tmp_path):
     summary = s.summary()
     assert summary["n_problems"] == 4 and summary["candidates"] == 4 and summary["accepted"] == 3
     assert summary["correct_pct"] == 75.0
-    assert summary["fast_1_pct"] == 25.0  # only p/fast is faster with confidence
+    assert summary["fast_1"] == 0.25  # only p/fast is faster with confidence
     fast = summary["problems"][0]["best"]["speedup_eager"]["point"]
     noisy = summary["problems"][1]["best"]["speedup_eager"]["point"]
     assert math.isclose(summary["geomean_speedup_eager"], math.sqrt(fast * noisy))
@@ -322,7 +322,7 @@ def test_summary_of_a_cpu_only_run_claims_no_speedup(store):
     store.add_candidate("p", 0, 0, "x\n", parent_id=None, mode="initial")
     store.record_verdict("p-r0-c0", verdict("p"))
     s = store.summary()
-    assert s["correct_pct"] == 100.0 and s["fast_1_pct"] == 0.0
+    assert s["correct_pct"] == 100.0 and s["fast_1"] == 0.0
     assert s["geomean_speedup_eager"] is None and s["timed_problems"] == 0
 
 

@@ -2,7 +2,7 @@
 
 - :mod:`.store`: :class:`RunStore` (write and read one run) and :func:`list_runs`.
 - :mod:`.schema`: the folder layout and the SQLite schema, column by column.
-- :mod:`.metrics`: how a run is scored (correct %, fast_1, geometric-mean speedups).
+- :mod:`.report`: a run's summary and scores (correct %, fast_1, geomean speedups), the run list.
 - :mod:`.cli`: ``kernelloop runs list`` and ``kernelloop runs show``.
 
 Names are imported on first use, so registering the CLI sub-app stays cheap.

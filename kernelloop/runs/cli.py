@@ -51,6 +51,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}%"
 
 
+def _times100(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
 def _x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
@@ -150,7 +154,7 @@ def _print_run(s: dict, candidates: list[dict], calls: list[dict]) -> None:
     )
     console.print(
         f"  {s['n_problems']} problems, {s['candidates']} candidates ({s['accepted']} accepted)  "
-        f"correct {_pct(s['correct_pct'])}  fast_1 {_pct(s['fast_1_pct'])}  "
+        f"correct {_pct(s['correct_pct'])}  fast_1 {_pct(_times100(s['fast_1']))}  "
         f"geomean vs eager {_x(s['geomean_speedup_eager'])} over {s['timed_problems']} timed, "
         f"vs compile {_x(s['geomean_speedup_compile'])} over {s['compile_timed_problems']}"
     )

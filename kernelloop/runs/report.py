@@ -5,7 +5,7 @@ follow KernelBench's definitions, stated over the problems a run started, each r
 best accepted candidate (:meth:`RunStore.best_candidate`):
 
 - ``correct_pct``: percent of problems with at least one accepted (verified) candidate.
-- ``fast_1_pct``: percent of problems whose best candidate is faster than eager PyTorch with
+- ``fast_1``: share (0 to 1) of problems whose best candidate is faster than eager PyTorch with
   confidence: the lower bound of its speedup interval is above 1.0. A point estimate above 1.0
   inside the noise does not count, and a problem without a GPU timing never counts.
 - ``geomean_speedup_eager`` / ``geomean_speedup_compile``: geometric mean of the best candidates'
@@ -117,7 +117,7 @@ def list_runs(runs_dir: Path) -> list[dict]:
                 "calls": s["spend"]["calls"],
                 "candidates": s["candidates"],
                 "correct_pct": s["correct_pct"],
-                "fast_1_pct": s["fast_1_pct"],
+                "fast_1": s["fast_1"],
                 "geomean_speedup_eager": s["geomean_speedup_eager"],
                 "geomean_speedup_compile": s["geomean_speedup_compile"],
                 "timed_problems": s["timed_problems"],
@@ -136,7 +136,7 @@ def run_metrics(bests: list[dict | None]) -> dict:
     compile_ = [b["speedup_compile"] for b in found if b["speedup_compile"]]
     return {
         "correct_pct": _pct(len(found), len(bests)),
-        "fast_1_pct": _pct(sum(iv["low"] > 1.0 for iv in eager), len(bests)),
+        "fast_1": _share(sum(iv["low"] > 1.0 for iv in eager), len(bests)),
         "geomean_speedup_eager": geomean(iv["point"] for iv in eager),
         "geomean_speedup_compile": geomean(iv["point"] for iv in compile_),
         "timed_problems": len(eager),
@@ -186,6 +186,10 @@ def models(config: dict, called: list[str]) -> list[str]:
         found = [config.get("coder"), config.get("judge")]
     found = [m for m in found if isinstance(m, str) and m] or called
     return list(dict.fromkeys(found))
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def _pct(part: int, whole: int) -> float | None:
