@@ -162,3 +162,38 @@ def test_optimize_without_an_endpoint_says_what_to_set(monkeypatch):
                                           "--judge", "m"])  # fmt: skip
     assert result.exit_code == 2
     assert "KERNELLOOP_BASE_URL" in result.output and "--base-url" in result.output
+
+
+def _run_in_process(tmp_path, responder, **option_changes):
+    options = CampaignOptions(**{"rounds": 2, "candidates": 1, **option_changes})
+    with FakeOpenAI(responder=responder) as server:
+        store = campaign.open_store([_problem()], coder_model="c", judge_model="j",
+                                    options=options, base_url=server.base_url,
+                                    runs_dir=tmp_path, resume=None)  # fmt: skip
+        campaign.run(store, [_problem()], coder_model="c", judge_model="j", options=options,
+                     base_url=server.base_url)  # fmt: skip
+        return store, list(server.requests)
+
+
+def test_malformed_judge_reply_is_retried_then_recorded_and_the_loop_goes_on(tmp_path):
+    script = Script()
+
+    def responder(request):
+        if "kernel engineer" in request["messages"][0]["content"]:
+            return script(request)
+        return "I think you should make it faster, but I will not say how."
+
+    store, requests = _run_in_process(tmp_path, responder)
+    judge_requests = [r for r in requests if "kernel engineer" not in r["messages"][0]["content"]]
+    assert len(judge_requests) == 2  # the reply, then one retry showing what was wrong
+    assert "not valid" in judge_requests[1]["messages"][-1]["content"]
+    (advice,) = store.advice("level1/01_relu")
+    assert "malformed judge reply" in advice["advice"]["error"]
+    assert len(store.candidates("level1/01_relu")) == 2  # round 1 still ran
+
+
+def test_budget_stops_the_campaign(tmp_path):
+    store, _ = _run_in_process(tmp_path, Script(), rounds=4, budget_tokens=1)
+    assert len(store.candidates("level1/01_relu")) == 1
+    (problem,) = store.problems()
+    assert problem["stop_reason"].startswith("budget")
