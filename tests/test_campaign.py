@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI
 
 from kernelloop.agents import campaign, graph
 from kernelloop.agents.state import CampaignOptions
 from kernelloop.kernelbench import loader
 from kernelloop.runs.store import RunStore
-
-from fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[1]
 RIGHT = (REPO / "kernelbench/problems/level1/solutions/01_relu.py").read_text()
