@@ -157,13 +157,18 @@ def run_optimize(
         return 130
     summary = store.summary()
     console.print(summary_table(summary))
+    correct, fast_1 = summary.get("correct_pct"), summary.get("fast_1")
     console.print(
-        f"correct {summary.get('correct_pct', 0):.0f}%, fast_1 {summary.get('fast_1', 0):.2f}, "
+        f"correct {_num(correct, '{:.0f}%')}, fast_1 {_num(fast_1, '{:.2f}')}, "
         f"geomean speedup vs eager {_fmt(summary.get('geomean_speedup_eager'))}, "
         f"vs compile {_fmt(summary.get('geomean_speedup_compile'))}"
     )
     console.print(f"details: kernelloop runs show {store.run_id}")
     return 0
+
+
+def _num(value, pattern: str) -> str:
+    return pattern.format(value) if isinstance(value, int | float) else "n/a"
 
 
 def _fmt(value) -> str:

@@ -22,7 +22,7 @@ def judge(
     frames: list[tuple[float, dict]],
     bad: str | None,
     outcome,
-    private: Path,
+    references: dict[str, list],
     work: Path,
     input_hashes: dict[str, str],
 ) -> None:
@@ -71,7 +71,7 @@ def judge(
             _reject_trial_error(verdict, frame)
             continue
         outputs, _ = tensorio.read(work / frame["output"])
-        refs, _ = tensorio.read(private / "ref" / f"{base}.bin")
+        refs = references[base]
         _guard_reports(verdict, frame, plan.device)
         # Inputs after the call must hash like the bundle the reference worker wrote before the
         # candidate started (threat row 2); the bundle file itself is checked here too.
@@ -147,7 +147,10 @@ def _guard_reports(verdict: Verdict, frame: dict, device: str) -> None:
             "(allowed: allocation, views, copies, and the problem's ALLOW_TORCH)",
         )
     if frame.get("threads_delta", 0) > 0:
-        verdict.reject(reasons.THREAD_LEAK, f"trial {name}: forward left threads running")
+        verdict.reject(
+            reasons.THREAD_LEAK,
+            f"trial {name}: {frame['threads_delta']} thread(s) the candidate started are running",
+        )
     if frame.get("patched"):
         verdict.reject(reasons.FUNCTION_PATCHED, f"replaced: {', '.join(frame['patched'])}")
 

@@ -28,12 +28,13 @@ from typing import Any
 
 from .. import settings as settings_mod
 from ..kernelbench.problem import Problem
-from . import backends, channel, checks, reasons, spawn, static_gate
+from . import backends, channel, checks, reasons, spawn, static_gate, tensorio
 from .limits import Limits
 from .plan import Plan, make_plan
 from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
+MAX_WORKER_TASKS = 512  # processes + threads of one candidate worker (torch and Triton need ~50)
 
 
 def cuda_available() -> bool:
@@ -98,6 +99,7 @@ def _run_worker(
     memory_cap: int,
     writable: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    max_tasks: int | None = None,
 ):
     read_fd, write_fd = os.pipe()
     job_path = workdir / f"{module.rsplit('.', 1)[-1]}-job.json"
@@ -114,6 +116,7 @@ def _run_worker(
         pass_fd=write_fd,
         timeout_s=timeout_s,
         memory_cap=memory_cap,
+        max_tasks=max_tasks,
     )
     frames, bad = _collect(reader)
     return outcome, frames, bad
@@ -264,6 +267,12 @@ def _run(
         return verdict
     work_estimate = ref["reference"].get("work")
     input_hashes = {t.name: _hash_file(work / "inputs" / f"{t.name}.bin") for t in plan.trials}
+    # Reference outputs and the seeds in the reference job move into this process's memory and
+    # leave the disk before any candidate code runs: a worker sharing our uid (the process
+    # backend) could otherwise read them (threat row 14).
+    references = {t.name: tensorio.read(private / "ref" / f"{t.name}.bin")[0] for t in plan.trials}
+    shutil.rmtree(private)
+    private.mkdir(mode=0o700)
 
     from . import timing_report
 
@@ -287,7 +296,6 @@ def _run(
         "repeat": plan.repeat,
         "timing": {
             "template": f"inputs/{plan.trials[0].name}.bin",
-            "seed": plan.timing_seed,
             "budget_ms": cfg.timing_budget_ms,
             "warmup_ms": cfg.warmup_ms,
         }
@@ -316,6 +324,7 @@ def _run(
             memory_cap=cfg.memory_cap_bytes,
             writable=writable,
             env=env,
+            max_tasks=MAX_WORKER_TASKS,
         )
     verdict.worker = {
         "returncode": outcome.returncode,
@@ -332,7 +341,7 @@ def _run(
         baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
 
     with phases.timed("compare"):
-        checks.judge(problem, plan, verdict, frames, bad, outcome, private, work, input_hashes)
+        checks.judge(problem, plan, verdict, frames, bad, outcome, references, work, input_hashes)
     if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
         timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)
     elif not gpu:

@@ -7,7 +7,8 @@ They complement the static gate, which a determined candidate might slip past:
 - every Triton and NVRTC launch is counted, so a forward that launches nothing is caught (row 9);
 - a ``TorchDispatchMode`` records each aten op a forward dispatches; anything beyond allocation,
   views and copies needs the problem's ``ALLOW_TORCH`` (row 9);
-- Python threads are counted before and after each call (row 4).
+- Python threads that did not exist before the candidate was loaded are counted after each
+  call (row 4): a thread started at import is caught as surely as one started in forward.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class OpRecorder(TorchDispatchMode):
 class Guards:
     def __init__(self) -> None:
         self._launches = 0
+        self._threads = {t.ident for t in threading.enumerate()}
         self._install_launch_counters()
         self._identities = self._snapshot()
 
@@ -145,6 +147,6 @@ class Guards:
         with recorder:
             yield recorder
 
-    @staticmethod
-    def python_threads() -> int:
-        return threading.active_count()
+    def new_threads(self) -> int:
+        """Live Python threads that were not there when the guards were installed."""
+        return len({t.ident for t in threading.enumerate()} - self._threads)

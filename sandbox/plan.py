@@ -34,7 +34,6 @@ class Plan:
     variants: dict[str, dict[str, Any]]  # "main", "holdout1", ... -> constant overrides
     trials: list[Trial]
     init_seed: int
-    timing_seed: int
 
     @property
     def repeat(self) -> str:
@@ -74,4 +73,4 @@ def make_plan(
     for name in variants:
         if name != "main":
             trials.append(Trial(f"{name}-given", name, _seed(), dists[0]))
-    return Plan(size, device, variants, trials, _seed(), _seed())
+    return Plan(size, device, variants, trials, _seed())

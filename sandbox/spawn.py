@@ -20,8 +20,10 @@ import threading
 import time
 
 from .backends.base import Wrapped
+from .cgroup import PidsCgroup
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 HEAD_BYTES = TAIL_BYTES = 8 << 10
 # Variables a worker may inherit. Everything else (API keys, tokens, proxies) is dropped.
 ENV_ALLOWLIST = (
@@ -136,10 +138,15 @@ def _rss(pids: set[int]) -> int:
     return total
 
 
-def _become_subreaper() -> None:
+def _prepare_orchestrator() -> None:
+    """Once per process: adopt orphans (so escaped descendants can be killed), and become
+    non-dumpable, so a worker running as our uid cannot read our memory or environment
+    through /proc/<pid>/mem or ptrace (it holds the reference outputs and the API key)."""
     global _subreaper_set
     if not _subreaper_set and sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc = ctypes.CDLL(None)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         _subreaper_set = True
 
 
@@ -194,11 +201,15 @@ def run(
     pass_fd: int,
     timeout_s: float,
     memory_cap: int,
+    max_tasks: int | None = None,
 ) -> Outcome:
-    _become_subreaper()
+    _prepare_orchestrator()
+    group = PidsCgroup.create(max_tasks) if max_tasks else None
+    argv = group.wrap(wrapped.argv) if group else wrapped.argv
+    isolation = [*wrapped.isolation, f"pids-cgroup({max_tasks})"] if group else wrapped.isolation
     started = time.perf_counter()
     proc = subprocess.Popen(
-        wrapped.argv,
+        argv,
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -233,7 +244,11 @@ def run(
         except ProcessLookupError:
             pass
         killed = _kill(leftovers)
+        if group:
+            killed += group.kill_all()
         proc.wait()
+        if group:
+            group.remove()
         _live.discard(proc.pid)
         killed += _reap_orphans(born)
     code = proc.returncode
@@ -246,6 +261,6 @@ def run(
         peak_rss_bytes=peak,
         stdout=out.text(),
         stderr=err.text(),
-        isolation=wrapped.isolation,
+        isolation=isolation,
         leftovers_killed=killed,
     )

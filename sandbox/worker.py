@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 import traceback
@@ -138,7 +139,7 @@ class Worker:
                 error=_clean_error(exc),
             )
             return
-        threads, launches = self.guards.python_threads(), self.guards.launches()
+        launches = self.guards.launches()
         try:
             # Fresh allocations are NaN-filled while the candidate runs (threat row 1): an output
             # buffer it never writes cannot inherit someone else's right answer.
@@ -182,7 +183,7 @@ class Worker:
             inputs_sha256=self.digest(inputs),
             devices=[str(o.device.type) for o in outputs],
             launches=self.guards.launches() - launches,
-            threads_delta=self.guards.python_threads() - threads,
+            threads_delta=self.guards.new_threads(),
             torch_ops=ops.disallowed,
             patched=self.guards.patched(),
         )
@@ -195,7 +196,9 @@ class Worker:
         templates, _ = tensorio.read(self.work / spec["template"])
         templates = [t.to("cuda") if isinstance(t, torch.Tensor) else t for t in templates]
         model = self.model_for("main")
-        gen = torch.Generator().manual_seed(spec["seed"])
+        # Drawn here and now, after the candidate loaded: it cannot know the timing inputs'
+        # scale factors in advance and precompute their outputs (threat rows 7 and 21).
+        gen = torch.Generator().manual_seed(secrets.randbits(63))
         flusher = timing.L2Flusher(torch.device("cuda"))
         with torch.no_grad():
             times = timing.benchmark(

@@ -1,4 +1,4 @@
-"""The core imports without an LLM SDK, LangGraph, a GPU or a network; `import kernelloop` is cheap."""
+"""The core imports without an LLM SDK, LangGraph, a GPU or a network; the CLI is cheap."""
 
 from __future__ import annotations
 
