@@ -46,7 +46,7 @@ def compare(
     a, b = out.reshape(-1), ref.reshape(-1)
     numel = a.numel()
     max_abs = max_rel = 0.0
-    mismatched = 0
+    mismatched = nonfinite = 0
     for start in range(0, numel, _CHUNK):
         x = a[start : start + _CHUNK].to(device=device, dtype=torch.float64)
         y = b[start : start + _CHUNK].to(device=device, dtype=torch.float64)
@@ -57,6 +57,7 @@ def compare(
         diff = torch.where(finite & torch.isfinite(x), (x - y).abs(), torch.zeros_like(x))
         bad = (~special_ok) | (diff > atol + rtol * y.abs())
         mismatched += int(bad.sum())
+        nonfinite += int((~special_ok).sum())
         if diff.numel():
             max_abs = max(max_abs, float(diff.max()))
             rel = diff / y.abs().clamp_min(atol)
@@ -66,7 +67,8 @@ def compare(
             False,
             reasons.WRONG_OUTPUT,
             f"{mismatched} of {numel} elements outside atol={atol:g}, rtol={rtol:g} "
-            f"(max abs error {max_abs:.3g}, max rel error {max_rel:.3g})",
+            f"(max abs error {max_abs:.3g}, max rel error {max_rel:.3g} over finite values"
+            + (f"; {nonfinite} NaN/Inf where the reference differs)" if nonfinite else ")"),
             max_abs,
             max_rel,
             mismatched,

@@ -36,11 +36,6 @@ MATMUL = "level1/14_matmul_square"
 
 # Found while writing this suite: run-time guards that a candidate past the static gate defeats.
 # Each is a real hole in the run-time layer (the static gate does stop these candidates).
-_THREAD_HOLE = (
-    "evaluator bug: the op recorder is a TorchDispatchMode, which is thread-local; torch compute "
-    "done on a thread started at import is not recorded, and the thread count per call does not "
-    "change, so with the gate bypassed torch.relu on a helper thread is accepted"
-)
 _MODES_HOLE = (
     "evaluator bug: the op recorder runs inside the candidate's process; "
     "torch.utils._python_dispatch._disable_current_modes() pops it and torch.relu is accepted "
@@ -76,7 +71,9 @@ CHEATS = [
     Cheat("r04_thread_pool", RELU, "enforce", (R.THREADS,)),
     Cheat("r04_thread_pool", RELU, "report", (R.THREAD_LEAK,)),
     Cheat("r04_prestarted_thread_torch", RELU, "enforce", (R.THREADS, R.TORCH_COMPUTE)),
-    Cheat("r04_prestarted_thread_torch", RELU, "report", (R.TORCH_OP_CALLED,), _THREAD_HOLE),
+    # The op recorder cannot see another thread, but the thread itself is caught: it did not
+    # exist before the candidate was loaded (found by this suite; the count used to be per call).
+    Cheat("r04_prestarted_thread_torch", RELU, "report", (R.THREAD_LEAK,)),
     # row 5: lazy or fake tensors
     Cheat("r05_tensor_subclass_eq", RELU, "enforce", (R.TENSOR_SUBCLASS,)),
     Cheat("r05_tensor_subclass_eq", RELU, "report", (R.OUTPUT_NOT_TENSOR,)),

@@ -29,6 +29,7 @@ import pytest
 from kernelloop import settings
 from kernelloop.kernelbench.loader import load_one
 from kernelloop.sandbox import backends
+from kernelloop.sandbox import evaluate as evaluate_mod
 from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 
@@ -36,20 +37,6 @@ CANDIDATES = Path(__file__).resolve().parent / "candidates"
 REPO = Path(__file__).resolve().parents[1]
 RELU = "level1/01_relu"
 SECRET = "sk-test-secret-" + uuid.uuid4().hex[:8]
-
-# Found while writing this suite (strict xfails: they fail loudly once the hole is closed).
-_REFERENCE_HOLE = (
-    "evaluator bug: under the process backend the worker can read the reference outputs in "
-    "../private/ref/<trial>.bin (same uid, same file system), match its input against "
-    "inputs/*.bin and copy the answer: accepted once the static gate is bypassed"
-)
-_NPROC_HOLE = (
-    "evaluator bug: RLIMIT_NPROC does not bind when the orchestrator runs as root: bwrap maps "
-    "the sandbox's uid 65534 to real uid 0, and the kernel never applies RLIMIT_NPROC to the "
-    "root user (capabilities dropped or not); the bomb reaches its own cap (600) or the memory "
-    "watchdog instead of the 256-task limit"
-)
-
 
 def _bwrap_missing() -> str | None:
     return backends.BACKENDS["bwrap"].available()
@@ -204,9 +191,9 @@ def test_writes_outside_workdir_under_process_backend_rely_on_the_static_gate():
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
-def test_reference_outputs_are_out_of_reach(sandbox, request):
-    if sandbox == "process":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=_REFERENCE_HOLE))
+def test_reference_outputs_are_out_of_reach(sandbox):
+    # Found by this suite: reference outputs used to sit in ../private/ref while the candidate
+    # ran, readable under the process backend (same uid). They now leave the disk first.
     verdict = run(candidate("escape_read_reference"), sandbox)
     assert verdict.accepted is False
     assert R.WRONG_OUTPUT in verdict.codes, verdict.codes
@@ -270,14 +257,19 @@ def test_fork_bomb_is_contained(fork_bomb):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=_NPROC_HOLE)
 def test_fork_bomb_is_bounded_by_the_process_limit(fork_bomb):
+    # Found by this suite: RLIMIT_NPROC never binds root (and bwrap started by root maps the
+    # sandbox back to uid 0), so the bound comes from a pids cgroup where one is writable.
     verdict, _, _ = fork_bomb
+    if not any(i.startswith("pids-cgroup") for i in verdict.worker.get("isolation", [])):
+        pytest.skip("no writable pids cgroup here: only the timeout and memory cap apply")
     counts = [
         int(m) for r in verdict.reasons for m in re.findall(r"FORKED (\d+) children", r.message)
     ]
     assert counts, f"no fork count in the verdict: {verdict.codes}"
-    assert max(counts) < 400, f"the candidate forked {max(counts)} children"
+    limit = evaluate_mod.MAX_WORKER_TASKS  # tasks: the worker's own threads count too
+    assert max(counts) < limit, f"the candidate forked {max(counts)} children"
+    assert "Resource temporarily unavailable" in " ".join(r.message for r in verdict.reasons)
 
 
 # --- resources -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 first call the candidate forks children that exec ``sleep 60`` (argv[0] = MARKER) until fork
 fails or LIMIT children exist, then raises with the count (every later call raises the same).
 
-Expected: RLIMIT_NPROC (256 extra tasks for the worker) stops it far below LIMIT; the verdict is a
+Expected: the pids cgroup (512 tasks per worker, where writable) stops it below LIMIT; the verdict is a
 RUNTIME_ERROR carrying the count; when evaluate returns no child is left.
 """
 

@@ -3,7 +3,8 @@
 The thread exists before the first call, so the per-call thread count does not change; the
 forward hands ``torch.relu`` to that thread and waits for it, and launches a do-nothing Triton
 kernel so the launch counter is satisfied. Static: THREADS (and TORCH_COMPUTE). At run time the
-op recorder (a ``TorchDispatchMode``) must still see the ``relu`` (TORCH_OP_CALLED).
+op recorder (thread-local) cannot see the ``relu``, but the thread is caught: it did not exist
+before the candidate was loaded (THREAD_LEAK).
 """
 
 import queue
