@@ -2,8 +2,8 @@
 first call the candidate forks children that exec ``sleep 60`` (argv[0] = MARKER) until fork
 fails or LIMIT children exist, then raises with the count (every later call raises the same).
 
-Expected: the pids cgroup (512 tasks per worker, where writable) stops it below LIMIT; the verdict is a
-RUNTIME_ERROR carrying the count; when evaluate returns no child is left.
+Expected: the pids cgroup (512 tasks per worker, where writable) stops it below LIMIT; the
+verdict is a RUNTIME_ERROR carrying the count; when evaluate returns no child is left.
 """
 
 import os
