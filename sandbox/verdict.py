@@ -104,7 +104,8 @@ class Verdict:
 
     @property
     def codes(self) -> list[str]:
-        return [r.code for r in self.reasons]
+        """Distinct reason codes, in the order they were first given."""
+        return list(dict.fromkeys(r.code for r in self.reasons))
 
     def reject(self, code: str, message: str) -> None:
         if not any(r.code == code and r.message == message for r in self.reasons):
