@@ -54,24 +54,15 @@ class CampaignContext:
         key = f"{self.problem.id}|r{round_}|{role}|{slot}"
         done = self.store.find_llm_call(key)
         if done and done.get("status") == "ok":
-            return Reply(done.get("text") or done.get("response", ""), None, done["call_id"])
+            return Reply(done.get("text") or "", None, done["call_id"])
         client = self.coder if role == "coder" else self.judge
         from .llm import LLMError
 
+        result, error = None, None
         try:
             result = client.complete(messages, json_schema=json_schema)
-        except LLMError as exc:
-            call_id = self.store.record_llm_call(
-                key,
-                problem_id=self.problem.id,
-                round=round_,
-                role=role,
-                model=client.config.model,
-                messages=messages,
-                result=None,
-                error=str(exc),
-            )
-            return Reply(None, str(exc), call_id)
+        except LLMError as exc:  # retries exhausted: recorded, and the loop goes on
+            error = str(exc)
         call_id = self.store.record_llm_call(
             key,
             problem_id=self.problem.id,
@@ -79,9 +70,10 @@ class CampaignContext:
             role=role,
             model=client.config.model,
             messages=messages,
-            result=result.to_dict(),
+            result=result.to_dict() if result else None,
+            error=error,
         )
-        return Reply(result.text, None, call_id)
+        return Reply(result.text if result else None, error, call_id)
 
     def over_budget(self) -> str | None:
         """Why the campaign must stop spending, or None."""
