@@ -21,7 +21,11 @@ MAX_ERROR_CHARS = 3000
 
 
 def messages(
-    ctx: CampaignContext, state: ProblemState, parent_source: str | None, failing: dict | None
+    ctx: CampaignContext,
+    state: ProblemState,
+    parent_source: str | None,
+    failing: dict | None,
+    variant: tuple[int, int] = (0, 1),
 ) -> list[dict]:
     backend = ctx.options.backend
     common = {
@@ -50,6 +54,14 @@ def messages(
         )
     else:
         user = prompts.render("coder-initial", **common)
+    idx, k = variant
+    if k > 1:  # K proposals from one prompt would often be K copies of the same kernel
+        user += (
+            f"\n\nYou are writing proposal {idx + 1} of {k} for this round: take a different "
+            "approach (tiling, work split, memory access pattern) from the obvious one."
+            if idx
+            else ""
+        )
     if state.get("no_code"):
         user += (
             f"\n\nNote: {state['no_code']} earlier reply(ies) had no complete ```python block "

@@ -84,11 +84,14 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     parent = state.get("best_id") if mode == "optimize" else (failing or {}).get("candidate_id")
     parent_source = _source(ctx, parent) if parent else None
 
+    errors: list[str] = []
+
     def one(idx: int) -> str | None:
-        messages = coder.messages(ctx, state, parent_source, failing)
+        messages = coder.messages(ctx, state, parent_source, failing, variant=(idx, k))
         reply = ctx.llm("coder", f"c{idx}", rnd, messages)
         if reply.text is None:
             ctx.store.event("coder_failed", ctx.problem.id, round=rnd, error=reply.error)
+            errors.append(reply.error or "no reply")
             return None
         from .extract import extract_code
 
@@ -102,6 +105,10 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=max(1, k)) as pool:
         ids = list(pool.map(one, range(k)))
+    if len(errors) == k:  # the endpoint itself is failing: stop loudly, resumable, not silently
+        from .llm import LLMError
+
+        raise LLMError(f"every Coder call of round {rnd} failed; last error: {errors[-1]}")
     return {"round_ids": [i for i in ids if i], "no_code": sum(1 for i in ids if i is None)}
 
 

@@ -196,3 +196,22 @@ def test_budget_stops_the_campaign(tmp_path):
     assert len(store.candidates("level1/01_relu")) == 1
     (problem,) = store.problems()
     assert problem["stop_reason"].startswith("budget")
+
+
+def test_a_failing_endpoint_stops_the_campaign_with_a_resume_hint(tmp_path):
+    from fake_openai import Reply
+    from typer.testing import CliRunner
+
+    from kernelloop import settings
+    from kernelloop.cli import app
+
+    with FakeOpenAI(responder=lambda request: Reply.error(500, "model overloaded")) as server:
+        with settings.override(llm_retries=0):
+            result = CliRunner().invoke(app, [
+                "optimize", "level1/01_relu", "--coder", "c", "--judge", "j", "--rounds", "2",
+                "--candidates", "1", "--base-url", server.base_url, "--run-dir", str(tmp_path),
+            ])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "model overloaded" in result.output and "--resume" in result.output
+    (run_dir,) = list(tmp_path.iterdir())
+    assert RunStore.open(run_dir).status() == "interrupted"
