@@ -19,6 +19,7 @@ else. Tests change settings with :func:`override`, which is scoped and restores 
 | ``KERNELLOOP_LLM_TIMEOUT`` | ``llm_timeout_s`` | 300 s per request |
 | ``KERNELLOOP_LLM_RETRIES`` | ``llm_retries`` | 4 (429, 5xx, timeouts; exponential backoff) |
 | ``KERNELLOOP_PRICES`` | ``prices_path`` | bundled table (``agents/prices.json``) |
+| ``KERNELLOOP_DISPATCH_LOG`` | ``dispatch_log`` | off (``1``: say which kernel each op ran) |
 
 The API key is read here and handed to the LLM client only; workers get a scrubbed environment.
 """
@@ -76,6 +77,7 @@ class Settings:
     llm_timeout_s: float = 300.0
     llm_retries: int = 4
     prices_path: Path | None = None
+    dispatch_log: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -96,6 +98,7 @@ class Settings:
             api_key=os.environ.get("KERNELLOOP_API_KEY") or os.environ.get("OPENAI_API_KEY"),
             llm_timeout_s=float(_env_int("KERNELLOOP_LLM_TIMEOUT", 300)),
             llm_retries=_env_int("KERNELLOOP_LLM_RETRIES", 4),
+            dispatch_log=_env_bool("KERNELLOOP_DISPATCH_LOG", False),
             prices_path=Path(os.environ["KERNELLOOP_PRICES"])
             if os.environ.get("KERNELLOOP_PRICES")
             else None,

@@ -58,11 +58,6 @@ def allowed_ops(allow_torch: Iterable[str]) -> frozenset[str]:
     return ALWAYS_ALLOWED | extra
 
 
-def _base_name(func) -> str:
-    # aten.add_.Tensor -> "add": an in-place variant shares its op's policy.
-    return func.__name__.split(".")[0].rstrip("_")
-
-
 class OpRecorder(TorchDispatchMode):
     """Records aten ops not in ``allowed`` (by base name) while active."""
 
@@ -71,10 +66,14 @@ class OpRecorder(TorchDispatchMode):
         self.allowed = allowed
         self.disallowed: list[str] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        base = _base_name(func)
+    def note(self, op_name: str) -> None:
+        # "aten::add_" / "add_.Tensor" -> "add": an in-place variant shares its op's policy.
+        base = op_name.split("::")[-1].split(".")[0].rstrip("_")
         if base not in self.allowed and base not in self.disallowed:
             self.disallowed.append(base)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.note(func.__name__)
         return func(*args, **(kwargs or {}))
 
 
@@ -143,9 +142,15 @@ class Guards:
     # --- ops and threads ----
     @contextlib.contextmanager
     def recording_ops(self, allowed: frozenset[str]) -> Iterator[OpRecorder]:
+        """Two independent views of the ops a call runs: the dispatch mode (sees arguments,
+        lives on the Python mode stack) and the autograd profiler (C++ RecordFunction, which
+        still sees ops a candidate runs after popping the mode stack)."""
         recorder = OpRecorder(allowed)
-        with recorder:
+        with torch.autograd.profiler.profile(use_cpu=True) as prof, recorder:
             yield recorder
+        for event in prof.function_events:
+            if event.name.startswith("aten::"):
+                recorder.note(event.name)
 
     def new_threads(self) -> int:
         """Live Python threads that were not there when the guards were installed."""

@@ -34,13 +34,6 @@ GATE_ONLY = R.STATIC_CODES - {R.INHERITS_REFERENCE}
 RELU = "level1/01_relu"
 MATMUL = "level1/14_matmul_square"
 
-# Found while writing this suite: run-time guards that a candidate past the static gate defeats.
-# Each is a real hole in the run-time layer (the static gate does stop these candidates).
-_MODES_HOLE = (
-    "evaluator bug: the op recorder runs inside the candidate's process; "
-    "torch.utils._python_dispatch._disable_current_modes() pops it and torch.relu is accepted "
-    "once the static gate is bypassed"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +100,9 @@ CHEATS = [
     Cheat("r09_nn_module", RELU, "report", (R.TORCH_OP_CALLED,)),
     Cheat("r09_tensor_arithmetic", RELU, "enforce", (R.TORCH_OP_CALLED,)),
     Cheat("r09_disable_op_recorder", RELU, "enforce", (R.TENSOR_SUBCLASS, R.TORCH_COMPUTE)),
-    Cheat("r09_disable_op_recorder", RELU, "report", (R.TORCH_OP_CALLED,), _MODES_HOLE),
+    # Popping the dispatch mode does not hide the op from the profiler's view (found by this
+    # suite; the dispatch mode alone used to be the only run-time record).
+    Cheat("r09_disable_op_recorder", RELU, "report", (R.TORCH_OP_CALLED,)),
     # row 10: try/except fallback
     Cheat("r10_try_except_fallback", RELU, "enforce", (R.EXCEPTION_FALLBACK, R.TORCH_COMPUTE)),
     Cheat("r10_try_except_fallback", RELU, "report", (R.TORCH_OP_CALLED,)),

@@ -1,0 +1,107 @@
+"""``dispatch(op, *tensors, **config)``: run the best kernel this machine has for a call.
+
+Order of preference, per (GPU architecture, dtype, shape bucket):
+
+1. the fastest verified, non-stale library entry (user library first, then shipped kernels);
+2. the module's seed kernel (Triton), where it can run: on a GPU, or on a CPU under the Triton
+   interpreter (``TRITON_INTERPRET=1``);
+3. the PyTorch reference.
+
+Compiled entries are cached per (entry, config). ``KERNELLOOP_DISPATCH_LOG=1`` prints one line
+per new decision saying what ran and why; :func:`explain` returns that line without running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from . import ops
+
+_compiled: dict[tuple, Callable] = {}
+_logged: set[tuple] = set()
+
+
+def arch_of(device: torch.device) -> str:
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"sm_{major}{minor}"
+    return device.type
+
+
+def _triton_can_run(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
+    """(kind, callable, reason): kind is "entry", "seed" or "reference"."""
+    spec = ops.get(op)
+    device = tensors[0].device
+    arch, dtype = arch_of(device), spec.dtype_of(tensors)
+    bucket = spec.bucket(tensors, config)
+    from .store import Library
+
+    candidates = [
+        m
+        for m in Library.default().entries(op)
+        if m.arch == arch and m.dtype == dtype and m.bucket == bucket and not m.stale
+    ]
+    if candidates:
+        best = min(candidates, key=lambda m: m.median_ms if m.median_ms is not None else 1e30)
+        fn = _entry_callable(best, spec, config, device)
+        why = f"library entry {best.entry_id} ({best.location}, {best.describe()})"
+        return "entry", fn, why
+    missing = f"no verified entry for {arch}/{dtype}/{bucket}"
+    if spec.seed is not None and _triton_can_run(device):
+        return "seed", lambda *t: spec.seed(*t, **config), f"seed kernel ({missing})"
+    why = "Triton cannot run here" if spec.seed is not None else "the op has no seed kernel"
+    return "reference", lambda *t: spec.reference(*t, **config), f"PyTorch ({missing}; {why})"
+
+
+def dispatch(op: str, *tensors: torch.Tensor, **config: Any) -> torch.Tensor:
+    kind, fn, why = choose(op, tensors, config)
+    if _log_enabled():
+        key = (op, kind, why)
+        if key not in _logged:
+            _logged.add(key)
+            print(f"[kernelloop dispatch] {op}: {why}", file=sys.stderr)
+    return fn(*tensors)
+
+
+def explain(op: str, *tensors: torch.Tensor, **config: Any) -> str:
+    return choose(op, tensors, config)[2]
+
+
+def _log_enabled() -> bool:
+    from .. import settings
+
+    return settings.get().dispatch_log
+
+
+def _entry_callable(manifest, spec: ops.OpSpec, config: dict[str, Any], device) -> Callable:
+    key = (manifest.entry_id, tuple(sorted(config.items())), str(device))
+    if key not in _compiled:
+        # A verified kernel from the library: imported into the user's process on purpose,
+        # exactly as a hand-written extension would be. It passed the evaluator to get here.
+        module = types.ModuleType(f"kernelloop_entry_{manifest.entry_id.replace('-', '_')}")
+        module.__file__ = str(manifest.source_path)
+        sys.modules[module.__name__] = module  # Triton reads kernel sources via the module
+        source = manifest.source_path.read_text()
+        exec(compile(source, str(manifest.source_path), "exec"), module.__dict__)
+        instance = module.ModelNew(*spec.init_args(config))
+        if isinstance(instance, torch.nn.Module):
+            instance = instance.to(device)
+        _compiled[key] = instance
+    return _compiled[key]
+
+
+def clear_cache() -> None:
+    _compiled.clear()
+    _logged.clear()

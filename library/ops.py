@@ -1,0 +1,68 @@
+"""What the library knows about an op: how to call its reference, its seed kernel and a tuned
+entry, how to bucket shapes, and which bundled problems tune it.
+
+Efficiency modules register their ops here at import (``modules -> library``, never the other
+way). A library *entry* is a verified ``ModelNew`` source for one of the op's problems: its
+constructor takes ``init_args(config)`` and its ``forward`` takes the op's tensors, so one entry
+serves every call whose shape falls in its bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+
+@dataclasses.dataclass(frozen=True)
+class OpSpec:
+    name: str  # op key, e.g. "attention", "qgemm.w4a16", "conv2d"
+    problems: tuple[str, ...]  # bundled problem ids whose ModelNew implements this op
+    reference: Callable[..., torch.Tensor]  # PyTorch path: reference(*tensors, **config)
+    seed: Callable[..., torch.Tensor] | None  # the module's own Triton kernel, same signature
+    init_args: Callable[[dict[str, Any]], list[Any]]  # config -> ModelNew constructor arguments
+    bucket: Callable[[Sequence[torch.Tensor], dict[str, Any]], str]  # shape bucket of a call
+
+    def dtype_of(self, tensors: Sequence[torch.Tensor]) -> str:
+        return str(tensors[0].dtype).removeprefix("torch.")
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+
+
+def register(spec: OpSpec) -> OpSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> OpSpec:
+    if name not in _REGISTRY:
+        _load_modules()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "(none registered)"
+        raise KeyError(f"unknown op {name!r}; known ops: {known}") from None
+
+
+def names() -> list[str]:
+    _load_modules()
+    return sorted(_REGISTRY)
+
+
+def _load_modules() -> None:
+    # The efficiency modules register their ops when imported; importing them here lets
+    # `kernelloop library ...` and dispatch by name work without the caller importing them.
+    import importlib
+
+    importlib.import_module("kernelloop.modules")
+
+
+def pow2_bucket(n: int, lo: int = 16, hi: int = 1 << 16) -> int:
+    """Round a size up to a power of two within [lo, hi]: the bucket granularity for shapes."""
+    b = lo
+    while b < n and b < hi:
+        b *= 2
+    return b
