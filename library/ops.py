@@ -23,6 +23,7 @@ class OpSpec:
     reference: Callable[..., torch.Tensor]  # PyTorch path: reference(*tensors, **config)
     seed: Callable[..., torch.Tensor] | None  # the module's own Triton kernel, same signature
     init_args: Callable[[dict[str, Any]], list[Any]]  # config -> ModelNew constructor arguments
+    config_from_init: Callable[[list[Any]], dict[str, Any]]  # inverse of init_args (promotion)
     bucket: Callable[[Sequence[torch.Tensor], dict[str, Any]], str]  # shape bucket of a call
 
     def dtype_of(self, tensors: Sequence[torch.Tensor]) -> str:
