@@ -44,7 +44,8 @@ def make_inputs(
         if isinstance(item, torch.Tensor) and item.is_floating_point():
             item = _apply_distribution(item, distribution, gen).to(torch_dtype(dtype))
         if isinstance(item, torch.Tensor):
-            item = item.to(device).contiguous()
+            # No .contiguous(): a channels-last input stays channels-last (that is the problem).
+            item = item.to(device)
         out.append(item)
     return out
 

@@ -44,6 +44,10 @@ def solution_path(problem: Problem) -> Path | None:
 def load(spec: str | Path) -> list[Problem]:
     """Resolve ``spec`` to problems (see the module docstring); raises ProblemError if none."""
     text = str(spec)
+    if text == "bundled" or text in LEVELS:  # names win over same-named folders (./modules)
+        return [load_one(i) for i in bundled_ids()] if text == "bundled" else load(
+            BUNDLED_ROOT / text
+        )
     path = Path(text)
     if path.is_file():
         return [load_file(path, problem_id=_bundled_id(path))]
@@ -52,10 +56,6 @@ def load(spec: str | Path) -> list[Problem]:
         if not files:
             raise ProblemError(f"{path} holds no problem files (*.py)")
         return [load_file(p, problem_id=_bundled_id(p)) for p in files]
-    if text == "bundled":
-        return [load_one(i) for i in bundled_ids()]
-    if text in LEVELS:
-        return load(BUNDLED_ROOT / text)
     return [load_one(text)]
 
 

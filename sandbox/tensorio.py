@@ -55,13 +55,18 @@ def _layout(items: list[Any], meta: dict[str, Any] | None) -> tuple[bytes, list[
     offset = 0
     for item in items:
         if isinstance(item, torch.Tensor):
-            cpu = item.detach().to("cpu").contiguous()
-            raw = memoryview(cpu.reshape(-1).view(torch.uint8).numpy()) if cpu.numel() else b""
+            cpu = item.detach().to("cpu")
+            layout = _layout_of(cpu)
+            # Bytes in memory order, so a channels-last tensor arrives channels-last.
+            flat = cpu.permute(0, 2, 3, 1) if layout == "channels_last" else cpu
+            flat = flat.contiguous()
+            raw = memoryview(flat.reshape(-1).view(torch.uint8).numpy()) if cpu.numel() else b""
             entries.append(
                 {
                     "kind": "tensor",
                     "dtype": dtype_name(cpu.dtype),
                     "shape": list(cpu.shape),
+                    "layout": layout,
                     "offset": offset,
                     "nbytes": len(raw),
                 }
@@ -72,6 +77,23 @@ def _layout(items: list[Any], meta: dict[str, Any] | None) -> tuple[bytes, list[
             entries.append({"kind": "value", "value": item})
     header = json.dumps({"items": entries, "meta": meta or {}}).encode()
     return struct.pack("<Q", len(header)) + header, payload
+
+
+def _layout_of(t: torch.Tensor) -> str:
+    if (
+        t.dim() == 4
+        and not t.is_contiguous()
+        and t.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return "channels_last"
+    return "contiguous"
+
+
+def _shaped(flat: torch.Tensor, shape: list[int], layout: str) -> torch.Tensor:
+    if layout == "channels_last":
+        n, c, h, w = shape
+        return flat.reshape(n, h, w, c).permute(0, 3, 1, 2)
+    return flat.reshape(shape)
 
 
 def encode(items: list[Any], meta: dict[str, Any] | None = None) -> bytes:
@@ -135,12 +157,17 @@ def _tensor_from(entry: dict[str, Any], payload: memoryview, size: int, *, defer
     itemsize = torch.empty((), dtype=dtype).element_size()
     if numel * itemsize != nbytes or offset + nbytes > size:
         raise BundleError("tensor extent does not match its shape")
+    layout = entry.get("layout", "contiguous")
+    if layout not in ("contiguous", "channels_last") or (
+        layout == "channels_last" and len(shape) != 4
+    ):
+        raise BundleError("bad tensor layout")
     if numel == 0:
         return torch.empty(shape, dtype=dtype)
     if deferred:
-        return _Pending(torch.empty(shape, dtype=dtype), offset, nbytes)
+        return _Pending(torch.empty(numel, dtype=dtype), shape, layout, offset, nbytes)
     raw = bytearray(payload[offset : offset + nbytes])  # own the memory: writable, no aliasing
-    return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)
+    return _shaped(torch.frombuffer(raw, dtype=torch.uint8).view(dtype), shape, layout)
 
 
 def write(path, items: list[Any], meta: dict[str, Any] | None = None) -> None:
@@ -166,14 +193,18 @@ def read(path) -> tuple[list[Any], dict[str, Any]]:
         for item in items:
             if isinstance(item, _Pending):
                 fh.seek(8 + hlen + item.offset)
-                target = item.tensor.reshape(-1).view(torch.uint8).numpy()
+                target = item.flat.view(torch.uint8).numpy()
                 if fh.readinto(memoryview(target)) != item.nbytes:
                     raise BundleError("tensor data cut short")
-        return [i.tensor if isinstance(i, _Pending) else i for i in items], meta
+        return [i.tensor() if isinstance(i, _Pending) else i for i in items], meta
 
 
 class _Pending:
     """A tensor whose bytes :func:`read` still has to load from the file."""
 
-    def __init__(self, tensor: torch.Tensor, offset: int, nbytes: int):
-        self.tensor, self.offset, self.nbytes = tensor, offset, nbytes
+    def __init__(self, flat: torch.Tensor, shape: list[int], layout: str, offset: int, nbytes: int):
+        self.flat, self.shape, self.layout = flat, shape, layout
+        self.offset, self.nbytes = offset, nbytes
+
+    def tensor(self) -> torch.Tensor:
+        return _shaped(self.flat, self.shape, self.layout)

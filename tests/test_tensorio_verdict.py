@@ -80,3 +80,12 @@ def test_verdict_round_trips_through_json():
     )
     again = Verdict.from_json(v.to_json())
     assert again == v and again.codes == ["WRONG_OUTPUT"]
+
+
+def test_channels_last_layout_survives_the_round_trip(tmp_path):
+    x = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    (back,), _ = tensorio.decode(tensorio.encode([x]))
+    assert torch.equal(back, x) and back.is_contiguous(memory_format=torch.channels_last)
+    tensorio.write(tmp_path / "b.bin", [x])
+    (read,), _ = tensorio.read(tmp_path / "b.bin")
+    assert torch.equal(read, x) and read.is_contiguous(memory_format=torch.channels_last)

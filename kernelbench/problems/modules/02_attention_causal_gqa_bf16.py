@@ -1,4 +1,4 @@
-"""Causal grouped-query attention (fewer K/V heads than query heads), head_dim 128, bfloat16."""
+"""Causal grouped-query attention (4 query heads per K/V head), head_dim 128, bfloat16."""
 
 import torch
 import torch.nn as nn
@@ -9,9 +9,13 @@ q_heads = 32
 kv_heads = 8
 seq_len = 4096
 head_dim = 128
+causal = True
 
 SIZES = {"cpu": {"batch_size": 1, "q_heads": 4, "kv_heads": 2, "seq_len": 64}}
-HOLDOUT = [{"batch_size": 1, "q_heads": 6, "kv_heads": 2, "seq_len": 45}]
+HOLDOUT = [
+    {"batch_size": 1, "q_heads": 6, "kv_heads": 2, "seq_len": 45},
+    {"batch_size": 1, "q_heads": 4, "kv_heads": 1, "seq_len": 150},
+]
 DTYPE = "bfloat16"
 # "scaled" (x4 on q and k) multiplies the logits by 16; a bfloat16 reference that rounds them
 # (PyTorch's CPU path does) then differs from a correct fp32-softmax kernel by more than 1e-2.
@@ -19,19 +23,26 @@ INPUT_DISTRIBUTIONS = ["given", "sparse"]
 
 
 class Model(nn.Module):
-    """Query head h reads K/V head h // (q_heads // kv_heads); position i attends to j <= i.
+    """out = softmax(q k^T * scale [masked]) v per (batch, head), as kernelloop's `attention` op.
 
-    q is (B, q_heads, S, D); k and v are (B, kv_heads, S, D); scale 1/sqrt(D).
+    Constructor arguments are the op's configuration: ``causal`` (top-left aligned like SDPA's
+    ``is_causal``: query i sees keys j <= i) and ``scale`` (None means 1/sqrt(head_dim)).
+    q is (B, Hq, S, D); k and v are (B, Hkv, S, D) with Hq % Hkv == 0, query head h reading K/V
+    head h // (Hq // Hkv). A library entry (ModelNew) for this problem serves every call of the
+    op in its shape bucket, so it must honour both arguments and any head grouping.
     """
 
-    def __init__(self):
+    def __init__(self, causal, scale):
         super().__init__()
+        self.causal = causal
+        self.scale = scale
 
     def forward(self, q, k, v):
         group = q.shape[1] // k.shape[1]
-        k = k.repeat_interleave(group, dim=1)
-        v = v.repeat_interleave(group, dim=1)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if group != 1:
+            k = k.repeat_interleave(group, dim=1)
+            v = v.repeat_interleave(group, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
 
 
 def get_inputs():
@@ -43,4 +54,4 @@ def get_inputs():
 
 
 def get_init_inputs():
-    return []
+    return [causal, None]

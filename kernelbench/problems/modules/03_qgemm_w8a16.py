@@ -1,48 +1,58 @@
-"""Weight-only int8 GEMM: float16 activations times an int8 weight with per-group scales along K."""
+"""Weight-only INT8 GEMM (W8A16): float16 activations times a uint8-coded weight, symmetric per-group scales along K."""
 
 import math
 
 import torch
 import torch.nn as nn
 
-m = 4096
-n = 8192
-k = 8192
+# GPU size: decode batch 16 through a Llama-3.1-405B MLP up-projection (16384 -> 53248). The
+# 872 MB weight is the traffic: 0.27 ms at the H100's 3.35 TB/s.
+m = 16
+n = 53248
+k = 16384
+# The op's configuration (constructor arguments), overridable like the sizes.
 group_size = 128
+symmetric = True
 
-SIZES = {"cpu": {"m": 16, "n": 64, "k": 256}}
-HOLDOUT = [{"m": 7, "n": 45, "k": 384}]
+SIZES = {"cpu": {"m": 4, "n": 96, "k": 512}}
+HOLDOUT = [{"m": 3, "n": 45, "k": 384}, {"m": 17, "n": 33, "k": 256}]
 DTYPE = "float16"
 
 
 class Model(nn.Module):
-    """out = x @ W^T with W[j, i] = w_q[j, i] * scales[j, i // group_size].
+    """out = x @ W^T (+ bias), W[j, i] = (code[j, i] - zero[j, g]) * scales[j, g], g = i // group_size.
 
-    x: (m, k) float16; w_q: (n, k) int8; scales: (n, k // group_size) float16; out: (m, n).
-    The reference dequantises the whole weight in PyTorch, then does one matmul.
+    x: (m, k); packed: (n, k) uint8 holding code[j, i] in [0, 255] (one per byte); scales:
+    (n, k // group_size); zeros (only when not symmetric): like scales, else the fixed zero 128;
+    an optional last input is a bias (n,). This is the ``qgemm.w8a16`` op of
+    ``kernelloop.modules.qgemm``: inputs ``(x, packed, scales[, zeros][, bias])``.
+    The reference dequantises the whole weight in the activations' dtype, then does one matmul.
     """
 
-    def __init__(self, group_size):
+    def __init__(self, group_size, symmetric):
         super().__init__()
         self.group_size = group_size
+        self.symmetric = symmetric
 
-    def forward(self, x, w_q, scales):
-        rows, cols = w_q.shape
-        w = w_q.to(scales.dtype).view(rows, cols // self.group_size, self.group_size)
-        w = (w * scales.unsqueeze(-1)).view(rows, cols)
-        return torch.matmul(x, w.t())
+    def forward(self, x, packed, scales, *rest):
+        zeros = None if self.symmetric else rest[0]
+        bias = rest[-1] if len(rest) > (0 if self.symmetric else 1) else None
+        rows, cols = packed.shape
+        w = packed.to(scales.dtype).view(rows, cols // self.group_size, self.group_size)
+        w -= zeros.unsqueeze(-1) if zeros is not None else 128.0
+        w *= scales.unsqueeze(-1)
+        out = torch.matmul(x, w.view(rows, cols).t())
+        return out + bias if bias is not None else out
 
 
 def get_inputs():
-    # Activations of std 0.25 keep outputs near 0.25: well above atol, yet small enough that the
-    # reference's float16 rounding of the dequantised weight stays far inside the tolerance
-    # (a kernel that applies the scales after the dot product must pass too).
-    x = torch.randn(m, k) * 0.25
-    w_q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
-    # ~73 is the std of a uniform int8 value; the scales stay normal float16 numbers (> 6.1e-5).
-    scales = (torch.rand(n, k // group_size) + 0.5) / (73.0 * math.sqrt(k))
-    return [x, w_q, scales]
+    x = torch.randn(m, k)
+    packed = torch.randint(0, 256, (n, k), dtype=torch.uint8)  # a random INT8 weight's codes
+    # (code - 128) has std ~74: these scales keep the outputs' std near 1.
+    scales = (torch.rand(n, k // group_size) + 0.5) / (74.0 * math.sqrt(k))
+    zeros = [] if symmetric else [torch.randint(96, 160, (n, k // group_size)).float()]
+    return [x, packed, scales, *zeros]
 
 
 def get_init_inputs():
-    return [group_size]
+    return [group_size, symmetric]
