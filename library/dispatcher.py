@@ -24,6 +24,7 @@ import torch
 from . import ops
 
 _compiled: dict[tuple, Callable] = {}
+_decisions: dict[tuple, tuple[str, Callable, str]] = {}
 _logged: set[tuple] = set()
 
 
@@ -40,17 +41,49 @@ def _triton_can_run(device: torch.device) -> bool:
     return device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _stamp(library, op: str) -> tuple:
+    """Changes whenever an entry of ``op`` is added or removed (directory mtimes): a cached
+    decision is reused only while the library it was made from is unchanged."""
+    out = []
+    for root in (library.user_dir, library.shipped_dir):
+        try:
+            out.append((root / op).stat().st_mtime_ns)
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
-    """(kind, callable, reason): kind is "entry", "seed" or "reference"."""
+    """(kind, callable, reason): kind is "entry", "seed" or "reference".
+
+    Decisions are cached per (op, device, dtype, bucket, config, library state): a module call
+    in a hot loop pays for a bucket computation and two ``stat`` calls, not a library scan.
+    """
     spec = ops.get(op)
     device = tensors[0].device
-    arch, dtype = arch_of(device), spec.dtype_of(tensors)
-    bucket = spec.bucket(tensors, config)
+    dtype, bucket = spec.dtype_of(tensors), spec.bucket(tensors, config)
     from .store import Library
 
+    library = Library.default()
+    key = (
+        op,
+        str(device),
+        dtype,
+        bucket,
+        tuple(sorted(config.items())),
+        _stamp(library, op),
+        os.environ.get("TRITON_INTERPRET"),
+    )
+    if key not in _decisions:
+        _decisions[key] = _decide(spec, library, tensors, config, device, dtype, bucket)
+    return _decisions[key]
+
+
+def _decide(spec, library, tensors, config, device, dtype, bucket):
+    op, arch = spec.name, arch_of(device)
     candidates = [
         m
-        for m in Library.default().entries(op)
+        for m in library.entries(op)
         if m.arch == arch and m.dtype == dtype and m.bucket == bucket and not m.stale
     ]
     if candidates:
@@ -104,4 +137,5 @@ def _entry_callable(manifest, spec: ops.OpSpec, config: dict[str, Any], device) 
 
 def clear_cache() -> None:
     _compiled.clear()
+    _decisions.clear()
     _logged.clear()
