@@ -205,6 +205,8 @@ def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     if stop:
         status = "solved" if best_id else "unsolved"
         ctx.store.finish_problem(ctx.problem.id, status, stop)
+        if best_id:
+            _promote(ctx)
     return {
         "history": history,
         "best_id": best_id,
@@ -214,6 +216,21 @@ def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         "stop_reason": stop,
         "mode": "optimize" if accepted_now else "repair",
     }
+
+
+def _promote(ctx: CampaignContext) -> None:
+    """A finished problem that tunes a library op offers its winner to the library; the
+    library's own bar (accepted, GPU-timed, lower bound beats the best PyTorch path) decides."""
+    from ..library import ops
+    from ..library.promote import promote_from_run
+
+    if not any(ctx.problem.id in ops.get(name).problems for name in ops.names()):
+        return
+    outcome = promote_from_run(ctx.store, ctx.problem.id, problem=ctx.problem)
+    if isinstance(outcome, str):
+        ctx.store.event("not_promoted", ctx.problem.id, reason=outcome)
+    else:
+        ctx.store.event("promoted", ctx.problem.id, entry=outcome.entry_id)
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .library.cli import library_app
 from .runs.cli import runs_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 problems_app = typer.Typer(help="List, inspect and hygiene-check problems.", no_args_is_help=True)
 app.add_typer(problems_app, name="problems")
 app.add_typer(runs_app, name="runs")  # the run store's commands, in the one Typer app
+app.add_typer(library_app, name="library")  # verified kernels: list, verify, export, ...
 console = Console()
 err = Console(stderr=True)
 

@@ -1,0 +1,209 @@
+"""Promotion: an accepted, GPU-timed kernel that beats PyTorch with confidence becomes an entry.
+
+The bar is the speedup's *lower* bootstrap bound against the best PyTorch path: eager and, where
+it was measured, ``torch.compile``. A kernel whose point estimate is 1.1x but whose interval
+reaches 0.97x is not reliably faster, and dispatching it could slow the user's model down, so it
+stays out. Promotion needs the verdict's timing, so it happens on a GPU; a CPU verdict (the
+Triton interpreter) proves correctness only.
+
+The entry's bucket is the op's shape bucket of the problem's inputs at the verdict's size, made on
+the ``meta`` device (shapes without memory), so promotion costs nothing however large the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from .manifest import (
+    Manifest,
+    Provenance,
+    Timing,
+    Verification,
+    entry_id_for,
+    interval_triple,
+    now,
+)
+
+if TYPE_CHECKING:
+    from ..kernelbench.problem import Problem
+    from ..runs.store import RunStore
+    from ..sandbox.verdict import Verdict
+    from .store import Library
+
+
+class NotPromotable(Exception):
+    """The kernel does not qualify for the library; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def blocker(verdict: Verdict) -> str | None:
+    """Why ``verdict`` does not qualify for the library, or None when it does."""
+    if not verdict.accepted:
+        codes = ", ".join(verdict.codes) or "no reason recorded"
+        return f"the evaluator rejected the kernel ({codes})"
+    t = verdict.timing
+    if t is None:
+        note = f" ({verdict.timing_note})" if verdict.timing_note else ""
+        return (
+            f"needs a GPU timing: this verdict from {verdict.device} is correctness only{note}; "
+            "evaluate it on a CUDA GPU to promote it"
+        )
+    baselines = [("eager", t.speedup_eager)]
+    if t.speedup_compile is not None:
+        baselines.append(("torch.compile", t.speedup_compile))
+    name, worst = min(baselines, key=lambda b: b[1].low)
+    if worst.low <= 1.0:
+        pct = round(worst.confidence * 100)
+        return (
+            f"not reliably faster than PyTorch {name} on {t.gpu}: {worst.point:.3f}x with "
+            f"{pct}% interval [{worst.low:.3f}, {worst.high:.3f}]; the lower bound must exceed 1.0"
+        )
+    return None
+
+
+def op_for(problem_id: str) -> str:
+    """The registered op whose bundled problems include ``problem_id``."""
+    from . import ops
+
+    matches = [name for name in ops.names() if problem_id in ops.get(name).problems]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotPromotable(
+            f"problem {problem_id} implements no library op (ops: {', '.join(ops.names())}); "
+            "only kernels for an op an efficiency module dispatches go into the library"
+        )
+    raise NotPromotable(f"problem {problem_id} belongs to several ops ({', '.join(matches)})")
+
+
+def bucket_of(op: str, problem: Problem, size: str | None) -> str:
+    """The op's shape bucket for ``problem``'s inputs at ``size`` (shapes only, no memory)."""
+    import torch
+
+    from ..kernelbench.instance import torch_dtype
+    from . import ops
+
+    spec = ops.get(op)
+    module = problem.instantiate(problem.overrides_for(size))
+    with torch.device("meta"):
+        inputs = list(module.get_inputs())
+    dtype = torch_dtype(problem.dtype)
+    # The evaluator casts floating inputs to the problem's dtype; the bucket sees what it sees.
+    tensors = [
+        t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs
+    ]
+    return spec.bucket(tensors, spec.config_from_init(list(module.get_init_inputs())))
+
+
+def promote(
+    verdict: Verdict,
+    source: str,
+    problem: Problem,
+    *,
+    provenance: dict[str, Any],
+    library: Library | None = None,
+    op: str | None = None,
+) -> Manifest:
+    """Add ``source`` to the user library, or raise :class:`NotPromotable` saying why not.
+
+    ``provenance``: ``run_id`` and ``candidate_id`` (both optional); the problem id, size and
+    problem hash are taken from the verdict and the problem.
+    """
+    from . import fingerprint
+    from .store import Library
+
+    reason = blocker(verdict)
+    if reason:
+        raise NotPromotable(reason)
+    if verdict.problem_id != problem.id:
+        raise ValueError(f"verdict is for {verdict.problem_id!r}, not for problem {problem.id!r}")
+    op = op or op_for(problem.id)
+    bucket = bucket_of(op, problem, verdict.size)
+    arch, env = fingerprint.arch(), fingerprint.environment()
+    timing = verdict.timing
+    assert timing is not None  # blocker() checked
+    if env.get("gpu") and timing.gpu != env["gpu"]:
+        # The manifest would claim this machine's GPU for another's measurement.
+        raise NotPromotable(f"timed on {timing.gpu}, but this machine has {env['gpu']}")
+    known = {f.name for f in dataclasses.fields(Provenance)}
+    extra = set(provenance) - known
+    if extra:
+        raise TypeError(f"unknown provenance fields {sorted(extra)}; known: {sorted(known)}")
+    prov = Provenance(
+        **{
+            "problem_id": problem.id,
+            "size": verdict.size,
+            "problem_path": str(problem.path),
+            "problem_hash": problem.source_hash,
+            **provenance,
+        }
+    )
+    manifest = Manifest(
+        entry_id=entry_id_for(op, source, arch, problem.dtype, bucket),
+        op=op,
+        backend=verdict.backend,
+        dtype=problem.dtype,
+        bucket=bucket,
+        arch=arch,
+        env=env,
+        timing=Timing.from_verdict_timing(timing),
+        speedup_eager=interval_triple(timing.speedup_eager),
+        speedup_compile=interval_triple(timing.speedup_compile),
+        provenance=prov,
+        verification=Verification(
+            verified_at=now(), accepted=True, codes=tuple(verdict.codes), device=verdict.device
+        ),
+        created_at=now(),
+    )
+    return (library or Library.default()).add(manifest, source)
+
+
+def promote_from_run(
+    store: RunStore,
+    problem_id: str,
+    *,
+    problem: Problem | None = None,
+    library: Library | None = None,
+) -> Manifest | str:
+    """Promote the run's best kernel for ``problem_id``; the manifest, or why nothing was.
+
+    "Best" here is the library's own criterion: among accepted candidates, the one whose speedup
+    lower bound against the best PyTorch path is highest (the point estimate the campaign ranks
+    by can favour a noisy kernel the library would refuse).
+    """
+    from ..kernelbench import loader
+    from ..kernelbench.problem import ProblemError
+
+    accepted = [c for c in store.candidates(problem_id) if c["accepted"]]
+    if not accepted:
+        return f"no accepted candidate for {problem_id} in run {store.run_id}"
+    best = max(accepted, key=_conservative_speedup)
+    verdict = store.verdict_for(best["candidate_id"])
+    if verdict is None:  # accepted rows always have a verdict; a hand-edited run may not
+        return f"candidate {best['candidate_id']} has no stored verdict"
+    if problem is None:
+        try:
+            problem = loader.load_one(problem_id)
+        except ProblemError as exc:
+            return f"cannot load problem {problem_id} to bucket its shapes: {exc}"
+    source = (store.path / best["source_path"]).read_text(encoding="utf-8")
+    try:
+        return promote(
+            verdict,
+            source,
+            problem,
+            provenance={"run_id": store.run_id, "candidate_id": best["candidate_id"]},
+            library=library,
+        )
+    except NotPromotable as exc:
+        return f"{best['candidate_id']} not promoted: {exc.reason}"
+
+
+def _conservative_speedup(candidate: dict) -> float:
+    lows = [candidate.get("speedup_eager_low"), candidate.get("speedup_compile_low")]
+    known = [v for v in lows if v is not None]
+    return min(known) if known else float("-inf")
