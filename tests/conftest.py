@@ -8,6 +8,15 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("KERNELLOOP_TIMEOUT", "120")
+# Without a GPU, Triton kernels run in this process only under the interpreter, and the switch
+# must be set before triton is first imported (test modules import it at collection time).
+try:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    pass
 
 REPO = Path(__file__).resolve().parents[1]
 CANDIDATES = Path(__file__).resolve().parent / "candidates"

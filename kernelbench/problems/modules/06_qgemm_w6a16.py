@@ -39,9 +39,10 @@ class Model(nn.Module):
         zeros = None if self.symmetric else rest[0]
         bias = rest[-1] if len(rest) > (0 if self.symmetric else 1) else None
         rows = packed.shape[0]
-        b = packed.view(rows, -1, 3).to(torch.int32)
-        word = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
-        codes = torch.stack([(word >> s) & 63 for s in (0, 6, 12, 18)], dim=-1).view(rows, -1)
+        b = [packed[:, i::3].to(torch.int32) for i in range(3)]
+        word = b[0] | (b[1] << 8) | (b[2] << 16)
+        codes = [((word >> s) & 63).to(torch.uint8) for s in (0, 6, 12, 18)]
+        codes = torch.stack(codes, dim=-1).view(rows, -1)
         cols = codes.shape[1]
         w = codes.to(scales.dtype).view(rows, cols // self.group_size, self.group_size)
         w -= zeros.unsqueeze(-1) if zeros is not None else 32.0
@@ -52,14 +53,16 @@ class Model(nn.Module):
 
 def get_inputs():
     x = torch.randn(m, k)
-    codes = torch.randint(0, 64, (n, k // 4, 4), dtype=torch.int32)  # a random INT6 weight's codes
-    word = codes[..., 0] | (codes[..., 1] << 6) | (codes[..., 2] << 12) | (codes[..., 3] << 18)
-    packed = torch.stack([word & 255, (word >> 8) & 255, word >> 16], dim=-1).view(n, -1)
+    codes = torch.randint(0, 64, (n, k // 4, 4), dtype=torch.uint8)  # a random INT6 weight's codes
+    c = [codes[..., i].to(torch.int32) for i in range(4)]
+    word = c[0] | (c[1] << 6) | (c[2] << 12) | (c[3] << 18)
+    packed = [((word >> s) & 255).to(torch.uint8) for s in (0, 8, 16)]
+    packed = torch.stack(packed, dim=-1).view(n, -1)
     # (code - 32) has std ~18.5: these scales keep the outputs' std near 1.
     scales = (torch.rand(n, k // group_size) + 0.5) / (18.5 * math.sqrt(k))
     zeros = [] if symmetric else [torch.randint(24, 40, (n, k // group_size)).float()]
     bias = torch.randn(n)
-    return [x, packed.to(torch.uint8), scales, *zeros, bias]
+    return [x, packed, scales, *zeros, bias]
 
 
 def get_init_inputs():

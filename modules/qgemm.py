@@ -1,0 +1,366 @@
+"""Quantized GEMM: pack a weight to INT8/INT6/INT4, multiply by it with kernels from the library.
+
+Story, top-down:
+
+1. :func:`quantize_weight` turns a ``(out_features, in_features)`` weight into a
+   :class:`QuantizedWeight`: unsigned codes packed into uint8 (layouts in ``_qgemm_pack.py``),
+   one scale per ``group_size`` consecutive input features of a row, and a zero point per group
+   when asymmetric. The value of a code is ``(code - zero) * scale``; symmetric weights use the
+   fixed zero ``2**(bits - 1)``.
+2. :func:`qlinear` (``x @ W^T + bias``) is the torch custom op ``kernelloop::qlinear``; its
+   implementation calls :func:`kernelloop.library.dispatch` on one of the ops registered below,
+   so a tuned library entry runs where one is verified for this GPU/dtype/shape bucket, else the
+   seed Triton kernel (``_qgemm_kernels.py``), else the PyTorch reference.
+3. :class:`QuantLinear` is the drop-in ``nn.Linear`` replacement (inference only).
+
+Ops and their tensors (the positional convention a library entry's ``forward`` takes; config is
+``group_size`` and ``symmetric``, the bundled problems' constructor arguments):
+
+- ``qgemm.w8a16``, ``qgemm.w6a16``, ``qgemm.w4a16``: ``(x, packed, scales[, zeros][, bias])``,
+  x (M, K) float16/bfloat16 (float32 accepted), weight-only dequantisation inside the kernel;
+- ``qgemm.w8a8``: the same tensors with an INT8 weight; activations are quantised per row
+  (token) at run time, ``s_x = max|x| / 127``, codes rounded half away from zero.
+
+``zeros`` is present exactly when ``symmetric`` is False; ``bias`` is the optional last tensor.
+Scales (and zeros, integer-valued) are stored in ``scale_dtype`` (float16 by default); kernels
+read them in any float dtype and dequantise in fp32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..library import ops
+from . import _qgemm_pack as packing
+
+PROBLEMS = {
+    "qgemm.w8a16": "modules/03_qgemm_w8a16",
+    "qgemm.w4a16": "modules/05_qgemm_w4a16",
+    "qgemm.w6a16": "modules/06_qgemm_w6a16",
+    "qgemm.w8a8": "modules/07_qgemm_w8a8",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedWeight:
+    packed: torch.Tensor  # (out_features, packed_cols(in_features, bits)) uint8
+    scales: torch.Tensor  # (out_features, in_features // group_size), scale_dtype
+    zeros: torch.Tensor | None  # like scales (integer values in [0, 2**bits)); None: symmetric
+    bits: int
+    group_size: int
+    shape: tuple[int, int]  # (out_features, in_features) of the original weight
+    symmetric: bool = True
+
+    @property
+    def out_features(self) -> int:
+        return self.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes a kernel reads for the weight: packed codes, scales and zeros."""
+        parts = [self.packed, self.scales] + ([self.zeros] if self.zeros is not None else [])
+        return sum(t.numel() * t.element_size() for t in parts)
+
+    def to(self, device: torch.device | str) -> QuantizedWeight:
+        zeros = self.zeros.to(device) if self.zeros is not None else None
+        return dataclasses.replace(
+            self, packed=self.packed.to(device), scales=self.scales.to(device), zeros=zeros
+        )
+
+    def codes(self) -> torch.Tensor:
+        """Unpacked uint8 codes, (out_features, in_features)."""
+        return packing.unpack(self.packed, self.bits, self.in_features)
+
+
+def quantize_weight(
+    w: torch.Tensor,
+    bits: int,
+    group_size: int,
+    symmetric: bool = True,
+    scale_dtype: torch.dtype = torch.float16,
+) -> QuantizedWeight:
+    """Round-to-nearest group-wise quantisation of ``w`` (out_features, in_features).
+
+    Symmetric: ``scale = max|w| / (2**(bits-1) - 1)`` per group, codes ``round(w / scale) +
+    2**(bits-1)``. Asymmetric: the group's range ``[min(w, 0), max(w, 0)]`` maps onto
+    ``[0, 2**bits - 1]`` with an integer zero point. Scales are rounded *up* to ``scale_dtype``
+    before the codes are computed, so no code clips and every dequantised value is within
+    ``scale / 2`` of ``w`` (round-off of the division aside).
+    """
+    packing.check_bits(bits)
+    if w.dim() != 2:
+        raise ValueError(f"w must be 2-D (out_features, in_features), got shape {tuple(w.shape)}")
+    n, k = w.shape
+    if group_size <= 0 or k % group_size:
+        raise ValueError(
+            f"group_size ({group_size}) must be a positive divisor of in_features ({k}); "
+            f"use group_size={k} for one scale per output channel"
+        )
+    packing.packed_cols(k, bits)  # in_features must fill whole packing units
+    wg = w.detach().float().reshape(n, k // group_size, group_size)
+    tiny = torch.finfo(scale_dtype).tiny  # keeps all-zero (or subnormal) groups finite
+    if symmetric:
+        qmax = 2 ** (bits - 1) - 1
+        scale = _round_up(wg.abs().amax(-1) / qmax, scale_dtype, tiny)
+        q = torch.round(wg / scale.float().unsqueeze(-1)).clamp(-qmax, qmax) + 2 ** (bits - 1)
+        zeros = None
+    else:
+        qmax = 2**bits - 1
+        lo = wg.amin(-1).clamp(max=0.0)
+        hi = wg.amax(-1).clamp(min=0.0)
+        scale = _round_up((hi - lo) / qmax, scale_dtype, tiny)
+        zero = torch.round(-lo / scale.float()).clamp(0, qmax)
+        q = (torch.round(wg / scale.float().unsqueeze(-1)) + zero.unsqueeze(-1)).clamp(0, qmax)
+        zeros = zero.to(scale_dtype)
+    codes = q.reshape(n, k).to(torch.uint8)
+    return QuantizedWeight(
+        packed=packing.pack(codes, bits),
+        scales=scale,
+        zeros=zeros,
+        bits=bits,
+        group_size=group_size,
+        shape=(n, k),
+        symmetric=symmetric,
+    )
+
+
+def _round_up(scale: torch.Tensor, dtype: torch.dtype, tiny: float) -> torch.Tensor:
+    scale = scale.clamp(min=tiny)
+    rounded = scale.to(dtype)
+    low = rounded.float() < scale
+    return torch.where(low, torch.nextafter(rounded, torch.full_like(rounded, torch.inf)), rounded)
+
+
+def dequantize(qw: QuantizedWeight, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The weight the codes stand for, ``(code - zero) * scale`` computed in fp32, in ``dtype``."""
+    n, k = qw.shape
+    codes = qw.codes().float().view(n, k // qw.group_size, qw.group_size)
+    zero = qw.zeros.float().unsqueeze(-1) if qw.zeros is not None else 2.0 ** (qw.bits - 1)
+    w = (codes - zero) * qw.scales.float().unsqueeze(-1)
+    return w.view(n, k).to(dtype)
+
+
+def reference_qlinear(
+    x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``x @ dequantize(qw, x.dtype).T + bias`` in x's dtype (the weight-only reference).
+
+    The matmul is PyTorch's for ``x.dtype``: float16/bfloat16 accumulate in fp32 on CPU; on CUDA
+    cuBLAS also accumulates in fp32 but may reduce split-K partials in half precision (see
+    ``torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction``). The seed kernel
+    accumulates in fp32 and, where a K step lies in one group, applies scale and zero to the
+    partial sum instead of rounding each dequantised weight to x's dtype: it agrees with this
+    reference to about one unit in the last place of x's dtype.
+    """
+    out = torch.matmul(x, dequantize(qw, x.dtype).t())
+    return out + bias.to(out.dtype) if bias is not None else out
+
+
+def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row dynamic int8: (codes int8, scales fp32 with a trailing dim of 1), as the kernel."""
+    xf = x.float()
+    scale = xf.abs().amax(-1, keepdim=True).clamp(min=packing.ACT_EPS) / 127.0
+    v = xf / scale
+    q = torch.trunc(v + torch.where(v >= 0, 0.5, -0.5)).clamp(-127, 127)
+    return q.to(torch.int8), scale
+
+
+def reference_qlinear_w8a8(
+    x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """W8A8 reference: quantise x per row, multiply in fp32 (exact for the integer products up to
+    fp32 summation round-off), add the bias, return x's dtype."""
+    _check_w8a8(qw)
+    xq, sx = quantize_activations(x)
+    out = torch.matmul(xq.float(), dequantize(qw, torch.float32).t()) * sx
+    if bias is not None:
+        out = out + bias.float()
+    return out.to(x.dtype)
+
+
+def _check_w8a8(qw: QuantizedWeight) -> None:
+    if qw.bits != 8:
+        raise ValueError(f"W8A8 needs an INT8 weight, got bits={qw.bits}; use act_bits=16")
+
+
+# --------------------------------------------------------------------------- library ops
+
+
+def op_name(bits: int, act_bits: int = 16) -> str:
+    if act_bits not in (8, 16):
+        raise ValueError(f"act_bits must be 16 (weight-only) or 8 (W8A8), got {act_bits}")
+    if act_bits == 8 and bits != 8:
+        raise ValueError(f"act_bits=8 needs bits=8 (W8A8), got bits={bits}")
+    packing.check_bits(bits)
+    return f"qgemm.w{bits}a{act_bits}"
+
+
+def op_tensors(x2d: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None) -> list:
+    """The op's positional tensors: (x, packed, scales[, zeros][, bias])."""
+    extra = [t for t in (qw.zeros, bias) if t is not None]
+    return [x2d, qw.packed, qw.scales, *extra]
+
+
+def _unbundle(tensors: Sequence[torch.Tensor], bits: int, group_size: int, symmetric: bool):
+    """(x, QuantizedWeight, bias) from the op's positional tensors."""
+    x, packed, scales, *rest = tensors
+    expected = "(x, packed, scales" + ("" if symmetric else ", zeros") + "[, bias])"
+    if len(rest) > (1 if symmetric else 2) or (not symmetric and not rest):
+        raise ValueError(f"expected the tensors {expected}, got {len(tensors)} tensors")
+    zeros = None if symmetric else rest.pop(0)
+    bias = rest.pop(0) if rest else None
+    shape = (packed.shape[0], packing.in_features_of(packed.shape[1], bits))
+    qw = QuantizedWeight(packed, scales, zeros, bits, group_size, shape, symmetric)
+    return x, qw, bias
+
+
+def _reference_op(*tensors, bits: int, act_bits: int, group_size: int, symmetric: bool):
+    x, qw, bias = _unbundle(tensors, bits, group_size, symmetric)
+    if act_bits == 8:
+        return reference_qlinear_w8a8(x, qw, bias)
+    return reference_qlinear(x, qw, bias)
+
+
+def _seed_op(*tensors, bits: int, act_bits: int, group_size: int, symmetric: bool):
+    from . import _qgemm_kernels as kernels  # imports triton: only when a kernel runs
+
+    x, qw, bias = _unbundle(tensors, bits, group_size, symmetric)
+    if act_bits == 8:
+        _check_w8a8(qw)
+        return kernels.w8a8_linear(x, qw.packed, qw.scales, qw.zeros, bias, group_size=group_size)
+    return kernels.wxa16_linear(
+        x, qw.packed, qw.scales, qw.zeros, bias, bits=bits, group_size=group_size
+    )
+
+
+def _bucket(tensors: Sequence[torch.Tensor], config: dict[str, Any], *, bits: int) -> str:
+    x, packed = tensors[0], tensors[1]
+    m, k, n = x.shape[0], x.shape[-1], packed.shape[0]
+    sym = config["symmetric"]
+    has_bias = len(tensors) > (3 if sym else 4)
+    return (
+        f"m{ops.pow2_bucket(m, 1, 64)}-n{n}-k{k}-g{config['group_size']}"
+        f"-{'sym' if sym else 'asym'}{'-bias' if has_bias else ''}"
+    )
+
+
+def _register(bits: int, act_bits: int) -> ops.OpSpec:
+    name = op_name(bits, act_bits)
+    return ops.register(
+        ops.OpSpec(
+            name=name,
+            problems=(PROBLEMS[name],),
+            reference=functools.partial(_reference_op, bits=bits, act_bits=act_bits),
+            seed=functools.partial(_seed_op, bits=bits, act_bits=act_bits),
+            init_args=lambda cfg: [int(cfg["group_size"]), bool(cfg["symmetric"])],
+            config_from_init=lambda a: {"group_size": int(a[0]), "symmetric": bool(a[1])},
+            bucket=functools.partial(_bucket, bits=bits),
+        )
+    )
+
+
+for _bits, _act in ((8, 16), (6, 16), (4, 16), (8, 8)):
+    _register(_bits, _act)
+
+
+# --------------------------------------------------------------------------- public op
+
+
+@torch.library.custom_op(
+    "kernelloop::qlinear",
+    mutates_args=(),
+    schema="(Tensor x, Tensor packed, Tensor scales, Tensor? zeros, Tensor? bias, int bits, "
+    "int group_size, int act_bits) -> Tensor",
+)
+def _qlinear_op(x, packed, scales, zeros, bias, bits, group_size, act_bits):
+    from ..library import dispatch
+
+    k = x.shape[-1]
+    x2d = x.reshape(-1, k)
+    tensors = [x2d, packed, scales, *(t for t in (zeros, bias) if t is not None)]
+    out = dispatch(
+        op_name(bits, act_bits), *tensors, group_size=group_size, symmetric=zeros is None
+    )
+    return out.reshape(*x.shape[:-1], packed.shape[0])
+
+
+@_qlinear_op.register_fake
+def _qlinear_fake(x, packed, scales, zeros, bias, bits, group_size, act_bits):
+    return x.new_empty((*x.shape[:-1], packed.shape[0]))
+
+
+def qlinear(
+    x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, act_bits: int = 16
+) -> torch.Tensor:
+    """``x @ W^T + bias`` for a quantized W; x is (..., in_features), out (..., out_features).
+
+    ``act_bits=16`` is weight-only (W8A16/W6A16/W4A16 by ``qw.bits``); ``act_bits=8`` is W8A8.
+    """
+    op_name(qw.bits, act_bits)  # validates the combination
+    if x.shape[-1] != qw.in_features:
+        raise ValueError(f"x has {x.shape[-1]} features, the weight expects {qw.in_features}")
+    return torch.ops.kernelloop.qlinear(
+        x, qw.packed, qw.scales, qw.zeros, bias, qw.bits, qw.group_size, act_bits
+    )
+
+
+class QuantLinear(nn.Module):
+    """Inference-only ``nn.Linear`` with a quantized weight; build it with :meth:`from_linear`."""
+
+    def __init__(self, qweight: QuantizedWeight, bias: torch.Tensor | None, act_bits: int = 16):
+        super().__init__()
+        op_name(qweight.bits, act_bits)
+        self.out_features, self.in_features = qweight.shape
+        self.bits, self.group_size, self.act_bits = qweight.bits, qweight.group_size, act_bits
+        self.register_buffer("packed", qweight.packed)
+        self.register_buffer("scales", qweight.scales)
+        self.register_buffer("zeros", qweight.zeros)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        bits: int = 4,
+        group_size: int = 128,
+        symmetric: bool = True,
+        act_bits: int = 16,
+        scale_dtype: torch.dtype = torch.float16,
+    ) -> QuantLinear:
+        op_name(bits, act_bits)
+        qw = quantize_weight(linear.weight, bits, group_size, symmetric, scale_dtype)
+        bias = linear.bias.detach().clone() if linear.bias is not None else None
+        return cls(qw, bias, act_bits)
+
+    @property
+    def qweight(self) -> QuantizedWeight:
+        return QuantizedWeight(
+            self.packed,
+            self.scales,
+            self.zeros,
+            self.bits,
+            self.group_size,
+            (self.out_features, self.in_features),
+            self.zeros is None,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return qlinear(x, self.qweight, self.bias, self.act_bits)
+
+    def extra_repr(self) -> str:
+        kind = "W8A8" if self.act_bits == 8 else f"W{self.bits}A16"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, {kind}, "
+            f"group_size={self.group_size}, symmetric={self.zeros is None}, "
+            f"bias={self.bias is not None}"
+        )
