@@ -72,6 +72,15 @@ def _default_evaluate(options: CampaignOptions) -> Callable:
     return run
 
 
+def _finished(store: RunStore, problem_id: str) -> bool:
+    """The run store, not the checkpoint, says whether a problem is done: its status is
+    written by the decide node only when the problem stops."""
+    return any(
+        p["problem_id"] == problem_id and p["status"] in ("solved", "unsolved")
+        for p in store.problems()
+    )
+
+
 def open_store(
     problems: list[Problem],
     *,
@@ -133,11 +142,14 @@ def run(
                 "configurable": {"thread_id": problem.id},
                 "recursion_limit": 8 * options.rounds + 16,
             }
-            snapshot = app.get_state(cfg)
-            if snapshot.values and not snapshot.next:
+            if _finished(store, problem.id):
                 continue  # finished before the interruption
+            snapshot = app.get_state(cfg)
             start = None if snapshot.next else {"problem_id": problem.id}
-            for update in app.stream(start, cfg, stream_mode="updates"):
+            # durability="sync": each step's checkpoint is on disk before the next step starts,
+            # so a kill -9 loses at most the step in flight (its LLM calls and evaluations are
+            # answered again from the run store, not paid for twice).
+            for update in app.stream(start, cfg, stream_mode="updates", durability="sync"):
                 for node, values in update.items():
                     if progress:
                         progress(problem.id, node, values or {})

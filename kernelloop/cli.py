@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .dashboard_cli import dashboard_cmd, report_cmd
 from .library.cli import library_app
+from .profile_cli import profile_cmd
 from .runs.cli import runs_app
 
 app = typer.Typer(
@@ -28,6 +30,9 @@ problems_app = typer.Typer(help="List, inspect and hygiene-check problems.", no_
 app.add_typer(problems_app, name="problems")
 app.add_typer(runs_app, name="runs")  # the run store's commands, in the one Typer app
 app.add_typer(library_app, name="library")  # verified kernels: list, verify, export, ...
+app.command("dashboard")(dashboard_cmd)  # web pages over the run store (the dashboard extra)
+app.command("report")(report_cmd)  # one run as a self-contained HTML file
+app.command("profile")(profile_cmd)  # Nsight Compute + static resources + roofline (profile_cli)
 console = Console()
 err = Console(stderr=True)
 

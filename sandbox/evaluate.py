@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,13 @@ def _run_worker(
     writable: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     max_tasks: int | None = None,
+    command: Callable[[list[str]], list[str]] | None = None,
 ):
     read_fd, write_fd = os.pipe()
     job_path = workdir / f"{module.rsplit('.', 1)[-1]}-job.json"
     argv = [sys.executable, "-m", module, job_path.name]
+    if command is not None:  # e.g. a profiler in front of the worker (sandbox/profile_job.py)
+        argv = command(argv)
     wrapped = wrapped_by.wrap(argv, str(workdir), gpu, writable)
     job = {**job, "channel_fd": write_fd, "isolate_network": wrapped.isolate_network}
     job_path.write_text(json.dumps(job))

@@ -92,7 +92,13 @@ def attach(
         else None,
         order=list((baselines or {}).get("order", [])),
         notes=notes,
+        nvml=timing["nvml"] if isinstance(timing.get("nvml"), dict) else None,
     )
+    if result.nvml and result.nvml.get("throttled"):
+        seen = ", ".join(map(str, result.nvml.get("throttle_reasons") or ["unknown"]))
+        notes.append(f"timing ran throttled: {seen}")
+    elif timing.get("nvml_unavailable"):
+        notes.append(f"no NVML readings: {timing['nvml_unavailable']}")
     if "wall_begin" in by_type and "wall_end" in by_type:
         calls = by_type["wall_end"][1]["calls"]
         wall_ms = (by_type["wall_end"][0] - by_type["wall_begin"][0]) * 1e3 / max(calls, 1)

@@ -73,6 +73,8 @@ class TimingResult:
     achieved_tflops: float | None = None
     fraction_of_peak: float | None = None  # of the roofline-attainable rate
     notes: list[str] = dataclasses.field(default_factory=list)
+    # NvmlReport.to_dict() of the timed loop (clocks, power, throttling); None without NVML.
+    nvml: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TimingResult:

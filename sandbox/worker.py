@@ -10,6 +10,7 @@ judges nothing: comparison happens in the orchestrator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -34,6 +35,16 @@ def _clean_error(exc: BaseException) -> str:
     if lines:
         text = "\n".join(["candidate traceback (most recent call last):", *lines, text])
     return text[:_MAX_ERROR]
+
+
+def _nvml_sampler():
+    """(NvmlSampler, None) on a GPU NVML can read, else (None, why not); never raises."""
+    try:
+        from ..feedback.nvml import sampler_for_cuda_device
+
+        return sampler_for_cuda_device(interval_s=0.02)
+    except Exception as exc:
+        return None, f"NVML sampling could not start: {type(exc).__name__}: {exc}"[:300]
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -200,15 +211,18 @@ class Worker:
         # scale factors in advance and precompute their outputs (threat rows 7 and 21).
         gen = torch.Generator().manual_seed(secrets.randbits(63))
         flusher = timing.L2Flusher(torch.device("cuda"))
+        sampler, nvml_unavailable = _nvml_sampler()
         with torch.no_grad():
-            times = timing.benchmark(
-                model,
-                lambda: timing.fresh_inputs(templates, gen),
-                clock=self.clock,
-                flusher=flusher,
-                budget_ms=spec["budget_ms"],
-                warmup_ms=spec["warmup_ms"],
-            )
+            # Clocks, power and throttling while the timed calls run: advisory, for the notes.
+            with sampler or contextlib.nullcontext():
+                times = timing.benchmark(
+                    model,
+                    lambda: timing.fresh_inputs(templates, gen),
+                    clock=self.clock,
+                    flusher=flusher,
+                    budget_ms=spec["budget_ms"],
+                    warmup_ms=spec["warmup_ms"],
+                )
             # Wall-clock cross-check: the orchestrator stamps these two frames on arrival.
             median = sorted(times)[len(times) // 2]
             n = int(min(500, max(5, 100.0 / max(median, 1e-3))))  # about 100 ms of calls
@@ -225,6 +239,8 @@ class Worker:
             flush_bytes=flusher.nbytes,
             persisting_l2_reset=flusher.persisting_reset,
             patched=self.guards.patched(),
+            nvml=sampler.report().to_dict() if sampler else None,
+            nvml_unavailable=nvml_unavailable,
         )
 
     # --- the whole job ----

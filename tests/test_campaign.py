@@ -141,7 +141,7 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_no_completed_call(tmp_pat
     assert not set(before) & set(after), "a completed LLM call was repeated after resume"
     store = RunStore.open(run_dir)
     cands = store.candidates("level1/01_relu")
-    assert [c["round"] for c in cands] == [0, 1, 2]
+    assert [c["round"] for c in cands] == [0, 1, 2], (out, store.events())
     assert [bool(c["accepted"]) for c in cands] == [False, True, True]
     assert store.status() == "finished"
     with sqlite3.connect(run_dir / "run.sqlite") as db:

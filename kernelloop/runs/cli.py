@@ -216,3 +216,67 @@ def _print_run(s: dict, candidates: list[dict], calls: list[dict]) -> None:
                 "ok" if c["status"] == "ok" else f"[red]error[/red]: {c['error']}",
             )
         console.print(table)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: Annotated[str, typer.Argument(help="A run id from `kernelloop runs list`, or a path.")],
+    run_dir: RunDirOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """One row per candidate: problem, round, id, parent, mode, accepted, reason codes, median ms,
+    speedups with their interval bounds, and tokens and cost of the Coder call behind it.
+
+    CSV joins reason codes with ';' and leaves unknown values empty (an unknown cost is empty,
+    never 0); JSON keeps codes as a list and unknowns as null.
+    """
+    import csv
+    import io
+
+    from .report import EXPORT_COLUMNS, candidate_rows, find_run
+    from .store import RunStore, RunStoreError, list_runs
+
+    if fmt not in ("csv", "json"):
+        err.print(f"[red]error:[/red] unknown format {fmt!r}: use --format csv or --format json")
+        raise typer.Exit(2)
+    folder = _runs_dir(run_dir)
+    path = find_run(folder, run_id)
+    if path is None:
+        found = [r["run_id"] for r in list_runs(folder)]
+        listing = ", ".join(found) if found else "none"
+        err.print(f"[red]error:[/red] no run {run_id!r} in {folder}; runs found: {listing}")
+        raise typer.Exit(2)
+    try:
+        with RunStore.open(path) as store:
+            rows = candidate_rows(store)
+    except RunStoreError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if fmt == "json":
+        text = json.dumps(rows, indent=1) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _csv_cell(value) for key, value in row.items()})
+        text = buffer.getvalue()
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    err.print(f"wrote {len(rows)} candidates of {path.name} to {output}")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(value)
+    return value

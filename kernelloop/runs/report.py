@@ -200,3 +200,80 @@ def _interval(row: dict, column: str) -> dict | None:
     if row.get(column) is None:
         return None
     return {"point": row[column], "low": row[f"{column}_low"], "high": row[f"{column}_high"]}
+
+
+# --- one row per candidate (``kernelloop runs export``, the dashboard's tables) -----------------
+EXPORT_COLUMNS = (
+    "problem_id",
+    "round",
+    "candidate_id",
+    "parent_id",
+    "mode",
+    "accepted",
+    "codes",
+    "backend",
+    "device",
+    "median_ms",
+    "speedup_eager",
+    "speedup_eager_low",
+    "speedup_eager_high",
+    "speedup_compile",
+    "speedup_compile_low",
+    "speedup_compile_high",
+    "coder_call_id",
+    "coder_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+)
+
+
+def coder_call_key(problem_id: str, round: int, idx: int) -> str:
+    """The idempotency key a campaign records a candidate's Coder call under.
+
+    It mirrors ``CampaignContext.llm`` (``<problem>|r<round>|<role>|<slot>``, the Coder's slot
+    being ``c<idx>``): that key, not the call id, ties a reply to the candidate it produced,
+    because the K Coder calls of a round finish in any order.
+    """
+    return f"{problem_id}|r{round}|coder|c{idx}"
+
+
+def candidates_with_calls(store: RunStore) -> list[dict]:
+    """Every candidate row (:meth:`RunStore.candidates`) plus the Coder call that wrote it:
+    ``coder_call_id``, ``coder_model``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd``
+    (None when the price is unknown, never 0 for that; all None when no call is on record)."""
+    calls = {c["idem_key"]: c for c in store.llm_calls() if c["idem_key"]}
+    rows = []
+    for c in store.candidates():
+        call = calls.get(coder_call_key(c["problem_id"], c["round"], c["idx"])) or {}
+        rows.append(
+            {
+                **c,
+                "codes": list(c["codes"] or []),
+                "coder_call_id": call.get("call_id"),
+                "coder_model": call.get("model"),
+                "prompt_tokens": call.get("prompt_tokens"),
+                "completion_tokens": call.get("completion_tokens"),
+                "cost_usd": call.get("cost_usd"),
+            }
+        )
+    return rows
+
+
+def candidate_rows(store: RunStore) -> list[dict]:
+    """:func:`candidates_with_calls` cut to :data:`EXPORT_COLUMNS`, in that order."""
+    return [{key: row[key] for key in EXPORT_COLUMNS} for row in candidates_with_calls(store)]
+
+
+def find_run(runs_dir: Path, run_id: str) -> Path | None:
+    """The run folder named by ``run_id``: a run folder's own path, or a run id under
+    ``runs_dir``; None when neither holds a run database."""
+    from .schema import DATABASE
+
+    given = Path(run_id)
+    if (given / DATABASE).is_file():
+        return given
+    if given.name != run_id or run_id in (".", ".."):
+        return None  # an id is one folder name, never a path out of runs_dir
+    path = Path(runs_dir) / run_id
+    return path if (path / DATABASE).is_file() else None
