@@ -130,11 +130,50 @@ def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
 
 def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
+    """Hardware feedback on the round's best correct kernel, the one the Judge will be shown:
+    timing and roofline from its verdict, compiler resources (CUDA: registers, spills), and
+    Nsight Compute counters where a GPU and ncu are present."""
     best = _round_best(ctx, state["round_ids"])
     if best is None:
         return {"profile": None}
-    verdict = ctx.store.verdict_for(best["candidate_id"])
-    return {"profile": judge.summarise(verdict)}
+    from ..feedback import static_resources, summary
+
+    cid = best["candidate_id"]
+    verdict, source = ctx.store.verdict_for(cid), _source(ctx, cid)
+    statics = None
+    if verdict.backend == "cuda":  # compiling is not running: NVRTC only reads the string
+        try:
+            statics = static_resources.from_candidate_source(source, "cuda")
+        except Exception as exc:  # feedback is optional; the loop goes on without it
+            ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:300])
+    counters = None
+    if verdict.timing is not None:
+        counters = _ncu_counters(ctx, cid, source)
+    best_id = state.get("best_id")
+    previous = ctx.store.verdict_for(best_id) if best_id and best_id != cid else None
+    text = summary.judge_summary(verdict, static=statics, ncu=counters, previous=previous)
+    ctx.store.event("profiled", ctx.problem.id, candidate=cid, summary=text)
+    return {"profile": text}
+
+
+def _ncu_counters(ctx: CampaignContext, cid: str, source: str) -> dict | None:
+    from ..feedback import ncu
+
+    try:
+        report = ncu.profile_candidate(
+            ctx.problem,
+            source,
+            size=ctx.options.size,
+            sets=ctx.options.sets,
+            sandbox=ctx.options.sandbox,
+        )
+    except ncu.NcuError as exc:  # e.g. counters restricted to admins: say so, keep going
+        ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:500])
+        return None
+    if isinstance(report, str):
+        ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=report[:500])
+        return None
+    return report.aggregate()
 
 
 def advise(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:

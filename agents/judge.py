@@ -85,29 +85,4 @@ def _parse(reply: Reply, schema: dict) -> tuple[dict[str, Any], str | None]:
         return {}, f"malformed judge reply: {exc}"
 
 
-def summarise(verdict) -> str:
-    """What the Judge reads about a correct candidate: timing and roofline, in units."""
-    if verdict is None:
-        return "(not evaluated)"
-    t = verdict.timing
-    if t is None:
-        return f"correct on {verdict.device}; {verdict.timing_note or 'no timing'}"
-    c = t.candidate
-    lines = [
-        f"GPU: {t.gpu}",
-        f"candidate: median {c.median:.4f} ms (IQR {c.iqr:.4f} ms, n={c.n})",
-        f"eager PyTorch: median {t.eager.median:.4f} ms; speedup {t.speedup_eager.point:.2f}x "
-        f"[{t.speedup_eager.low:.2f}, {t.speedup_eager.high:.2f}]",
-    ]
-    if t.compiled:
-        lines.append(f"torch.compile: median {t.compiled.median:.4f} ms")
-    if t.achieved_gbps is not None:
-        lines.append(
-            f"achieved {t.achieved_gbps:.0f} GB/s, {t.achieved_tflops:.2f} TFLOP/s, "
-            f"{100 * (t.fraction_of_peak or 0):.0f}% of the roofline "
-            f"(floor {t.roofline_floor_ms:.4f} ms)"
-        )
-    return "\n".join(lines)
-
-
-__all__ = ["OPTIMIZE", "REPAIR", "ask", "optimize_messages", "repair_messages", "summarise"]
+__all__ = ["OPTIMIZE", "REPAIR", "ask", "optimize_messages", "repair_messages"]
