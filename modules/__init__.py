@@ -3,15 +3,14 @@
 ``from kernelloop.modules import attention, Attention, QuantLinear, Conv2d``. Each op runs the
 best kernel the library has for the call (``kernelloop.library.dispatch``).
 
-Importing this package imports every module file present (``attention.py``, ``qgemm.py``,
-``conv.py``), because each registers its op with the library at import and the library finds
-ops by importing this package. The public names resolve through ``__getattr__`` on first use.
+Importing this package imports every module file (``attention.py``, ``qgemm.py``, ``conv.py``),
+because each registers its op with the library at import and the library finds ops by importing
+this package. The public names resolve through ``__getattr__`` on first use.
 """
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
 _SUBMODULES = ("attention", "qgemm", "conv")
@@ -27,11 +26,8 @@ __all__ = list(_EXPORTS)
 
 
 def _register_ops() -> None:
-    here = Path(__file__).resolve().parent
     for name in _SUBMODULES:
-        # A module not written yet is skipped; an error inside one that exists propagates.
-        if (here / f"{name}.py").is_file():
-            importlib.import_module(f".{name}", __name__)
+        importlib.import_module(f".{name}", __name__)
     # Importing a submodule binds it as a package attribute, and the submodule `attention`
     # shares its name with the function `attention`: drop such bindings so that
     # `kernelloop.modules.attention` is the function (the submodule stays in sys.modules, so
