@@ -47,7 +47,8 @@ def default_scale(head_dim: int) -> float:
     return 1.0 / math.sqrt(head_dim)
 
 
-_ENABLE_GQA = torch.__version__ >= "2.5"  # SDPA's enable_gqa keyword
+# SDPA's enable_gqa keyword arrived in torch 2.5 (compare numbers: "2.13" < "2.5" as text).
+_ENABLE_GQA = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
 
 
 def reference_attention(
