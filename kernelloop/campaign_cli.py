@@ -132,6 +132,7 @@ def run_optimize(
     )
     board = _Board([p.id for p in found], store)
     console.print(f"run {store.run_id} in {store.path}")
+    where = f" --run-dir {run_dir}"  # the hints below must find this run again
     try:
         with Live(board.table(), console=console, refresh_per_second=4) as live:
 
@@ -150,10 +151,10 @@ def run_optimize(
             )
     except LLMError as exc:
         console.print(f"[red]LLM error:[/red] {exc}")
-        console.print(f"fix it, then continue with: kernelloop optimize --resume {store.run_id}")
+        console.print(f"fix it, then: kernelloop optimize --resume {store.run_id}{where}")
         return 2
     except KeyboardInterrupt:
-        console.print(f"interrupted; continue with: kernelloop optimize --resume {store.run_id}")
+        console.print(f"interrupted; continue: kernelloop optimize --resume {store.run_id}{where}")
         return 130
     summary = store.summary()
     console.print(summary_table(summary))
@@ -163,7 +164,8 @@ def run_optimize(
         f"geomean speedup vs eager {_fmt(summary.get('geomean_speedup_eager'))}, "
         f"vs compile {_fmt(summary.get('geomean_speedup_compile'))}"
     )
-    console.print(f"details: kernelloop runs show {store.run_id}")
+    console.print(f"details: kernelloop runs show {store.run_id}{where}")
+    console.print(f"review: kernelloop dashboard{where}")
     return 0
 
 
