@@ -20,7 +20,11 @@ def print_verdict(console: Console, v: Verdict) -> None:
     )
     for r in v.reasons:
         console.print(f"  [red]{r.code}[/red]: {r.message}")
-    if v.correctness and v.correctness.trials:
+    if v.build and v.build.ok:
+        console.print(f"  build: ok ({v.build.seconds:.2f} s)")
+    if "NOT_RUN_NO_GPU" in v.codes:
+        pass  # every trial failed the same way (no GPU): the reason above says it all
+    elif v.correctness and v.correctness.trials:
         table = Table(title="correctness", show_edge=False)
         for col in ("trial", "ok", "max abs err", "max rel err", "note"):
             table.add_column(col)
