@@ -207,6 +207,8 @@ def evaluate(
     with phases.timed("static"):
         result = static_gate.check_source(source, backend=backend, allow_torch=problem.allow_torch)
     verdict.backend = backend or result.backend
+    if device == "cpu" and verdict.backend != "triton":
+        verdict.device = "cpu"  # only Triton has an interpreter to run on
     verdict.static = [f.to_dict() for f in result.findings]
     if result.findings and gate == "enforce":
         for f in result.findings:
