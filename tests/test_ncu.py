@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kernelloop.feedback import ncu
+from kernelloop.feedback import ncu, ncu_metrics
 from kernelloop.kernelbench import loader
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ncu"
@@ -52,14 +52,14 @@ def test_default_set_covers_what_the_judge_reads():
         "smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio",
     ):
         assert needed in names
-    for set_names in ncu.SETS.values():  # every name has ncu's unit__counter[.rollup] shape
+    for set_names in ncu_metrics.SETS.values():  # every name has ncu's unit__counter[.rollup] shape
         for name in set_names:
             assert re.fullmatch(r"[a-z0-9]+__[a-z0-9_]+(\.[a-z0-9_]+)*", name), name
 
 
 def test_extra_sets_extend_the_default_and_names_pass_through():
     memory = ncu.resolve_metrics("memory")
-    assert memory[: len(ncu.DEFAULT)] == list(ncu.DEFAULT)
+    assert memory[: len(ncu_metrics.DEFAULT)] == list(ncu_metrics.DEFAULT)
     assert "l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum" in memory
     both = ncu.resolve_metrics("stalls, compute,dram__sectors_read.sum")
     assert "smsp__average_warps_issue_stalled_lg_throttle_per_issue_active.ratio" in both
