@@ -3,7 +3,8 @@
 Read top-down: the kernel-name filter, :func:`build_command`, :func:`parse_csv` (``ncu --csv
 --page raw`` output into an :class:`NcuReport`), and :func:`profile_candidate`, which runs a
 candidate under ``ncu`` *inside* the sandbox. The metric sets (``default`` and the extras the
-Judge may ask for) are in ``ncu_metrics.py``. This module is the one adapter to the ``ncu`` binary; tests patch it.
+Judge may ask for) are in ``ncu_metrics.py``. This module is the one adapter to the ``ncu``
+binary; tests patch it.
 
 Which launches are profiled. The candidate's own kernels only: a name filter built from its source
 (``--kernel-name regex:...``; a Triton kernel is named after its ``@triton.jit`` function, a CUDA
