@@ -41,13 +41,32 @@ def _triton_can_run(device: torch.device) -> bool:
     return device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1"
 
 
+_library_cache: list = [None, None]  # [library_dir it was made for, Library]
+_stamp_paths: dict[tuple, tuple[str, str]] = {}
+
+
+def _library():
+    """The default library, rebuilt only when the configured directory changes (building one
+    costs more than the rest of a dispatch decision)."""
+    from .. import settings
+    from .store import Library
+
+    directory = settings.get().library_dir
+    if _library_cache[1] is None or _library_cache[0] != directory:
+        _library_cache[:] = [directory, Library.default()]
+    return _library_cache[1]
+
+
 def _stamp(library, op: str) -> tuple:
     """Changes whenever an entry of ``op`` is added or removed (directory mtimes): a cached
     decision is reused only while the library it was made from is unchanged."""
+    key = (id(library), op)
+    if key not in _stamp_paths:
+        _stamp_paths[key] = (str(library.user_dir / op), str(library.shipped_dir / op))
     out = []
-    for root in (library.user_dir, library.shipped_dir):
+    for path in _stamp_paths[key]:
         try:
-            out.append((root / op).stat().st_mtime_ns)
+            out.append(os.stat(path).st_mtime_ns)
         except OSError:
             out.append(None)
     return tuple(out)
@@ -62,9 +81,7 @@ def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
     spec = ops.get(op)
     device = tensors[0].device
     dtype, bucket = spec.dtype_of(tensors), spec.bucket(tensors, config)
-    from .store import Library
-
-    library = Library.default()
+    library = _library()
     key = (
         op,
         str(device),
@@ -138,4 +155,6 @@ def _entry_callable(manifest, spec: ops.OpSpec, config: dict[str, Any], device) 
 def clear_cache() -> None:
     _compiled.clear()
     _decisions.clear()
+    _stamp_paths.clear()
+    _library_cache[:] = [None, None]
     _logged.clear()
