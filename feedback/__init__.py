@@ -1,1 +1,2 @@
-"""Hardware feedback: GPU specs, roofline, and (later) Nsight Compute, NVML and ptxas summaries."""
+"""Hardware feedback: GPU specs, roofline, compiler resources, Nsight Compute, NVML, and the
+token-budgeted summary the Judge reads."""

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +53,14 @@ def _device_name(device: str) -> str:
     return "cpu (Triton interpreter)"
 
 
-class _Phases(dict):
-    def timed(self, name: str):
-        phases = self
-
-        class _Timer:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - self.t, 4)
-
-        return _Timer()
+@contextlib.contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the block's wall time to ``phases[name]`` (seconds per phase, in the verdict)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - started, 4)
 
 
 def _collect(reader: channel.Reader) -> tuple[list[tuple[float, dict]], str | None]:
@@ -192,7 +189,7 @@ def evaluate(
     device = device or ("cuda" if cuda_available() else "cpu")
     plan = make_plan(problem, device=device, size=size, sets=sets)
     iso = backends.select(sandbox or cfg.sandbox)
-    phases = _Phases()
+    phases: dict[str, float] = {}
     verdict = Verdict(
         accepted=False,
         reasons=[],
@@ -204,7 +201,7 @@ def evaluate(
         phases=phases,
     )
 
-    with phases.timed("static"):
+    with _timed(phases, "static"):
         result = static_gate.check_source(source, backend=backend, allow_torch=problem.allow_torch)
     verdict.backend = backend or result.backend
     if device == "cpu" and verdict.backend != "triton":
@@ -242,7 +239,7 @@ def _run(
     cfg,
     timeout_s: float,
 ) -> Verdict:
-    phases: _Phases = verdict.phases  # type: ignore[assignment]
+    phases = verdict.phases
     private, work = base / "private", base / "work"
     for d in (private / "ref", work / "inputs", work / "params", work / "out", work / "tmp"):
         d.mkdir(parents=True, mode=0o700)
@@ -266,7 +263,7 @@ def _run(
         "params_dir": str(work / "params"),
         "ref_dir": str(private / "ref"),
     }
-    with phases.timed("reference"):
+    with _timed(phases, "reference"):
         ref, failure = _reference_outputs(ref_job, private, gpu, timeout_s, cfg)
     if failure:
         verdict.reject(reasons.PROBLEM_ERROR, f"the reference failed: {failure}")
@@ -319,7 +316,7 @@ def _run(
     if verdict.backend == "cuda-inline":
         ext = _extension_cache(source, cfg)
         writable, env = (ext,), {"TORCH_EXTENSIONS_DIR": ext}
-    with phases.timed("candidate"):
+    with _timed(phases, "candidate"):
         outcome, frames, bad = _run_worker(
             "kernelloop.sandbox.worker",
             job,
@@ -346,7 +343,7 @@ def _run(
     if gpu and baselines is None:
         baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
 
-    with phases.timed("compare"):
+    with _timed(phases, "compare"):
         checks.judge(problem, plan, verdict, frames, bad, outcome, references, work, input_hashes)
     if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
         timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)

@@ -34,16 +34,21 @@ from .gate_rules import (
     FRAME_ATTRS,
     HINT,
     KEEP,
-    LOAD_INLINE,
     LOAD_KERNEL,
     MARKER_TEXT,
     NAME_RULES,
     NN_HOLDERS,
-    PASS_THROUGH,
-    REGISTER_METHODS,
     SUBCLASS_ATTRS,
     TORCH_HOST_OK,
-    TRITON_JIT,
+)
+from .gate_source import (
+    SourceModel,
+    base_op,
+    dotted,
+    is_dunder,
+    literal,
+    root,
+    under,
 )
 
 
@@ -75,188 +80,10 @@ class GateResult:
         return {"backend": self.backend, "ok": self.ok, "findings": findings}
 
 
-def _dotted(node: ast.AST) -> str | None:
-    """``a.b.c`` for a chain of attributes on a name, else None."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
-
-
-def _root(node: ast.AST) -> str | None:
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _last(node: ast.AST) -> str | None:
-    return node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
-
-
-def _under(name: str, prefixes: Iterable[str]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
-def _is_dunder(name: str) -> bool:
-    return len(name) > 4 and name.startswith("__") and name.endswith("__")
-
-
-def _base_op(name: str) -> str:  # in-place ``add_`` -> ``add``
-    return name[:-1] if name.endswith("_") and not name.startswith("_") else name
-
-
-def _literal(args: list[ast.expr]) -> str | None:
-    """The string of a one-element argument slice holding a string literal, else None."""
-    if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
-        return args[0].value
-    return None
-
-
-def _target_names(t: ast.AST) -> list[str]:
-    if isinstance(t, (ast.Tuple, ast.List)):
-        return [n for e in t.elts for n in _target_names(e)]
-    if isinstance(t, (ast.Subscript, ast.Starred)):
-        return _target_names(t.value)
-    return [d] if (d := _dotted(t)) else []
-
-
-def _flows(node: ast.AST) -> list[tuple[ast.AST, ast.AST]]:
-    """(target, value) pairs through which a kernel or a module can reach another name."""
-    if isinstance(node, ast.Assign):
-        return [(t, node.value) for t in node.targets]
-    if isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
-        return [(node.target, node.value)]
-    if isinstance(node, (ast.For, ast.comprehension)):
-        return [(node.target, node.iter)]
-    f = getattr(node, "func", None)
-    if isinstance(f, ast.Attribute) and f.attr in REGISTER_METHODS:  # layers.append(nn.X())
-        return [(f.value, a) for a in node.args]
-    return []
-
-
-class _Source:
-    """Name resolution and value tracking over one parsed candidate."""
-
-    def __init__(self, tree: ast.Module) -> None:
-        self.nodes = list(ast.walk(tree))
-        self.aliases: dict[str, str] = {}  # local name -> qualified name
-        for node in self.nodes:
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    local = a.asname or a.name.split(".")[0]
-                    self.aliases[local] = a.name if a.asname else local
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for a in node.names:
-                    self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
-        # Imports never rebound: a parameter called `math` is not the module.
-        names = [n for n in self.nodes if isinstance(n, ast.Name)]
-        bound = {n.id for n in names if not isinstance(n.ctx, ast.Load)}
-        bound |= {a.arg for a in self.nodes if isinstance(a, ast.arg)}
-        self.modules = set(self.aliases) - bound
-        for node in self.nodes:  # `mm = torch.matmul`: a local name for an imported thing
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-                if (q := self.qual(node.value)) is not None:
-                    self.aliases[node.targets[0].id] = q
-        funcs = {n.name: n for n in self.nodes if isinstance(n, ast.FunctionDef)}
-        self.defined = set(funcs)
-        jitted = [fn for fn in funcs.values() if any(map(self._is_jit, fn.decorator_list))]
-        self.jit = {fn.name: fn for fn in jitted}
-        for node in self.nodes:  # `kernel = triton.jit(body)`
-            v = getattr(node, "value", None)
-            if isinstance(node, ast.Assign) and isinstance(v, ast.Call) and self._is_jit(v):
-                if v.args and _last(v.args[0]) in funcs:
-                    for name in _target_names(node.targets[0]):
-                        self.jit[name] = funcs[_last(v.args[0])]
-        self.jit_key = {id(fn): name for name, fn in self.jit.items()}
-        calls = [n for n in self.nodes if isinstance(n, ast.Call)]
-        self.loads = {label: c.lineno for c in calls if (label := self._load_label(c))}
-        texts = [n.value for n in self.nodes if isinstance(n, ast.Constant)]
-        has_global = any("__global__" in t for t in texts if isinstance(t, str))
-        self.markers = {
-            "cuda-inline": any(k.startswith(LOAD_INLINE) for k in self.loads),
-            "cuda": has_global and any(k.startswith(LOAD_KERNEL) for k in self.loads),
-            "triton": bool(self.jit),
-        }
-        self.held: dict[str, set[str]] = {}  # dotted name -> labels of what it may hold
-        self.factories: dict[str, set[str]] = {}  # function name -> labels of what it returns
-        self._track()
-
-    def qual(self, node: ast.AST) -> str | None:
-        """Qualified name of ``node`` if it is rooted at an imported (or aliased) name."""
-        head, dot, rest = (_dotted(node) or "").partition(".")
-        base = self.aliases.get(head)
-        return None if base is None else base + dot + rest
-
-    def backend(self) -> str | None:
-        return next((b for b in ("cuda-inline", "cuda", "triton") if self.markers[b]), None)
-
-    def _is_jit(self, deco: ast.AST) -> bool:
-        return self.qual(deco.func if isinstance(deco, ast.Call) else deco) == TRITON_JIT
-
-    def _load_label(self, call: ast.Call) -> str | None:
-        q = self.qual(call.func)
-        return f"{q}@{call.lineno}:{call.col_offset}" if q in (LOAD_KERNEL, LOAD_INLINE) else None
-
-    def _seed(self, e: ast.AST) -> set[str]:
-        if isinstance(e, ast.Name) and e.id in self.jit:
-            return {e.id}
-        if isinstance(e, ast.Call):
-            if label := self._load_label(e):
-                return {label}
-            q = self.qual(e.func) or ""
-            cls = q.rsplit(".", 1)[-1]
-            if q.startswith("torch.nn.") and cls[:1].isupper() and cls not in NN_HOLDERS:
-                return {"nn." + cls}
-        return set()
-
-    def labels(self, e: ast.AST | None) -> set[str]:
-        """What ``e`` may hold: jit kernel names, ``load_*@line`` handles, ``nn.Class`` modules."""
-        if e is None:
-            return set()
-        out = self._seed(e)
-        if (d := _dotted(e)) is not None:
-            return out | self.held.get(d, set())
-        parts: list[ast.AST] = []
-        if isinstance(e, (ast.Subscript, ast.Starred, ast.NamedExpr)):
-            parts = [e.value]
-        elif isinstance(e, ast.Call):
-            out |= self.factories.get(_last(e.func) or "", set())
-            if _last(e.func) == "getattr" and (name := _literal(e.args[1:2])):
-                out |= self.held.get(f"{_dotted(e.args[0])}.{name}", set())
-            if (self.qual(e.func) or "").startswith("torch.nn.") or _last(e.func) in PASS_THROUGH:
-                parts = [*e.args, *(k.value for k in e.keywords)]
-        elif isinstance(e, ast.IfExp):
-            parts = [e.body, e.orelse]
-        elif isinstance(e, (ast.BoolOp, ast.Dict)):
-            parts = e.values
-        elif isinstance(e, (ast.Tuple, ast.List, ast.Set)):
-            parts = e.elts
-        elif isinstance(e, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-            parts = [e.value if isinstance(e, ast.DictComp) else e.elt]
-        for p in parts:
-            out |= self.labels(p)
-        return out
-
-    def _track(self) -> None:
-        """Propagate labels through assignments, loops, registrations and returns to a fixpoint."""
-        size = -1
-        while size != (size := sum(map(len, [*self.held.values(), *self.factories.values()]))):
-            for node in self.nodes:
-                for target, value in _flows(node):
-                    if labels := self.labels(value):
-                        for name in _target_names(target):
-                            self.held.setdefault(name, set()).update(labels)
-                if isinstance(node, ast.FunctionDef):
-                    for r in ast.walk(node):
-                        if isinstance(r, ast.Return) and (labels := self.labels(r.value)):
-                            self.factories.setdefault(node.name, set()).update(labels)
-
-
 class _Gate(ast.NodeVisitor):
     """One walk over the tree collects findings; launch bookkeeping is reported at the end."""
 
-    def __init__(self, src: _Source, allow_torch: Iterable[str]) -> None:
+    def __init__(self, src: SourceModel, allow_torch: Iterable[str]) -> None:
         self.src = src
         names = allow_torch.split() if isinstance(allow_torch, str) else allow_torch
         self.allowed = {n.strip() for n in names}
@@ -279,7 +106,7 @@ class _Gate(ast.NodeVisitor):
         return tuple(sorted(self.found.values(), key=lambda f: (f.line or 0, f.code)))
 
     def _allowed(self, op: str) -> bool:
-        return _base_op(op) in self.allowed
+        return base_op(op) in self.allowed
 
     def _nn_allowed(self, cls: str) -> bool:  # nn.Conv2d is allowed by "conv2d"
         snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls).lower()
@@ -293,7 +120,7 @@ class _Gate(ast.NodeVisitor):
         """Judge a use of the qualified name ``q`` (``call``: it is being called)."""
         last = q.rsplit(".", 1)[-1]
         for names, code, message in NAME_RULES:
-            if _under(q, names) or (code == reasons.TENSOR_SUBCLASS and last in SUBCLASS_ATTRS):
+            if under(q, names) or (code == reasons.TENSOR_SUBCLASS and last in SUBCLASS_ATTRS):
                 self.add(code, node, message.format(q))
                 return
         if q.startswith("builtins.") and last in DYNAMIC_BUILTINS:
@@ -305,24 +132,24 @@ class _Gate(ast.NodeVisitor):
 
     @staticmethod
     def _is_compute(q: str, call: bool) -> bool:
-        if _under(q, ("torch.nn.init",)):
+        if under(q, ("torch.nn.init",)):
             return False  # parameter initialisation (the evaluator overwrites the weights)
-        if _under(q, COMPUTE_NAMES) or any(q.startswith(p + ".") for p in COMPUTE_NAMESPACES):
+        if under(q, COMPUTE_NAMES) or any(q.startswith(p + ".") for p in COMPUTE_NAMESPACES):
             return True
         parts = q.split(".")
         if parts[0] != "torch" or len(parts) < 2:
             return False
-        if any(p.startswith("_") and not _is_dunder(p) for p in parts[1:]):
+        if any(p.startswith("_") and not is_dunder(p) for p in parts[1:]):
             return True  # private torch API: torch._foreach_*, torch._dynamo, ...
         if len(parts) == 3 and parts[1] == "Tensor":
-            return _base_op(parts[2]) in COMPUTE_METHODS
+            return base_op(parts[2]) in COMPUTE_METHODS
         classes = [i for i, p in enumerate(parts) if p[:1].isupper()]
         if parts[1] == "nn" and classes and parts[classes[0]] not in NN_HOLDERS:
             return classes[0] < len(parts) - 1  # nn.Linear.forward(self.linear, x)
         if len(parts) != 2:
             return False
         name = parts[1]
-        if _base_op(name) in COMPUTE_METHODS:
+        if base_op(name) in COMPUTE_METHODS:
             return True
         return call and name not in TORCH_HOST_OK and not name[:1].isupper()
 
@@ -336,14 +163,14 @@ class _Gate(ast.NodeVisitor):
             self.add(reasons.DYNAMIC_CODE, node, f"{n} runs code the gate cannot read; remove it")
         elif load and n == "open":
             self.add(reasons.FILE_ACCESS, node, "open() touches files; candidates may not")
-        elif _is_dunder(n) and n not in ALLOWED_DUNDERS:
+        elif is_dunder(n) and n not in ALLOWED_DUNDERS:
             self.add(reasons.INTROSPECTION, node, f"{n} is interpreter internals; remove it")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         a = node.attr
         if a in SUBCLASS_ATTRS:
             self.add(reasons.TENSOR_SUBCLASS, node, f".{a} makes tensor subclasses; remove it")
-        elif (_is_dunder(a) and a not in ALLOWED_DUNDERS) or a in FRAME_ATTRS:
+        elif (is_dunder(a) and a not in ALLOWED_DUNDERS) or a in FRAME_ATTRS:
             self.add(reasons.INTROSPECTION, node, f".{a} is interpreter internals; remove it")
         elif a in FILE_ATTRS:
             self.add(reasons.FILE_ACCESS, node, f".{a} touches files; candidates may not")
@@ -378,7 +205,7 @@ class _Gate(ast.NodeVisitor):
             self.add(reasons.INHERITS_REFERENCE, node, message)
         good = True
         for base in node.bases:
-            q = self.src.qual(base) or _dotted(base) or ast.unparse(base)
+            q = self.src.qual(base) or dotted(base) or ast.unparse(base)
             if q in ("torch.nn.Module", "object") or (q in self.good_classes and q != "Model"):
                 continue
             good = False
@@ -395,7 +222,7 @@ class _Gate(ast.NodeVisitor):
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if isinstance(node, ast.AsyncFunctionDef):
             self.add(reasons.THREADS, node, f"async def {node.name} defers work; use a plain def")
-        if _is_dunder(node.name) and node.name != "__init__":
+        if is_dunder(node.name) and node.name != "__init__":
             code = DUNDER_DEFS.get(node.name, reasons.INTROSPECTION)
             self.add(code, node, f"defining {node.name} is not allowed; only __init__, forward")
         for child in [*node.decorator_list, node.args, node.returns]:
@@ -424,7 +251,7 @@ class _Gate(ast.NodeVisitor):
         targets = getattr(node, "targets", None) or [node.target]
         for t in targets:
             for e in t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]:
-                if isinstance(e, (ast.Attribute, ast.Subscript)) and _root(e) in self.src.aliases:
+                if isinstance(e, (ast.Attribute, ast.Subscript)) and root(e) in self.src.aliases:
                     message = f"changing {ast.unparse(e)} patches an imported module; {KEEP}"
                     self.add(reasons.TIMER_PATCH, e, message)
         if isinstance(getattr(node, "op", None), ast.MatMult):
@@ -494,11 +321,11 @@ class _Gate(ast.NodeVisitor):
 
     def _method_compute(self, node: ast.Call) -> None:
         f = node.func
-        if not isinstance(f, ast.Attribute) or _root(f.value) in self.src.modules:
+        if not isinstance(f, ast.Attribute) or root(f.value) in self.src.modules:
             return  # module functions (math.exp, torch.max) are judged by name in _classify
-        if _base_op(f.attr) not in COMPUTE_METHODS or self._allowed(f.attr):
+        if base_op(f.attr) not in COMPUTE_METHODS or self._allowed(f.attr):
             return
-        if _root(f.value) in ("self", "cls") and f.attr in self.src.defined:
+        if root(f.value) in ("self", "cls") and f.attr in self.src.defined:
             return  # the candidate's own method
         if not self.src.labels(f.value) & set(self.src.loads):  # else: an extension's function
             self._compute(node, f".{f.attr}()")
@@ -511,7 +338,7 @@ class _Gate(ast.NodeVisitor):
             f = f.value
         classes = {lab[3:] for lab in self.src.labels(f) if lab.startswith("nn.")}
         if bad := sorted(c for c in classes if not self._nn_allowed(c)):
-            who = f"calling {_dotted(f) or 'an nn module'} (nn.{', nn.'.join(bad)})"
+            who = f"calling {dotted(f) or 'an nn module'} (nn.{', nn.'.join(bad)})"
             self._compute(node, who)
 
     def _builtin_call(self, name: str, node: ast.Call) -> None:
@@ -520,15 +347,15 @@ class _Gate(ast.NodeVisitor):
             self.add(reasons.DYNAMIC_CODE, node, message)
         if name not in ("getattr", "setattr", "delattr") or len(node.args) < 2:
             return
-        obj, attr = node.args[0], _literal(node.args[1:2])
+        obj, attr = node.args[0], literal(node.args[1:2])
         if attr is None:
             self.add(reasons.DYNAMIC_CODE, node, f"{name} with a computed name; use obj.attr")
-        elif _is_dunder(attr) and attr not in ALLOWED_DUNDERS:
+        elif is_dunder(attr) and attr not in ALLOWED_DUNDERS:
             self.add(reasons.INTROSPECTION, node, f"{name}(..., {attr!r}) is interpreter internals")
         elif name == "getattr" and not self.jit_stack and not self._allowed(attr):
-            if _base_op(attr) in COMPUTE_METHODS:
+            if base_op(attr) in COMPUTE_METHODS:
                 self._compute(node, f"getattr(..., {attr!r})")
-        if _root(obj) in self.src.aliases:
+        if root(obj) in self.src.aliases:
             what = ast.unparse(obj)
             self.add(reasons.DYNAMIC_CODE, node, f"{name} on module {what}; use {what}.name")
             if name != "getattr":
@@ -573,7 +400,7 @@ def detect_backend(source: str) -> str | None:
     """The first backend whose markers are present: cuda-inline, cuda, triton; else None."""
     tree = _parse(source)
     try:
-        return None if isinstance(tree, SyntaxError) else _Source(tree).backend()
+        return None if isinstance(tree, SyntaxError) else SourceModel(tree).backend()
     except RecursionError:
         return None
 
@@ -601,7 +428,7 @@ def check_source(
 
 
 def _check(tree: ast.Module, backend: str | None, allow_torch: Iterable[str]) -> GateResult:
-    src = _Source(tree)
+    src = SourceModel(tree)
     gate = _Gate(src, allow_torch)
     if backend is None and (backend := src.backend()) is None:
         message = "no kernel found: write a @triton.jit function, a CUDA __global__ source for "

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..sandbox.stats import Interval
 from ..sandbox.verdict import Verdict
+from . import sql
 from .report import list_runs, summarize
 from .schema import (
     ADVICE_MODES,
@@ -43,7 +43,6 @@ from .schema import (
     DDL,
     LLM_DIR,
     LLM_ROLES,
-    PRAGMAS,
     PROBLEM_STATUSES,
     RUN_STATUSES,
     SCHEMA_VERSION,
@@ -60,27 +59,6 @@ class RunNotFound(RunStoreError):
     """No run database at the given path."""
 
 
-# Queries used from more than one method.
-_BEST_CANDIDATE = """
-    SELECT * FROM candidates WHERE problem_id = ? AND accepted = 1
-    ORDER BY speedup_eager IS NULL, speedup_eager DESC, median_ms IS NULL, median_ms,
-             created_at, rowid
-    LIMIT 1
-"""
-_REFRESH_BEST = f"""
-    UPDATE problems SET best_candidate_id = (SELECT candidate_id FROM ({_BEST_CANDIDATE}))
-    WHERE problem_id = ?
-"""
-_SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?"
-_LAST_ACTIVITY = """
-    SELECT MAX(ts) AS ts FROM (
-        SELECT MAX(COALESCE(evaluated_at, created_at)) AS ts FROM candidates
-            WHERE ? IS NULL OR problem_id = ?
-        UNION ALL SELECT MAX(created_at) FROM llm_calls WHERE ? IS NULL OR problem_id = ?
-        UNION ALL SELECT MAX(ts) FROM events WHERE ? IS NULL OR problem_id = ?
-    )
-"""
-
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -96,51 +74,6 @@ def new_run_id(now: datetime | None = None) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _connect(db: Path) -> sqlite3.Connection:
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves (see RunStore._tx).
-    conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        for pragma in PRAGMAS:
-            conn.execute(pragma)
-    except sqlite3.DatabaseError:
-        conn.close()
-        raise
-    return conn
-
-
-def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _interval_columns(name: str, iv: Interval | None) -> dict[str, float | None]:
-    return {
-        name: iv.point if iv else None,
-        f"{name}_low": iv.low if iv else None,
-        f"{name}_high": iv.high if iv else None,
-    }
-
-
-# Table and column names below come from this module, never from callers; values are always
-# bound parameters.
-def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    marks = ", ".join("?" * len(row))
-    db.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({marks})", tuple(row.values()))
-
-
-def _update(db: sqlite3.Connection, table: str, row: dict[str, Any], **key: Any) -> None:
-    ((key_column, key_value),) = key.items()
-    assignments = ", ".join(f"{column} = ?" for column in row)
-    db.execute(
-        f"UPDATE {table} SET {assignments} WHERE {key_column} = ?", (*row.values(), key_value)
-    )
 
 
 class RunStore:
@@ -176,7 +109,7 @@ class RunStore:
                 f"{path} already exists; resume it (kernelloop optimize --resume {run_id}) "
                 "or choose another run id"
             ) from None
-        conn = _connect(path / DATABASE)
+        conn = sql.connect(path / DATABASE)
         conn.executescript(f"BEGIN;\n{DDL}\nCOMMIT;")
         store = cls(path, conn)
         with store._tx() as db:
@@ -187,7 +120,7 @@ class RunStore:
                 ("config", config_json),
                 ("kernelloop_version", __version__),
             ):
-                db.execute(_SET_META, (key, value, value))
+                db.execute(sql.SET_META, (key, value, value))
         return store
 
     @classmethod
@@ -200,7 +133,7 @@ class RunStore:
                 f"no run at {path}: {DATABASE} is missing (see `kernelloop runs list`)"
             )
         try:
-            conn = _connect(db)
+            conn = sql.connect(db)
         except sqlite3.DatabaseError as exc:
             raise RunStoreError(f"{db} is not a readable kernelloop run database: {exc}") from None
         try:
@@ -246,14 +179,14 @@ class RunStore:
 
     def set_status(self, status: str) -> None:
         """``running`` again on resume; any other status stamps ``finished_at``."""
-        _check(status, RUN_STATUSES, "run status")
+        sql.check(status, RUN_STATUSES, "run status")
         with self._tx() as db:
-            db.execute(_SET_META, ("status", status, status))
+            db.execute(sql.SET_META, ("status", status, status))
             if status == "running":
                 db.execute("DELETE FROM meta WHERE key = 'finished_at'")
             else:
                 now = _now()
-                db.execute(_SET_META, ("finished_at", now, now))
+                db.execute(sql.SET_META, ("finished_at", now, now))
 
     # --- problems --------------------------------------------------------------------------------
     def start_problem(self, problem_id: str) -> None:
@@ -275,7 +208,7 @@ class RunStore:
 
     def finish_problem(self, problem_id: str, status: str, stop_reason: str) -> None:
         """``status``: solved | unsolved | finished | failed | interrupted."""
-        _check(status, PROBLEM_STATUSES, "problem status")
+        sql.check(status, PROBLEM_STATUSES, "problem status")
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE problems SET status = ?, finished_at = ?, stop_reason = ?"
@@ -284,7 +217,7 @@ class RunStore:
             )
             if cur.rowcount == 0:
                 raise ValueError(f"problem {problem_id!r} was never started in run {self.run_id}")
-            db.execute(_REFRESH_BEST, (problem_id, problem_id))
+            db.execute(sql.REFRESH_BEST, (problem_id, problem_id))
 
     def problems(self) -> list[dict]:
         return self._rows("SELECT * FROM problems ORDER BY started_at, rowid")
@@ -305,7 +238,7 @@ class RunStore:
         Re-adding with different source raises: the stored verdict would no longer describe the
         stored code. A resumed campaign gets identical source by re-using the stored Coder reply.
         """
-        _check(mode, CANDIDATE_MODES, "candidate mode")
+        sql.check(mode, CANDIDATE_MODES, "candidate mode")
         candidate_id = f"{slug(problem_id)}-r{round}-c{idx}"
         sha = hashlib.sha256(source.encode()).hexdigest()
         source_path = f"{CANDIDATES_DIR}/{candidate_id}/source.py"
@@ -334,7 +267,7 @@ class RunStore:
                     " VALUES (?, 'running', ?)",
                     (problem_id, _now()),
                 )
-                _insert(
+                sql.insert(
                     db,
                     "candidates",
                     {
@@ -369,8 +302,8 @@ class RunStore:
             "backend": verdict.backend,
             "device": verdict.device,
             "median_ms": t.candidate.median if t else None,
-            **_interval_columns("speedup_eager", t.speedup_eager if t else None),
-            **_interval_columns("speedup_compile", t.speedup_compile if t else None),
+            **sql.interval_columns("speedup_eager", t.speedup_eager if t else None),
+            **sql.interval_columns("speedup_compile", t.speedup_compile if t else None),
             "verdict_path": f"{folder}/verdict.json",
             "evaluated_at": _now(),
         }
@@ -378,8 +311,8 @@ class RunStore:
             self._write(columns["verdict_path"], verdict.to_json(indent=1))
             self._write(f"{folder}/build.log", verdict.build.log if verdict.build else "")
             with self._tx() as db:
-                _update(db, "candidates", columns, candidate_id=candidate_id)
-                db.execute(_REFRESH_BEST, (row["problem_id"], row["problem_id"]))
+                sql.update(db, "candidates", columns, candidate_id=candidate_id)
+                db.execute(sql.REFRESH_BEST, (row["problem_id"], row["problem_id"]))
 
     def verdict_for(self, candidate_id: str) -> Verdict | None:
         """The stored verdict, or None when the candidate was not evaluated (or is unknown)."""
@@ -394,7 +327,7 @@ class RunStore:
     def candidate(self, candidate_id: str) -> dict | None:
         """One candidate row: ``accepted`` is True/False/None (not evaluated), ``codes`` a list."""
         row = self._row("SELECT * FROM candidates WHERE candidate_id = ?", (candidate_id,))
-        return _candidate_dict(row) if row else None
+        return sql.candidate_dict(row) if row else None
 
     def candidates(self, problem_id: str | None = None) -> list[dict]:
         rows = self._rows(
@@ -402,7 +335,7 @@ class RunStore:
             " ORDER BY problem_id, round, idx",
             (problem_id, problem_id),
         )
-        return [_candidate_dict(r) for r in rows]
+        return [sql.candidate_dict(r) for r in rows]
 
     def best_candidate(self, problem_id: str) -> dict | None:
         """The accepted candidate with the highest speedup vs eager (point estimate).
@@ -410,8 +343,8 @@ class RunStore:
         Ties go to the lower median time. Timed candidates rank above untimed ones; among
         untimed accepted candidates (a CPU run) the earliest wins.
         """
-        row = self._row(_BEST_CANDIDATE, (problem_id,))
-        return _candidate_dict(row) if row else None
+        row = self._row(sql.BEST_CANDIDATE, (problem_id,))
+        return sql.candidate_dict(row) if row else None
 
     # --- LLM calls -------------------------------------------------------------------------------
     def find_llm_call(self, idem_key: str) -> dict | None:
@@ -443,7 +376,7 @@ class RunStore:
         earlier attempt failed keeps that attempt (its spend counts) with the key cleared, and
         records this one under the key.
         """
-        _check(role, LLM_ROLES, "LLM role")
+        sql.check(role, LLM_ROLES, "LLM role")
         if result is None and error is None:
             raise ValueError("record_llm_call needs the result or the error")
         result = result or {}
@@ -482,7 +415,7 @@ class RunStore:
                         "UPDATE llm_calls SET idem_key = NULL WHERE call_id = ?",
                         (existing["call_id"],),
                     )
-                _insert(
+                sql.insert(
                     db,
                     "llm_calls",
                     {
@@ -543,7 +476,7 @@ class RunStore:
         llm_call_id: str | None,
     ) -> None:
         """The Judge's advice for a round; the same (problem, round, mode, candidate) replaces."""
-        _check(mode, ADVICE_MODES, "advice mode")
+        sql.check(mode, ADVICE_MODES, "advice mode")
         key = (problem_id, round, mode, candidate_id)
         with self._tx() as db:
             db.execute(
@@ -586,7 +519,7 @@ class RunStore:
 
     def last_activity(self, problem_id: str | None = None) -> str | None:
         """The newest timestamp written for a problem (or the run): how long it has been going."""
-        return self._row(_LAST_ACTIVITY, (problem_id,) * 6)["ts"]
+        return self._row(sql.LAST_ACTIVITY, (problem_id,) * 6)["ts"]
 
     # --- internals -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -616,12 +549,3 @@ class RunStore:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
-
-
-def _candidate_dict(row: dict) -> dict:
-    accepted = row["accepted"]
-    return {
-        **row,
-        "accepted": None if accepted is None else bool(accepted),
-        "codes": _loads(row["codes"]),
-    }
