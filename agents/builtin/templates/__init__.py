@@ -1,0 +1,15 @@
+"""The builtin coder's templates, in the order the planner tries them.
+
+``HEAVY`` templates may claim ops before their anchor (see ``plan.py``) and are matched first
+over the whole graph; ``LIGHT`` ones are then tried op by op, most specific first (an elementwise
+chain is the catch-all for what remains, views the last resort).
+"""
+
+from __future__ import annotations
+
+from .elementwise import Elementwise
+from .layout import Layout
+
+HEAVY: list = []
+LIGHT: list = [Elementwise(), Layout()]
+BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}

@@ -1,0 +1,209 @@
+"""The reference's computation as a small op graph the templates match against.
+
+``torch.export`` on the ``meta`` device records the reference's ATen ops (``linear``,
+``softmax``, ``layer_norm`` stay whole: no decomposition) without allocating a byte, so tracing a
+GPU-size problem on a laptop is instant. Shapes in the graph are those of the traced size; the
+generated kernels read shapes from their tensors at run time, so they also serve other sizes.
+
+Tracing executes the problem file: trusted code, like the reference worker. It never touches a
+candidate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from ...kernelbench.problem import Problem
+
+# Ops that only check metadata or do nothing to values; dropped from the graph.
+_NOISE = {"_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"}
+
+
+class TraceError(RuntimeError):
+    """The reference could not be traced (data-dependent control flow, unsupported inputs)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref:
+    """A tensor value of the graph, by the name of the input or op that produces it."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    shape: tuple[int, ...]
+    dtype: str  # "float32", "int8", "bool", ...
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    name: str  # the graph's placeholder name
+    kind: str  # "arg" (a forward argument), "param", "buffer", "constant" (a tensor attribute)
+    value: Value | None  # None for a non-tensor forward argument
+    position: int | None = None  # for "arg": index into forward's arguments
+    target: str | None = None  # for params and buffers: the state-dict name ("linear.weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    name: str  # the value it produces is Ref(name)
+    op: str  # short ATen name: "relu", "add", "linear", "getitem"
+    overload: str  # "default", "Tensor", "Scalar", "dim_IntList", ...
+    args: tuple[Any, ...]  # Ref, Python constants, and tuples/lists of them
+    kwargs: dict[str, Any]
+    out: Value | tuple[Value, ...] | None
+
+    @property
+    def value(self) -> Value:
+        """The single tensor this op produces (templates only match single-output ops)."""
+        if not isinstance(self.out, Value):
+            raise TraceError(f"{self.op} does not produce a single tensor")
+        return self.out
+
+    def refs(self) -> list[Ref]:
+        found: list[Ref] = []
+        for a in (*self.args, *self.kwargs.values()):
+            if isinstance(a, Ref):
+                found.append(a)
+            elif isinstance(a, tuple | list):
+                found.extend(x for x in a if isinstance(x, Ref))
+        return found
+
+
+@dataclasses.dataclass
+class OpGraph:
+    inputs: list[Input]
+    ops: list[Op]
+    outputs: list[Ref]
+    forward_args: list[str]  # the reference forward's parameter names, in order
+
+    def op_names(self) -> list[str]:
+        return [o.op for o in self.ops]
+
+    def input(self, name: str) -> Input | None:
+        return next((i for i in self.inputs if i.name == name), None)
+
+    def producer(self, ref: Ref) -> Op | None:
+        return next((o for o in self.ops if o.name == ref.name), None)
+
+    def users(self, ref: Ref) -> list[Op]:
+        return [o for o in self.ops if ref in o.refs()]
+
+    def is_output(self, ref: Ref) -> bool:
+        return ref in self.outputs
+
+    def value_of(self, ref: Ref) -> Value | None:
+        inp = self.input(ref.name)
+        if inp is not None:
+            return inp.value
+        op = self.producer(ref)
+        return op.out if op is not None and isinstance(op.out, Value) else None
+
+    def index(self, name: str) -> int:
+        return next(i for i, o in enumerate(self.ops) if o.name == name)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _value(meta: Any) -> Value | tuple[Value, ...] | None:
+    if isinstance(meta, torch.Tensor):
+        return Value(tuple(int(s) for s in meta.shape), _dtype_name(meta.dtype))
+    if isinstance(meta, tuple | list) and meta and all(isinstance(m, torch.Tensor) for m in meta):
+        return tuple(_value(m) for m in meta)  # type: ignore[misc]
+    return None
+
+
+def _arg(a: Any) -> Any:
+    if isinstance(a, torch.fx.Node):
+        return Ref(a.name)
+    if isinstance(a, tuple | list):
+        return tuple(_arg(x) for x in a)
+    if isinstance(a, torch.dtype):
+        return _dtype_name(a)
+    if isinstance(a, torch.device | torch.memory_format | torch.layout):
+        return str(a)
+    return a
+
+
+def _short(target: Any) -> tuple[str, str]:
+    if getattr(target, "__name__", "") == "getitem":
+        return "getitem", "default"
+    name = str(target)  # "aten.relu.default"
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[0] == "aten":
+        return parts[1], parts[2]
+    return name, "default"
+
+
+def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
+    """The op graph of ``problem``'s forward at the size ``overrides`` selects."""
+    import inspect
+
+    from ...kernelbench.instance import init_inputs, torch_dtype
+
+    module = problem.instantiate(overrides)
+    dtype = torch_dtype(problem.dtype)
+    try:
+        with torch.device("meta"):
+            torch.manual_seed(0)
+            model = module.Model(*init_inputs(module)).to(dtype=dtype).eval()
+            raw = list(module.get_inputs())
+    except Exception as exc:
+        raise TraceError(f"could not build the reference on the meta device: {exc}") from exc
+    inputs = [
+        x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in raw
+    ]
+    try:
+        exported = torch.export.export(model, tuple(inputs), strict=False)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TraceError(f"torch.export could not trace the reference: {first[:300]}") from exc
+
+    forward_args = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"][
+        : len(inputs)
+    ]
+    return _graph(exported, forward_args)
+
+
+def _graph(exported, forward_args: list[str]) -> OpGraph:
+    sig = exported.graph_signature
+    kinds = {}
+    for spec in sig.input_specs:
+        kind = {"USER_INPUT": "arg", "PARAMETER": "param", "BUFFER": "buffer"}.get(
+            spec.kind.name, "constant"
+        )
+        kinds[spec.arg.name] = (kind, spec.target)
+    inputs: list[Input] = []
+    ops: list[Op] = []
+    outputs: list[Ref] = []
+    position = 0
+    for node in exported.graph.nodes:
+        if node.op == "placeholder":
+            kind, target = kinds.get(node.name, ("arg", None))
+            value = _value(node.meta.get("val"))
+            pos = None
+            if kind == "arg":
+                pos, position = position, position + 1
+            inputs.append(Input(node.name, kind, value, pos, target))  # type: ignore[arg-type]
+        elif node.op == "call_function":
+            short, overload = _short(node.target)
+            if short in _NOISE:
+                continue
+            args = tuple(_arg(a) for a in node.args)
+            kwargs = {k: _arg(v) for k, v in node.kwargs.items()}
+            ops.append(Op(node.name, short, overload, args, kwargs, _value(node.meta.get("val"))))
+        elif node.op == "output":
+            outs = node.args[0]
+            outs = outs if isinstance(outs, tuple | list) else (outs,)
+            outputs = [Ref(o.name) for o in outs if isinstance(o, torch.fx.Node)]
+    return OpGraph(inputs, ops, outputs, forward_args)
