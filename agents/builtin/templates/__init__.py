@@ -7,9 +7,13 @@ chain is the catch-all for what remains, views the last resort).
 
 from __future__ import annotations
 
+from .attention import Attention
 from .elementwise import Elementwise
 from .layout import Layout
+from .matmul import Matmul
+from .qlinear import QLinear
+from .reduction import Reduction
 
-HEAVY: list = []
-LIGHT: list = [Elementwise(), Layout()]
+HEAVY: list = [Attention(), QLinear(), Matmul()]
+LIGHT: list = [Reduction(), Elementwise(), Layout()]
 BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}
