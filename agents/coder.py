@@ -11,6 +11,7 @@ import json
 
 from . import prompts
 from .context import CampaignContext
+from .roles import Proposed
 from .state import Attempt, ProblemState
 
 SYSTEM = (
@@ -18,6 +19,25 @@ SYSTEM = (
     "PyTorch reference code. Reply with one complete ```python block defining class ModelNew."
 )
 MAX_ERROR_CHARS = 3000
+
+
+class LLMCoder:
+    """The Coder as a model behind an OpenAI-compatible endpoint."""
+
+    name = "llm"
+
+    def propose(self, ctx, state, parent_source, failing, idx: int, k: int) -> Proposed:
+        from .extract import extract_code
+
+        prompt = messages(ctx, state, parent_source, failing, variant=(idx, k))
+        reply = ctx.llm("coder", f"c{idx}", state["round"], prompt)
+        if reply.text is None:
+            return Proposed(error=reply.error or "no reply")
+        source = extract_code(reply.text)
+        if source is None:
+            ctx.store.event("no_code", ctx.problem.id, round=state["round"], call_id=reply.call_id)
+            return Proposed(no_code=True)
+        return Proposed(source=source)
 
 
 def messages(

@@ -35,6 +35,10 @@ class CampaignContext:
     evaluate: Callable[[Problem, str], Verdict]
     gpu_brief: str
     started: float = dataclasses.field(default_factory=time.monotonic)
+    # Who writes and who advises: LLM roles by default (coder.LLMCoder, judge.LLMJudge), or the
+    # builtin template coder and search judge (agents.builtin).
+    coder_agent: Any = None
+    judge_agent: Any = None
 
     @property
     def coder_source(self) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from . import coder, judge
 from .context import CampaignContext
 from .state import Attempt, ProblemState
 
@@ -85,23 +84,21 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     parent_source = _source(ctx, parent) if parent else None
 
     errors: list[str] = []
+    halts: list[str] = []
+    agent = _coder(ctx)
 
     def one(idx: int) -> str | None:
-        messages = coder.messages(ctx, state, parent_source, failing, variant=(idx, k))
-        reply = ctx.llm("coder", f"c{idx}", rnd, messages)
-        if reply.text is None:
-            ctx.store.event("coder_failed", ctx.problem.id, round=rnd, error=reply.error)
-            errors.append(reply.error or "no reply")
-            return None
-        from .extract import extract_code
-
-        source = extract_code(reply.text)
-        if source is None:
-            ctx.store.event("no_code", ctx.problem.id, round=rnd, call_id=reply.call_id)
-            return None
-        return ctx.store.add_candidate(
-            ctx.problem.id, rnd, idx, source, parent_id=parent, mode=mode
-        )
+        proposed = agent.propose(ctx, state, parent_source, failing, idx, k)
+        if proposed.source is not None:
+            return ctx.store.add_candidate(
+                ctx.problem.id, rnd, idx, proposed.source, parent_id=parent, mode=mode
+            )
+        if proposed.error is not None:
+            ctx.store.event("coder_failed", ctx.problem.id, round=rnd, error=proposed.error)
+            errors.append(proposed.error)
+        if proposed.halt is not None:
+            halts.append(proposed.halt)
+        return "" if proposed.skip or proposed.halt else None
 
     with ThreadPoolExecutor(max_workers=max(1, k)) as pool:
         ids = list(pool.map(one, range(k)))
@@ -109,7 +106,14 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         from .llm import LLMError
 
         raise LLMError(f"every Coder call of round {rnd} failed; last error: {errors[-1]}")
-    return {"round_ids": [i for i in ids if i], "no_code": sum(1 for i in ids if i is None)}
+    update: dict[str, Any] = {
+        "round_ids": [i for i in ids if i],
+        "no_code": sum(1 for i in ids if i is None),
+    }
+    if halts and not update["round_ids"]:  # e.g. "no template for: cumsum"
+        ctx.store.event("coder_halted", ctx.problem.id, round=rnd, reason=halts[0])
+        update["halt"] = halts[0]
+    return update
 
 
 def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
@@ -153,6 +157,10 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     previous = ctx.store.verdict_for(best_id) if best_id and best_id != cid else None
     text = summary.judge_summary(verdict, static=statics, ncu=counters, previous=previous)
     ctx.store.event("profiled", ctx.problem.id, candidate=cid, summary=text)
+    from .builtin.measure import measurements
+
+    measured = measurements(verdict, counters, statics, dtype=ctx.problem.dtype)
+    ctx.store.event("measured", ctx.problem.id, candidate=cid, **measured)
     return {"profile": text}
 
 
@@ -178,20 +186,14 @@ def _ncu_counters(ctx: CampaignContext, cid: str, source: str) -> dict | None:
 
 def advise(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     rnd = state["round"]
-    if rnd + 1 >= ctx.options.rounds:
+    if rnd + 1 >= ctx.options.rounds or state.get("halt"):
         return {"advice": None}  # no next round to advise
     best_round = _round_best(ctx, state["round_ids"])
     # Repair when this round produced nothing correct (the Judge reads the failure); otherwise
     # optimize this round's best correct kernel (the Judge reads its measurements).
     mode = "optimize" if best_round else "repair"
-    if mode == "repair":
-        failing = _first_failure(ctx, state["round_ids"])
-        messages = judge.repair_messages(ctx, failing, state.get("no_code", 0))
-        schema = judge.REPAIR
-    else:
-        messages = judge.optimize_messages(ctx, best_round, state.get("profile"), state["history"])
-        schema = judge.OPTIMIZE
-    advice, call_id = judge.ask(ctx, mode, rnd, messages, schema)
+    failing = _first_failure(ctx, state["round_ids"]) if mode == "repair" else None
+    advice, call_id = _judge(ctx).advise(ctx, state, mode, best_round, failing)
     ctx.store.add_advice(
         ctx.problem.id,
         rnd,
@@ -200,7 +202,7 @@ def advise(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         llm_call_id=call_id,
         candidate_id=(best_round or {}).get("candidate_id"),
     )
-    return {"advice": advice}
+    return {"advice": advice, "halt": advice.get("halt")}
 
 
 def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
@@ -235,7 +237,9 @@ def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     stale = 0 if improved else state.get("stale_rounds", 0) + 1
     accepted_now = any(h["accepted"] for h in history if h["round"] == rnd)
     stop = None
-    if rnd + 1 >= ctx.options.rounds:
+    if state.get("halt"):  # the Coder or Judge has nothing more to offer for this problem
+        stop = state["halt"]
+    elif rnd + 1 >= ctx.options.rounds:
         stop = f"rounds: {ctx.options.rounds} done"
     elif best_id and stale >= ctx.options.plateau_rounds:
         stop = f"plateau: no better kernel in {stale} rounds"
@@ -273,6 +277,22 @@ def _promote(ctx: CampaignContext) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def _coder(ctx: CampaignContext):
+    if ctx.coder_agent is None:
+        from .coder import LLMCoder
+
+        ctx.coder_agent = LLMCoder()
+    return ctx.coder_agent
+
+
+def _judge(ctx: CampaignContext):
+    if ctx.judge_agent is None:
+        from .judge import LLMJudge
+
+        ctx.judge_agent = LLMJudge()
+    return ctx.judge_agent
+
+
 def _source(ctx: CampaignContext, candidate_id: str) -> str:
     row = ctx.store.candidate(candidate_id)
     return (ctx.store.path / row["source_path"]).read_text()

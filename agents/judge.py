@@ -22,6 +22,19 @@ SYSTEM = (
 )
 
 
+class LLMJudge:
+    """The Judge as a model: repair reads the failure, optimize reads the measurements."""
+
+    name = "llm"
+
+    def advise(self, ctx, state, mode: str, best_round, failing) -> tuple[dict, str | None]:
+        if mode == "repair":
+            prompt = repair_messages(ctx, failing, state.get("no_code", 0))
+            return ask(ctx, mode, state["round"], prompt, REPAIR)
+        prompt = optimize_messages(ctx, best_round, state.get("profile"), state["history"])
+        return ask(ctx, mode, state["round"], prompt, OPTIMIZE)
+
+
 def repair_messages(ctx: CampaignContext, failing: dict | None, no_code: int) -> list[dict]:
     if failing is None:
         error = f"{no_code} replies contained no complete ```python block defining ModelNew"
@@ -85,4 +98,4 @@ def _parse(reply: Reply, schema: dict) -> tuple[dict[str, Any], str | None]:
         return {}, f"malformed judge reply: {exc}"
 
 
-__all__ = ["OPTIMIZE", "REPAIR", "ask", "optimize_messages", "repair_messages"]
+__all__ = ["OPTIMIZE", "REPAIR", "LLMJudge", "ask", "optimize_messages", "repair_messages"]

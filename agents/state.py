@@ -37,6 +37,7 @@ class ProblemState(TypedDict, total=False):
     no_code: int  # replies without a ModelNew block this round (the next prompt says so)
     stale_rounds: int  # rounds without improving the best (plateau detection)
     stop_reason: str | None
+    halt: str | None  # set by the Coder or Judge when nothing more can be done for the problem
 
 
 @dataclasses.dataclass(frozen=True)

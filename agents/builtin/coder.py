@@ -1,0 +1,72 @@
+"""The builtin Coder: the template plan's kernels, with the configs the builtin judge chose.
+
+Round 0 writes the default config of every segment (slot 0) and, with K > 1, one-step
+neighbours of the main segment's default. Later rounds write the judge's proposals, each a
+config of the main segment on top of the best candidate's configs. A reference no template
+covers halts the problem with "no template for: <ops>"; it is an outcome, not a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..roles import Proposed
+from . import module, search
+from .plan import Plan, main_segment, plan
+from .templates import BY_NAME
+from .trace import OpGraph, TraceError, trace
+
+
+class BuiltinCoder:
+    name = "builtin"
+
+    def __init__(self) -> None:
+        self._plans: dict[str, Any] = {}
+        self._lock = threading.Lock()  # K slots of a round propose concurrently
+
+    def planned(self, ctx) -> tuple[OpGraph, Plan, dict]:
+        """The problem's graph and plan at the campaign's size (traced once per problem)."""
+        overrides = ctx.problem.overrides_for(ctx.options.size, ctx.options.sets)
+        with self._lock:
+            if ctx.problem.id not in self._plans:
+                try:
+                    graph = trace(ctx.problem, overrides)
+                    self._plans[ctx.problem.id] = (graph, plan(graph), overrides)
+                except TraceError as exc:
+                    self._plans[ctx.problem.id] = exc
+            found = self._plans[ctx.problem.id]
+        if isinstance(found, TraceError):
+            raise found
+        return found
+
+    def propose(self, ctx, state, parent_source, failing, idx: int, k: int) -> Proposed:
+        try:
+            graph, pl, overrides = self.planned(ctx)
+        except TraceError as exc:
+            return Proposed(halt=f"cannot trace the reference: {exc}")
+        if not pl.ok:
+            return Proposed(halt=pl.describe())
+        configs = [BY_NAME[s.template].default(s) for s in pl.segments]
+        main = main_segment(pl.segments)
+        if state["mode"] == "initial":
+            if idx and main is not None:
+                knobs = BY_NAME[pl.segments[main].template].knobs
+                start = [search.Trial(configs[main], True, 1.0)]
+                alternatives = search.next_configs(knobs, start, search.Feedback(), k - 1)
+                if idx - 1 >= len(alternatives):
+                    return Proposed(skip=True)
+                configs[main] = alternatives[idx - 1].config
+            elif idx:
+                return Proposed(skip=True)
+        else:
+            proposals = (state.get("advice") or {}).get("proposals") or []
+            if idx >= len(proposals) or parent_source is None:
+                return Proposed(skip=True)
+            record = module.header(parent_source) or {}
+            configs = list(record.get("configs") or configs)
+            configs[proposals[idx]["segment"]] = proposals[idx]["config"]
+        try:
+            return Proposed(source=module.generate(ctx.problem, graph, pl, configs, overrides))
+        except module.EmitError as exc:
+            return Proposed(halt=f"no template: {exc}")

@@ -1,0 +1,77 @@
+"""The builtin Judge: diagnoses the best measured config and proposes the next ones.
+
+Advice is ``{"diagnosis": ..., "proposals": [{"segment", "config", "why"}]}`` for the builtin
+coder, or ``{"halt": reason}`` when there is nothing left to do: no correct kernel to tune (a
+template bug: the verdict says what failed), no timing on this machine (CPU: correctness is
+verified, speed cannot be measured), or no untried neighbour of the best config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import module, search
+from .plan import main_segment
+from .templates import BY_NAME
+
+
+class BuiltinJudge:
+    name = "builtin"
+
+    def __init__(self, coder) -> None:
+        self.coder = coder  # the BuiltinCoder: its plan names the segments and their knobs
+
+    def advise(self, ctx, state, mode: str, best_round, failing) -> tuple[dict[str, Any], None]:
+        _, pl, _ = self.coder.planned(ctx)
+        main = main_segment(pl.segments)
+        rows = [r for r in ctx.store.candidates(ctx.problem.id) if r.get("accepted") is not None]
+        trials, ids = [], {}
+        for row in rows:
+            record = module.header((ctx.store.path / row["source_path"]).read_text()) or {}
+            configs = record.get("configs") or []
+            if main is None or main >= len(configs):
+                continue
+            trial = search.Trial(configs[main], bool(row["accepted"]), row.get("median_ms"))
+            trials.append(trial)
+            ids[id(trial)] = row["candidate_id"]
+        if not any(t.accepted for t in trials):
+            codes = sorted({c for r in rows for c in (r.get("codes") or [])})
+            return {"halt": f"the builtin kernel was rejected ({', '.join(codes)})"}, None
+        best = search.best_trial(trials)
+        if best is None:
+            device = _device(ctx, rows)
+            return {
+                "halt": f"timing unavailable on {device}: the default config is verified; "
+                "the config search needs a GPU"
+            }, None
+        feedback = search.Feedback.from_measurements(_measured(ctx, ids[id(best)]))
+        knobs = BY_NAME[pl.segments[main].template].knobs
+        proposals = search.next_configs(knobs, trials, feedback, ctx.options.candidates)
+        if not proposals:
+            return {
+                "halt": f"search done: no untried neighbour of the best config "
+                f"({len(trials)} configs measured)"
+            }, None
+        diagnosis = search.diagnose(feedback, knobs)
+        return {
+            "diagnosis": "; ".join(dict.fromkeys(why for _, _, why in diagnosis)) or "no limiter",
+            "best": {"config": best.config, "ms": best.ms},
+            "proposals": [{"segment": main, "config": p.config, "why": p.why} for p in proposals],
+        }, None
+
+
+def _measured(ctx, candidate_id: str) -> dict | None:
+    """The measurements the profile step recorded for ``candidate_id`` (latest wins)."""
+    found = None
+    for e in ctx.store.events(ctx.problem.id):
+        if e["kind"] == "measured" and e["payload"].get("candidate") == candidate_id:
+            found = e["payload"]
+    return found
+
+
+def _device(ctx, rows: list[dict]) -> str:
+    for row in rows:
+        verdict = ctx.store.verdict_for(row["candidate_id"])
+        if verdict is not None:
+            return verdict.device
+    return "this machine"
