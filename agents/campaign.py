@@ -120,7 +120,16 @@ def run(
 
     from . import graph
 
-    coder, judge = clients or _clients(coder_model, judge_model, base_url, options)
+    coder_agent = judge_agent = None
+    if coder_model == "builtin":  # templates + search: no LLM client, no API key
+        from .builtin.coder import BuiltinCoder
+        from .builtin.judge import BuiltinJudge
+
+        coder, judge = None, None
+        coder_agent = BuiltinCoder()
+        judge_agent = BuiltinJudge(coder_agent)
+    else:
+        coder, judge = clients or _clients(coder_model, judge_model, base_url, options)
     evaluate = evaluate or _default_evaluate(options)
     brief = _gpu_brief()
     conn = sqlite3.connect(store.path / "checkpoints.sqlite", check_same_thread=False)
@@ -136,6 +145,8 @@ def run(
                 judge=judge,
                 evaluate=evaluate,
                 gpu_brief=brief,
+                coder_agent=coder_agent,
+                judge_agent=judge_agent,
             )
             app = graph.build(ctx, checkpointer=saver)
             cfg = {

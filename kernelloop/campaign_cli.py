@@ -32,7 +32,8 @@ class _Board:
             "decide": "next round",
         }.get(node, node)
         if values.get("stop_reason"):
-            row["status"] = f"done ({values['stop_reason']})"
+            reason = values["stop_reason"]
+            row["status"] = "done (" + (reason if len(reason) <= 48 else reason[:47] + "…") + ")"
         best = self.store.best_candidate(problem_id)
         if best:
             s = best.get("speedup_eager")
@@ -159,6 +160,8 @@ def run_optimize(
     summary = store.summary()
     console.print(summary_table(summary))
     correct, fast_1 = summary.get("correct_pct"), summary.get("fast_1")
+    if not summary.get("timed_problems"):
+        fast_1 = None  # 0 by definition, but nothing was timed: say n/a, not 0.00
     console.print(
         f"correct {_num(correct, '{:.0f}%')}, fast_1 {_num(fast_1, '{:.2f}')}, "
         f"geomean speedup vs eager {_fmt(summary.get('geomean_speedup_eager'))}, "

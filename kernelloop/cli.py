@@ -233,13 +233,22 @@ def problems_check(
     raise typer.Exit(0 if all(r.passed for r in reports) else 1)
 
 
+BUILTIN = "builtin"  # the model name that selects the template coder and the search judge
+
+
 @app.command()
 def optimize(
     problems: Annotated[
         list[str] | None, typer.Argument(help="Problems: bundled ids, levels, files or folders.")
     ] = None,
-    coder: Annotated[str | None, typer.Option(help="Model name for the Coder.")] = None,
-    judge: Annotated[str | None, typer.Option(help="Model name for the Judge.")] = None,
+    coder: Annotated[
+        str | None,
+        typer.Option(help="Model name for the Coder, or 'builtin' (templates, no LLM)."),
+    ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option(help="Model name for the Judge, or 'builtin' (feedback-guided search)."),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible endpoint (else KERNELLOOP_BASE_URL).")
     ] = None,
@@ -264,9 +273,12 @@ def optimize(
 ) -> None:
     """Run an optimisation campaign: Coder and Judge agents, every candidate through the evaluator.
 
-    Needs an OpenAI-compatible endpoint (--base-url or KERNELLOOP_BASE_URL; a key in
-    KERNELLOOP_API_KEY or OPENAI_API_KEY where the endpoint wants one). Ctrl-C or a crash loses
-    nothing: `--resume RUN_ID` continues without repeating a completed LLM call or evaluation.
+    LLM agents need an OpenAI-compatible endpoint (--base-url or KERNELLOOP_BASE_URL; a key in
+    KERNELLOOP_API_KEY or OPENAI_API_KEY where the endpoint wants one). `--coder builtin` needs
+    none: it writes Triton kernels from templates matched to the traced reference, and the
+    builtin Judge searches their configs from measured time and hardware feedback (on a machine
+    without a GPU it verifies the default config and stops). Ctrl-C or a crash loses nothing:
+    `--resume RUN_ID` continues without repeating a completed LLM call or evaluation.
     """
     from . import settings
     from .agents.state import CampaignOptions
@@ -276,9 +288,16 @@ def optimize(
     if not resume:
         if not problems:
             raise _fail("name at least one problem (e.g. level1/01_relu), or --resume RUN_ID")
+        if coder == BUILTIN and judge is None:
+            judge = BUILTIN
         if not coder or not judge:
-            raise _fail("choose models: --coder MODEL --judge MODEL")
-        if not (base_url or cfg.base_url or cfg.api_key):
+            raise _fail("choose models: --coder MODEL --judge MODEL, or --coder builtin")
+        if (coder == BUILTIN) != (judge == BUILTIN):
+            raise _fail(
+                "--coder builtin and --judge builtin go together: the builtin Judge proposes "
+                "template configs, which only the builtin Coder reads"
+            )
+        if coder != BUILTIN and not (base_url or cfg.base_url or cfg.api_key):
             raise _fail(
                 "no LLM endpoint configured: pass --base-url URL or set KERNELLOOP_BASE_URL "
                 "(any OpenAI-compatible server: vLLM, SGLang, Ollama, ...), and set "
