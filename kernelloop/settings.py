@@ -20,6 +20,8 @@ else. Tests change settings with :func:`override`, which is scoped and restores 
 | ``KERNELLOOP_LLM_RETRIES`` | ``llm_retries`` | 4 (429, 5xx, timeouts; exponential backoff) |
 | ``KERNELLOOP_PRICES`` | ``prices_path`` | bundled table (``agents/prices.json``) |
 | ``KERNELLOOP_DISPATCH_LOG`` | ``dispatch_log`` | off (``1``: say which kernel each op ran) |
+| ``KERNELLOOP_DOCKER_IMAGE`` | ``docker_image`` | ``host`` (empty image + host Python, read-only) |
+| ``KERNELLOOP_EVAL_WORKERS`` | ``eval_workers`` | CPU evaluations at once: half the cores, 1 to 4 |
 
 The API key is read here and handed to the LLM client only; workers get a scrubbed environment.
 """
@@ -78,6 +80,10 @@ class Settings:
     llm_retries: int = 4
     prices_path: Path | None = None
     dispatch_log: bool = False
+    docker_image: str = "host"
+    eval_workers: int = dataclasses.field(
+        default_factory=lambda: max(1, min(4, (os.cpu_count() or 2) // 2))
+    )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,6 +105,8 @@ class Settings:
             llm_timeout_s=float(_env_int("KERNELLOOP_LLM_TIMEOUT", 300)),
             llm_retries=_env_int("KERNELLOOP_LLM_RETRIES", 4),
             dispatch_log=_env_bool("KERNELLOOP_DISPATCH_LOG", False),
+            docker_image=os.environ.get("KERNELLOOP_DOCKER_IMAGE") or base.docker_image,
+            eval_workers=max(1, _env_int("KERNELLOOP_EVAL_WORKERS", base.eval_workers)),
             prices_path=Path(os.environ["KERNELLOOP_PRICES"])
             if os.environ.get("KERNELLOOP_PRICES")
             else None,

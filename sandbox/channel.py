@@ -6,13 +6,20 @@ in order and only of the types the protocol expects next. A candidate that finds
 and writes to it produces a malformed, duplicated or out-of-order frame, which is rejected as
 ``CHANNEL_TAMPERED`` rather than believed. Bulk data (tensors) goes through files in the worker's
 directory and is checked on arrival; frames stay small.
+
+A worker inside a container cannot inherit a descriptor from us (``docker start`` passes only
+stdio), so there the channel is a FIFO in the work dir: :meth:`Reader.from_fifo` opens the read end
+before the worker starts, :func:`open_fifo_writer` opens the write end in the worker and unlinks the
+path before any candidate code exists, so the candidate cannot open a second end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import select
 import struct
 import threading
 import time
@@ -50,8 +57,9 @@ class Reader:
     out of the candidate's reach (threat rows 3 and 6).
     """
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, fifo: str | None = None):
         self._fd = fd
+        self._fifo = fifo
         self._frames: queue.Queue[tuple[float, dict[str, Any] | ChannelError | None]] = (
             queue.Queue()
         )
@@ -69,8 +77,31 @@ class Reader:
             remaining -= len(chunk)
         return b"".join(chunks)
 
+    @classmethod
+    def from_fifo(cls, path: str) -> Reader:
+        """The read end of a FIFO no writer has opened yet. Non-blocking open succeeds without a
+        writer; the descriptor is then made blocking, and the pump first waits in ``poll`` for
+        the writer, because ``read`` on a FIFO that has no writer returns end-of-file at once."""
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        return cls(fd, fifo=path)
+
+    def release(self) -> None:
+        """After the worker is gone: a FIFO whose writer never came would keep the pump in
+        ``poll``; opening and closing a write end ends its wait with end-of-file."""
+        if self._fifo is None:
+            return
+        with contextlib.suppress(OSError):  # the pump already closed its end: nothing waits
+            os.close(os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK))
+        with contextlib.suppress(OSError):
+            os.unlink(self._fifo)
+
     def _pump(self) -> None:
         try:
+            if self._fifo is not None:
+                poller = select.poll()
+                poller.register(self._fd, select.POLLIN)
+                poller.poll()  # a writer connected (data or hang-up), or release() was called
             while True:
                 head = self._read_exact(8)
                 if head is None:
@@ -105,3 +136,11 @@ class Reader:
         Raises ``queue.Empty`` after ``timeout`` seconds without a frame.
         """
         return self._frames.get(timeout=timeout)
+
+
+def open_fifo_writer(path: str) -> int:
+    """Worker side of a FIFO channel: open the write end, then remove the name so that nothing
+    started later in this sandbox (the candidate) can open the FIFO, for reading or writing."""
+    fd = os.open(path, os.O_WRONLY)
+    os.unlink(path)
+    return fd

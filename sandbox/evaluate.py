@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -36,6 +37,11 @@ from .plan import Plan, make_plan
 from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
+# Set by an executor's per-GPU queue (sandbox/executors/local.py): the GPU this thread's
+# evaluations may use. None: whatever CUDA_VISIBLE_DEVICES the orchestrator has.
+assigned_gpu: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "assigned_gpu", default=None
+)
 MAX_WORKER_TASKS = 512  # processes + threads of one candidate worker (torch and Triton need ~50)
 
 
@@ -100,16 +106,26 @@ def _run_worker(
     max_tasks: int | None = None,
     command: Callable[[list[str]], list[str]] | None = None,
 ):
-    read_fd, write_fd = os.pipe()
-    job_path = workdir / f"{module.rsplit('.', 1)[-1]}-job.json"
+    stem = module.rsplit(".", 1)[-1]
+    job_path = workdir / f"{stem}-job.json"
     argv = [sys.executable, "-m", module, job_path.name]
     if command is not None:  # e.g. a profiler in front of the worker (sandbox/profile_job.py)
         argv = command(argv)
     wrapped = wrapped_by.wrap(argv, str(workdir), gpu, writable)
-    job = {**job, "channel_fd": write_fd, "isolate_network": wrapped.isolate_network}
+    job = {**job, "isolate_network": wrapped.isolate_network}
+    if wrapped.fifo_channel:  # a container cannot inherit our pipe (sandbox/channel.py)
+        fifo = workdir / f"{stem}-channel"
+        os.mkfifo(fifo, 0o600)
+        reader, write_fd = channel.Reader.from_fifo(str(fifo)), None
+        job["channel_path"] = f"{wrapped.workdir or workdir}/{fifo.name}"
+    else:
+        read_fd, write_fd = os.pipe()
+        reader = channel.Reader(read_fd)
+        job["channel_fd"] = write_fd
     job_path.write_text(json.dumps(job))
-    reader = channel.Reader(read_fd)
     extra = {} if gpu else {"TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
+    if gpu and (index := assigned_gpu.get()) is not None:
+        extra["CUDA_VISIBLE_DEVICES"] = str(index)  # the executor's queue for this GPU
     outcome = spawn.run(
         wrapped,
         cwd=str(workdir),
@@ -119,6 +135,7 @@ def _run_worker(
         memory_cap=memory_cap,
         max_tasks=max_tasks,
     )
+    reader.release()  # a FIFO whose writer never came (the container did not start)
     frames, bad = _collect(reader)
     return outcome, frames, bad
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import limits
+from . import channel, limits
 from .worker import Worker, _clean_error, _error_kind
 
 MODULE = "kernelloop.sandbox.profile_job"
@@ -281,6 +281,9 @@ def launch(argv: list[str]) -> int:
                 _loopback_up()
             except OSError as exc:
                 network += f", loopback down ({exc.strerror})"
+    if "channel_path" in job:  # a container's FIFO channel: opened here, inherited by the worker
+        job["channel_fd"] = channel.open_fifo_writer(job.pop("channel_path"))
+        os.set_inheritable(job["channel_fd"], True)
     fd = job["channel_fd"]
     job["launcher"] = {
         "network": network,

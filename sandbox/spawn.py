@@ -42,6 +42,9 @@ ENV_ALLOWLIST = (
 )
 
 _live: set[int] = set()  # pids of our workers (orphans of theirs are killed, never these)
+# Held while a worker is started and registered, and while orphans are reaped: executors run
+# evaluations in threads, and a reaper must never see a sibling's fresh worker as an orphan.
+_spawn_lock = threading.Lock()
 _subreaper_set = False
 
 
@@ -198,32 +201,50 @@ def run(
     *,
     cwd: str,
     env: dict[str, str],
-    pass_fd: int,
+    pass_fd: int | None,
     timeout_s: float,
     memory_cap: int,
     max_tasks: int | None = None,
 ) -> Outcome:
     _prepare_orchestrator()
-    group = PidsCgroup.create(max_tasks) if max_tasks else None
-    argv = group.wrap(wrapped.argv) if group else wrapped.argv
-    isolation = [*wrapped.isolation, f"pids-cgroup({max_tasks})"] if group else wrapped.isolation
+    isolation = wrapped.isolation
+    group = None
+    if wrapped.launch is not None:
+        # A container: its own cgroup caps memory and tasks; what we spawn is the attaching client.
+        launched = wrapped.launch(env, memory_cap, max_tasks)
+        argv, env = launched.argv, launched.env
+        if max_tasks:
+            isolation = [*isolation, f"pids-cgroup({max_tasks})"]  # the container's own
+    else:
+        group = PidsCgroup.create(max_tasks) if max_tasks else None
+        argv = group.wrap(wrapped.argv) if group else wrapped.argv
+        if group:
+            isolation = [*isolation, f"pids-cgroup({max_tasks})"]
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        pass_fds=(pass_fd,),
-        start_new_session=True,
-    )
-    _live.add(proc.pid)
+    try:
+        with _spawn_lock:  # a concurrent _reap_orphans must not take this child for an orphan
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(pass_fd,) if pass_fd is not None else (),
+                start_new_session=True,
+            )
+            _live.add(proc.pid)
+    except BaseException:
+        if wrapped.finish is not None:
+            wrapped.finish()
+        raise
     born = _start_ticks(proc.pid)
-    os.close(pass_fd)  # the worker holds the only write end: EOF arrives when it is gone
+    if pass_fd is not None:
+        os.close(pass_fd)  # the worker holds the only write end: EOF arrives when it is gone
     out, err = _Capture(proc.stdout), _Capture(proc.stderr)
     timed_out = memory_exceeded = False
     peak, seen = 0, set()
+    ended = None
     try:
         while proc.poll() is None:
             seen |= _descendants(proc.pid, _process_table())
@@ -246,15 +267,24 @@ def run(
         killed = _kill(leftovers)
         if group:
             killed += group.kill_all()
+        if wrapped.finish is not None:
+            ended = wrapped.finish()
+            killed += ended.killed
         proc.wait()
         if group:
             group.remove()
-        _live.discard(proc.pid)
-        killed += _reap_orphans(born)
+        with _spawn_lock:
+            _live.discard(proc.pid)
+            killed += _reap_orphans(born)
     code = proc.returncode
+    sig = signal.Signals(-code).name if code is not None and code < 0 else None
+    if ended is not None:
+        memory_exceeded = memory_exceeded or ended.oom_killed
+        peak = max(peak, ended.peak_memory_bytes)
+        sig = sig or ended.signal
     return Outcome(
         returncode=code,
-        signal=signal.Signals(-code).name if code is not None and code < 0 else None,
+        signal=sig,
         timed_out=timed_out,
         memory_exceeded=memory_exceeded,
         wall_s=time.perf_counter() - started,

@@ -279,6 +279,8 @@ class Worker:
 
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
+    if "channel_path" in job:  # a container's FIFO channel, opened before any candidate code
+        job["channel_fd"] = channel.open_fifo_writer(job["channel_path"])
     # Before anything else: no threads exist yet (unshare needs that) and no candidate code.
     network = limits.isolate_network() if job.get("isolate_network") else "sandbox"
     limits.apply(limits.Limits(**job["limits"]))

@@ -2,9 +2,10 @@
 
 Every candidate here runs with ``gate="report"`` so the static gate (which would stop most of them
 before they run) is out of the way and the isolation backend itself is what is tested. Where it
-makes sense the test runs under both backends: ``bwrap`` (read-only root, private /tmp, PID and
-network namespaces) and ``process`` (own session, network namespace, rlimits, scrubbed
-environment, but the host's file system). Where the process backend offers no protection by
+makes sense the test runs under every backend: ``bwrap`` (read-only root, private /tmp, PID and
+network namespaces), ``docker`` (the same in a container, where a Docker daemon answers) and
+``process`` (own session, network namespace, rlimits, scrubbed environment, but the host's file
+system). Where the process backend offers no protection by
 design (the file system), the test shows the static gate rejects the candidate before it runs.
 
 The candidates live in tests/candidates/escape_*.py; values a test needs to inject (a port, a
@@ -38,17 +39,24 @@ REPO = Path(__file__).resolve().parents[1]
 RELU = "level1/01_relu"
 SECRET = "sk-test-secret-" + uuid.uuid4().hex[:8]
 
+
 def _bwrap_missing() -> str | None:
     return backends.BACKENDS["bwrap"].available()
 
 
-SANDBOXES = [
-    pytest.param(
-        "bwrap",
-        marks=pytest.mark.skipif(_bwrap_missing() is not None, reason=f"bwrap: {_bwrap_missing()}"),
-    ),
-    "process",
-]
+def _docker_missing() -> str | None:
+    # CI (.ci/run) starts dockerd; elsewhere the docker runs skip with the daemon's reason.
+    return backends.BACKENDS["docker"].available()
+
+
+def _param(name: str, missing) -> pytest.param:
+    why = missing()
+    return pytest.param(name, marks=pytest.mark.skipif(why is not None, reason=f"{name}: {why}"))
+
+
+SANDBOXES = [_param("bwrap", _bwrap_missing), "process", _param("docker", _docker_missing)]
+# The backends that hide the host's file system and cap tasks with a cgroup of their own.
+CONFINED = [_param("bwrap", _bwrap_missing), _param("docker", _docker_missing)]
 
 
 def candidate(name: str, **lines: str) -> str:
@@ -158,17 +166,16 @@ def _escape_paths(tag: str) -> list[Path]:
     ]
 
 
-def test_writes_outside_workdir_do_not_reach_the_host_under_bwrap():
-    if _bwrap_missing():
-        pytest.skip(f"bwrap: {_bwrap_missing()}")
+@pytest.mark.parametrize("sandbox", CONFINED)
+def test_writes_outside_workdir_do_not_reach_the_host(sandbox):
     paths = _escape_paths(uuid.uuid4().hex)
     try:
         verdict = run(
-            candidate("escape_write_outside", PATHS=repr([str(p) for p in paths])), "bwrap"
+            candidate("escape_write_outside", PATHS=repr([str(p) for p in paths])), sandbox
         )
         assert verdict.correctness is not None and verdict.correctness.trials, verdict.codes
         leaked = [str(p) for p in paths if p.exists()]
-        assert leaked == [], f"bwrap let the candidate write {leaked}"
+        assert leaked == [], f"{sandbox} let the candidate write {leaked}"
     finally:
         for p in paths:
             p.unlink(missing_ok=True)
@@ -226,16 +233,15 @@ def test_no_process_outlives_the_evaluation(sandbox):
             os.kill(int(line.split(":")[0]), 9)
 
 
-@pytest.fixture(scope="module")
-def fork_bomb():
-    """One bounded fork bomb under bwrap, shared by the tests that judge it."""
-    if _bwrap_missing():
-        pytest.skip(f"bwrap: {_bwrap_missing()}")
+@pytest.fixture(scope="module", params=CONFINED)
+def fork_bomb(request):
+    """One bounded fork bomb per confined backend, shared by the tests that judge it."""
     marker = f"kl-forkbomb-{uuid.uuid4().hex}"
     started = time.perf_counter()
     try:
         with settings.override(memory_cap_bytes=4 << 30):
-            verdict = run(candidate("escape_fork_bomb", MARKER=repr(marker)), "bwrap", timeout_s=60)
+            source = candidate("escape_fork_bomb", MARKER=repr(marker))
+            verdict = run(source, request.param, timeout_s=60)
         elapsed = time.perf_counter() - started
         time.sleep(0.2)
         left = processes_with(marker)

@@ -6,14 +6,15 @@ else why not) and ``wrap(argv, workdir, gpu) -> Wrapped``. :func:`select` resolv
 
 from __future__ import annotations
 
-from . import bwrap, process
+from . import bwrap, docker, process
 from .base import Wrapped
 
-BACKENDS = {process.NAME: process, bwrap.NAME: bwrap}
+BACKENDS = {process.NAME: process, bwrap.NAME: bwrap, docker.NAME: docker}
 
 
 def select(name: str = "auto"):
-    """The backend module for ``name``; ``auto`` prefers bwrap where it works."""
+    """The backend module for ``name``; ``auto`` prefers bwrap where it works (never docker:
+    a container per candidate is chosen explicitly, with ``--sandbox docker``)."""
     if name == "auto":
         return bwrap if bwrap.available() is None else process
     if name not in BACKENDS:
