@@ -1,23 +1,31 @@
 #!/bin/sh
-# `make demo`: what kernelloop can do today on any machine, no API key needed.
-# Evaluates bundled known-good Triton kernels (accepted), a raw CUDA kernel, the hardware
-# feedback a Judge would read, then a cheating candidate (rejected with a named reason). On a CPU the kernels run under the Triton interpreter and timing is
-# skipped; on a GPU the same commands time them against eager PyTorch and torch.compile.
+# `make demo`: the main job on any machine, no API key needed.
+# A campaign with the builtin coder (Triton kernels from templates matched to the traced
+# reference) and the builtin judge (config search from measured time and hardware feedback) on a
+# few bundled problems, every kernel through the sandboxed evaluator; then a cheating candidate,
+# rejected with a named reason. On a CPU the kernels run under the Triton interpreter: each is
+# verified, and the search stops because nothing can be timed. On a GPU the same command times
+# every config against eager PyTorch and torch.compile and keeps searching.
 set -e
 cd "$(dirname "$0")/.."
 KL=.venv/bin/kernelloop
+RUNS=${KERNELLOOP_DEMO_RUNS:-runs}
 $KL doctor
-for p in 01_relu 05_softmax 07_layernorm 14_matmul_square; do
-    echo
-    echo "== kernelloop eval level1/$p kernelbench/problems/level1/solutions/$p.py"
-    $KL eval "level1/$p" "kernelbench/problems/level1/solutions/$p.py"
-done
 echo
-echo "== a raw CUDA candidate: compiled with NVRTC here; it runs and is timed only on a GPU"
-$KL eval level1/01_relu examples/relu_cuda.py || true
-echo
-echo "== hardware feedback without a GPU: compiler resources and the roofline at GPU size"
-$KL profile level1/01_relu examples/relu_cuda.py
+SIZE=""
+if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    SIZE="--size cpu"  # the problems' small CPU sizes: the interpreter runs every kernel
+fi
+echo "== kernelloop optimize --coder builtin (no LLM): 6 bundled problems"
+# shellcheck disable=SC2086
+$KL optimize level1/01_relu level1/05_softmax level1/07_layernorm level1/09_sum_dim \
+    level1/14_matmul_square level2/01_linear_bias_gelu \
+    --coder builtin --rounds 4 --candidates 2 $SIZE --run-dir "$RUNS"
+RUN=$(ls -1t "$RUNS" | head -n 1)
+$KL report "$RUN" --run-dir "$RUNS" --output "$RUNS/$RUN/report.html"
 echo
 echo "== a cheating candidate: calls torch.relu instead of launching its kernel"
 $KL eval level1/01_relu examples/cheat_calls_torch.py || echo "(rejected, exit status $?: as it should be)"
+echo
+echo "The campaign's page, self-contained: $RUNS/$RUN/report.html"
+echo "Live dashboards of every run:         $KL dashboard --run-dir $RUNS   (then open http://127.0.0.1:8765)"

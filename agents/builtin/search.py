@@ -147,6 +147,7 @@ def limiter(ncu: Mapping[str, Any] | None) -> str | None:
             limits[name] = value
     if not limits:
         return None
-    name = min(limits, key=lambda n: limits[n])
-    # The hardware block limit binding just means small blocks; not a resource to fix.
+    # On a tie the per-SM warp or block cap binds as much as the resource does: nothing to fix
+    # then (a 32-register kernel at the warp cap is not register-limited).
+    name = min(limits, key=lambda n: (limits[n], n in ("registers", "shared_mem")))
     return None if name == "blocks" else name

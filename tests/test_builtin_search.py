@@ -1,0 +1,154 @@
+"""The builtin judge's search: diagnosis rules, move selection, and a whole campaign on fake GPU
+verdicts whose time depends on the config (so the search has something real to climb)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from kernelloop.agents import campaign
+from kernelloop.agents.builtin import module, search
+from kernelloop.agents.builtin.measure import measurements
+from kernelloop.agents.state import CampaignOptions
+from kernelloop.feedback import gpu_specs, ncu, roofline
+from kernelloop.kernelbench import loader
+from kernelloop.sandbox.stats import bootstrap_ratio, summarize
+from kernelloop.sandbox.verdict import CorrectnessResult, TimingResult, TrialResult, Verdict
+
+pytest.importorskip("langgraph")
+
+H100 = "NVIDIA H100 80GB HBM3"
+KNOBS = {"BLOCK": (256, 512, 1024, 2048, 4096), "num_warps": (1, 2, 4, 8)}
+FIXTURES = Path(__file__).parent / "fixtures" / "ncu"
+# 64 M float32 elements in and out, no FLOPs: an elementwise op.
+COPY = roofline.Work(flops=0.0, bytes=2 * 64 * 2**20 * 4, flops_source="none")
+
+
+def _timed(ms: float, work=COPY, accepted=True, problem="level1/01_relu") -> Verdict:
+    spec = gpu_specs.lookup(H100)
+    times = [ms * (1 + 0.001 * (i % 5 - 2)) for i in range(50)]
+    eager = [2.0 * (1 + 0.001 * (i % 3)) for i in range(50)]
+    bps, fps = roofline.achieved(work, ms / 1e3)
+    timing = TimingResult(
+        gpu=H100,
+        candidate=summarize(times),
+        eager=summarize(eager),
+        compiled=None,
+        speedup_eager=bootstrap_ratio(eager, times),
+        speedup_compile=None,
+        order=["candidate", "eager"],
+        achieved_gbps=bps / 1e9,
+        achieved_tflops=fps / 1e12,
+        fraction_of_peak=roofline.fraction_of_roofline(work, spec, "float32", ms / 1e3),
+    )
+    return Verdict(
+        accepted=accepted,
+        reasons=[],
+        problem_id=problem,
+        size="gpu",
+        backend="triton",
+        device=H100,
+        sandbox="bwrap",
+        correctness=CorrectnessResult(passed=True, trials=[TrialResult("main", True)]),
+        timing=timing,
+    )
+
+
+# --- diagnosis ----------------------------------------------------------------------------------
+def test_spills_and_register_limited_occupancy_ask_for_smaller_tiles_first():
+    moves = search.diagnose(search.Feedback(spills=True, occupancy_limiter="registers"), KNOBS)
+    assert moves[0] == ("BLOCK", -1, "register spills: smaller tiles")
+    assert ("num_warps", +1, "occupancy limited by registers: more warps") in moves
+
+
+def test_memory_bound_below_60_percent_asks_for_wider_blocks_but_not_above():
+    slow = search.diagnose(search.Feedback("memory-bound", 0.35), KNOBS)
+    assert slow[0][:2] == ("BLOCK", +1) and "35% of peak bandwidth" in slow[0][2]
+    assert search.diagnose(search.Feedback("memory-bound", 0.85), KNOBS) == []
+
+
+def test_compute_and_latency_bound_move_tiles_in_opposite_directions():
+    knobs = {"BLOCK_M": (32, 64, 128), "num_stages": (2, 3, 4)}
+    up = search.diagnose(search.Feedback("compute-bound"), knobs)
+    down = search.diagnose(search.Feedback("latency-bound"), knobs)
+    assert ("BLOCK_M", +1) in [m[:2] for m in up] and ("BLOCK_M", -1) in [m[:2] for m in down]
+    assert ("num_stages", +1) in [m[:2] for m in up]
+
+
+def test_occupancy_limiter_from_nsight_compute_counters():
+    agg = ncu.parse_csv((FIXTURES / "relu_default.csv").read_text()).aggregate()
+    # The synthetic fixture ties the register and warp limits (8 blocks each): not register-bound.
+    assert search.limiter(agg) == "warps"
+    agg["launch__occupancy_limit_registers"] = (2.0, "block")
+    assert search.limiter(agg) == "registers"
+    assert search.limiter(None) is None
+
+
+def test_measurements_from_a_gpu_verdict():
+    m = measurements(_timed(0.5), dtype="float32")  # 512 MiB in 0.5 ms: ~1.07 TB/s of 3.35
+    assert m["bound"] == "memory-bound"
+    assert 0.25 < m["bandwidth_fraction"] < 0.4
+
+
+# --- choosing configs -----------------------------------------------------------------------------
+def test_next_configs_start_from_the_fastest_accepted_and_never_repeat():
+    trials = [
+        search.Trial({"BLOCK": 1024, "num_warps": 4}, True, 1.0),
+        search.Trial({"BLOCK": 2048, "num_warps": 4}, True, 0.8),
+        search.Trial({"BLOCK": 4096, "num_warps": 4}, False, None),  # rejected: tried, not retried
+    ]
+    out = search.next_configs(KNOBS, trials, search.Feedback("memory-bound", 0.3), k=3)
+    configs = [p.config for p in out]
+    assert {"BLOCK": 4096, "num_warps": 4} not in configs
+    assert configs[0] == {"BLOCK": 2048, "num_warps": 8}  # more loads in flight, from the best
+    # Every other neighbour of the best was measured already (or rejected): two remain.
+    assert configs == [{"BLOCK": 2048, "num_warps": 8}, {"BLOCK": 2048, "num_warps": 2}]
+
+
+def test_search_ends_at_a_local_optimum():
+    best = {"BLOCK": 512, "num_warps": 2}
+    trials = [search.Trial(best, True, 0.5)]
+    trials += [
+        search.Trial(p.config, True, 0.9)
+        for p in search.next_configs(KNOBS, trials, search.Feedback(), 8)
+    ]
+    assert search.next_configs(KNOBS, trials, search.Feedback(), 4) == []
+
+
+# --- a whole builtin campaign on fake GPU verdicts ----------------------------------------------
+def _cost(config: dict) -> float:
+    """A made-up landscape with its minimum at BLOCK=2048, num_warps=8."""
+    return (
+        0.4
+        + 0.1 * abs(math.log2(config["BLOCK"] / 2048))
+        + 0.05 * abs(math.log2(config["num_warps"] / 8))
+    )
+
+
+def test_builtin_campaign_climbs_to_the_best_config_on_timed_verdicts(tmp_path):
+    (problem,) = loader.load("level1/01_relu")
+    seen: list[dict] = []
+
+    def evaluate(p, source):
+        config = module.header(source)["configs"][0]
+        seen.append(config)
+        return _timed(_cost(config))
+
+    options = CampaignOptions(rounds=8, candidates=2, plateau_rounds=8)
+    store = campaign.open_store([problem], coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    campaign.run(store, [problem], coder_model="builtin", judge_model="builtin",
+                 options=options, evaluate=evaluate)  # fmt: skip
+    best = store.best_candidate("level1/01_relu")
+    source = (store.path / best["source_path"]).read_text()
+    assert module.header(source)["configs"][0] == {"BLOCK": 2048, "num_warps": 8}
+    assert len(seen) < 20  # 20 configs in the space: the search did not sweep them all
+    assert len({tuple(sorted(c.items())) for c in seen}) == len(seen)  # nothing measured twice
+    advice = [a["advice"] for a in store.advice("level1/01_relu")]
+    assert "memory-bound" in advice[0]["diagnosis"]
+    (row,) = store.problems()
+    assert row["status"] == "solved"
+    assert not store.spend()["calls"]  # no LLM was asked anything
