@@ -8,12 +8,13 @@ chain is the catch-all for what remains, views the last resort).
 from __future__ import annotations
 
 from .attention import Attention
+from .conv import Conv2d
 from .elementwise import Elementwise
 from .layout import Layout
 from .matmul import Matmul
 from .qlinear import QLinear
 from .reduction import Reduction
 
-HEAVY: list = [Attention(), QLinear(), Matmul()]
+HEAVY: list = [Attention(), QLinear(), Matmul(), Conv2d()]
 LIGHT: list = [Reduction(), Elementwise(), Layout()]
 BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}
