@@ -14,7 +14,8 @@ from .layout import Layout
 from .matmul import Matmul
 from .qlinear import QLinear
 from .reduction import Reduction
+from .softmax import Softmax
 
 HEAVY: list = [Attention(), QLinear(), Matmul(), Conv2d()]
-LIGHT: list = [Reduction(), Elementwise(), Layout()]
+LIGHT: list = [Reduction(), Softmax(), Elementwise(), Layout()]
 BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}
