@@ -1,0 +1,124 @@
+"""The builtin coder: tracing, planning, the generated file, the elementwise template through the
+real evaluator, and the no-template outcome of a campaign."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from kernelloop.agents.builtin import module, plan, trace
+from kernelloop.agents.builtin.templates import BY_NAME
+from kernelloop.agents.builtin.templates.layout import symbolic_shape
+from kernelloop.kernelbench import loader
+from kernelloop.kernelbench.problem import load_file
+from kernelloop.sandbox.evaluate import evaluate
+
+
+def _generate(problem_id: str, override: dict | None = None) -> tuple[str, plan.Plan]:
+    (problem,) = loader.load(problem_id)
+    overrides = problem.overrides_for("cpu")
+    graph = trace.trace(problem, overrides)
+    pl = plan.plan(graph)
+    configs = [BY_NAME[s.template].default(s) for s in pl.segments]
+    for i, s in enumerate(pl.segments):
+        if override and s.template == "elementwise":
+            configs[i] = override
+    return module.generate(problem, graph, pl, configs, overrides), pl
+
+
+def test_trace_records_inputs_params_and_ops_without_allocating():
+    (problem,) = loader.load("level2/10_bias_tanh_residual")
+    graph = trace.trace(problem)  # the GPU size (40x256x128x128): meta tensors, no memory
+    kinds = {i.kind for i in graph.inputs}
+    assert kinds == {"arg", "param"}
+    assert graph.forward_args == ["x", "residual"]
+    assert [o.op for o in graph.ops] == ["view", "add", "tanh", "add"]
+    assert graph.ops[-1].value.shape == (40, 256, 128, 128)
+
+
+def test_views_are_rewritten_over_runtime_sizes():
+    assert symbolic_shape((16,), (1, 16, 1, 1), "b") == "(1, b.shape[0], 1, 1,)"
+    assert symbolic_shape((2, 3, 4), (6, 4), "x") == "(x.shape[0] * x.shape[1], x.shape[2],)"
+    assert symbolic_shape((8,), (8, 1), "x") == "(x.shape[0], 1,)"
+    assert symbolic_shape((6, 4), (2, 3, 4), "x") is None  # a split of a dim: not expressible
+
+
+def test_unknown_ops_are_named():
+    (problem,) = loader.load("level1/13_cumsum")
+    pl = plan.plan(trace.trace(problem, problem.overrides_for("cpu")))
+    assert not pl.ok
+    assert pl.describe() == "no template for: cumsum"
+    with pytest.raises(module.EmitError, match="no template for: cumsum"):
+        module.generate(problem, trace.trace(problem), pl, [])
+
+
+def test_generated_file_records_its_plan_and_copies_the_reference_init():
+    source, pl = _generate("level2/10_bias_tanh_residual")
+    record = module.header(source)
+    assert record["templates"] == [s.template for s in pl.segments]
+    assert "self.bias = nn.Parameter(torch.randn(channels) * 0.5)" in source
+    assert module.header("import torch\n") is None
+
+
+def test_an_init_that_needs_names_from_outside_cannot_be_copied(tmp_path):
+    path = tmp_path / "p.py"
+    path.write_text(
+        "import torch\nimport torch.nn as nn\n\n"
+        "def helper(n):\n    return nn.Linear(n, n)\n\n"
+        "class Model(nn.Module):\n"
+        "    def __init__(self, n):\n        super().__init__()\n        self.f = helper(n)\n\n"
+        "    def forward(self, x):\n        return torch.relu(x)\n\n"
+        "n = 8\n\ndef get_inputs():\n    return [torch.randn(4, n)]\n\n"
+        "def get_init_inputs():\n    return [n]\n"
+    )
+    problem = load_file(path)
+    graph = trace.trace(problem)
+    with pytest.raises(module.EmitError, match="'helper'"):
+        module.generate(problem, graph, plan.plan(graph), [{"BLOCK": 1024, "num_warps": 4}])
+
+
+@pytest.mark.parametrize(
+    "problem_id,config",
+    [
+        ("level1/01_relu", None),
+        ("level2/10_bias_tanh_residual", None),  # broadcast per-channel bias + residual
+        ("level1/04_leaky_relu", {"BLOCK": 256, "num_warps": 1}),  # smallest config of the space
+    ],
+)
+def test_elementwise_kernels_are_accepted_by_the_evaluator(problem_id, config):
+    source, pl = _generate(problem_id, config)
+    assert [s.template for s in pl.segments if s.template != "layout"] == ["elementwise"]
+    (problem,) = loader.load(problem_id)
+    verdict = evaluate(problem, source, size="cpu")
+    assert verdict.accepted, verdict.codes
+
+
+def test_builtin_coder_and_an_llm_judge_do_not_mix():
+    from kernelloop.cli import app
+
+    result = CliRunner().invoke(
+        app, ["optimize", "level1/01_relu", "--coder", "builtin", "--judge", "some-model"]
+    )
+    assert result.exit_code == 2
+    assert "go together" in result.output
+
+
+def test_campaign_reports_no_template_as_an_outcome_not_a_crash(tmp_path):
+    pytest.importorskip("langgraph")
+    from kernelloop.agents import campaign
+    from kernelloop.agents.state import CampaignOptions
+
+    problems = [*loader.load("level1/01_relu"), *loader.load("level1/13_cumsum")]
+    options = CampaignOptions(rounds=3, candidates=1, size="cpu")
+    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    campaign.run(store, problems, coder_model="builtin", judge_model="builtin", options=options)
+    rows = {p["problem_id"]: p for p in store.problems()}
+    assert rows["level1/13_cumsum"]["status"] == "unsolved"
+    assert rows["level1/13_cumsum"]["stop_reason"] == "no template for: cumsum"
+    relu = rows["level1/01_relu"]
+    assert relu["status"] == "solved"
+    assert relu["stop_reason"].startswith("timing unavailable on cpu")  # verified, not timed
+    assert len(store.candidates("level1/01_relu")) == 1
+    assert store.summary()["correct_pct"] == 50.0
