@@ -12,10 +12,11 @@ from .conv import Conv2d
 from .elementwise import Elementwise
 from .layout import Layout
 from .matmul import Matmul
+from .norm import Norm
 from .qlinear import QLinear
 from .reduction import Reduction
 from .softmax import Softmax
 
 HEAVY: list = [Attention(), QLinear(), Matmul(), Conv2d()]
-LIGHT: list = [Reduction(), Softmax(), Elementwise(), Layout()]
+LIGHT: list = [Reduction(), Softmax(), Norm(), Elementwise(), Layout()]
 BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}
