@@ -1,16 +1,18 @@
 """A campaign: the graph run over each problem, with a run store and a resumable checkpoint.
 
-``run`` is what ``kernelloop optimize`` calls. Problems run one after another (timing needs the
-GPU alone; on a CPU the interpreter uses every core). Each problem is one LangGraph thread in
-``<run>/checkpoints.sqlite``; ``--resume RUN_ID`` reopens the run, skips finished problems and
-continues unfinished ones from their last completed node. Completed LLM calls and evaluations
-are answered from the run store, so nothing paid for is repeated.
+``run`` is what ``kernelloop optimize`` calls. Evaluations go to an executor
+(``sandbox/executors``: a local queue per GPU, or Ray tasks); problems run one after another, or
+side by side when the executor evaluates several candidates at once. Each problem is one
+LangGraph thread in ``<run>/checkpoints.sqlite``; ``--resume RUN_ID`` reopens the run, skips
+finished problems and continues unfinished ones from their last completed node. Completed LLM
+calls and evaluations are answered from the run store, so nothing paid for is repeated.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +63,13 @@ def _gpu_brief() -> str:
     return prompts.gpu_brief(spec)
 
 
-def _default_evaluate(options: CampaignOptions) -> Callable:
-    from ..sandbox.evaluate import evaluate
+def _default_evaluate(options: CampaignOptions):
+    """The campaign's executor (sandbox/executors): it evaluates one candidate when called and
+    takes a whole round at once through ``submit``."""
+    from ..sandbox import executors
 
-    def run(problem: Problem, source: str):
-        return evaluate(
-            problem, source, size=options.size, sets=options.sets, sandbox=options.sandbox
-        )
-
-    return run
+    spec = executors.EvalSpec(size=options.size, sets=options.sets, sandbox=options.sandbox)
+    return executors.make(options.executor, spec, ray_address=options.ray_address)
 
 
 def _finished(store: RunStore, problem_id: str) -> bool:
@@ -130,44 +130,63 @@ def run(
         judge_agent = BuiltinJudge(coder_agent)
     else:
         coder, judge = clients or _clients(coder_model, judge_model, base_url, options)
+    owned = evaluate is None  # an executor made here is closed here
     evaluate = evaluate or _default_evaluate(options)
     brief = _gpu_brief()
     conn = sqlite3.connect(store.path / "checkpoints.sqlite", check_same_thread=False)
     saver = SqliteSaver(conn)
     store.set_status("running")
+
+    def one(problem: Problem) -> None:
+        ctx = CampaignContext(
+            problem=problem,
+            store=store,
+            options=options,
+            coder=coder,
+            judge=judge,
+            evaluate=evaluate,
+            gpu_brief=brief,
+            coder_agent=coder_agent,
+            judge_agent=judge_agent,
+        )
+        app = graph.build(ctx, checkpointer=saver)
+        cfg = {
+            "configurable": {"thread_id": problem.id},
+            "recursion_limit": 8 * options.rounds + 16,
+        }
+        if _finished(store, problem.id):
+            return  # finished before the interruption
+        snapshot = app.get_state(cfg)
+        start = None if snapshot.next else {"problem_id": problem.id}
+        # durability="sync": each step's checkpoint is on disk before the next step starts,
+        # so a kill -9 loses at most the step in flight (its LLM calls and evaluations are
+        # answered again from the run store, not paid for twice).
+        for update in app.stream(start, cfg, stream_mode="updates", durability="sync"):
+            for node, values in update.items():
+                if progress:
+                    progress(problem.id, node, values or {})
+
+    # Problems run side by side when the executor evaluates several candidates at once (the GPUs
+    # of a Ray cluster, several local GPUs): each problem's graph runs in a driver thread; the run
+    # store and the checkpointer stay here, shared (both are thread-safe). The builtin coder is
+    # one object for the whole campaign, so its problems stay one after another.
+    width = min(len(problems), getattr(evaluate, "parallelism", 1))
+    if coder_agent is not None:
+        width = 1
     try:
-        for problem in problems:
-            ctx = CampaignContext(
-                problem=problem,
-                store=store,
-                options=options,
-                coder=coder,
-                judge=judge,
-                evaluate=evaluate,
-                gpu_brief=brief,
-                coder_agent=coder_agent,
-                judge_agent=judge_agent,
-            )
-            app = graph.build(ctx, checkpointer=saver)
-            cfg = {
-                "configurable": {"thread_id": problem.id},
-                "recursion_limit": 8 * options.rounds + 16,
-            }
-            if _finished(store, problem.id):
-                continue  # finished before the interruption
-            snapshot = app.get_state(cfg)
-            start = None if snapshot.next else {"problem_id": problem.id}
-            # durability="sync": each step's checkpoint is on disk before the next step starts,
-            # so a kill -9 loses at most the step in flight (its LLM calls and evaluations are
-            # answered again from the run store, not paid for twice).
-            for update in app.stream(start, cfg, stream_mode="updates", durability="sync"):
-                for node, values in update.items():
-                    if progress:
-                        progress(problem.id, node, values or {})
+        if width <= 1:
+            for problem in problems:
+                one(problem)
+        else:
+            with ThreadPoolExecutor(width, thread_name_prefix="kernelloop-problem") as pool:
+                for future in [pool.submit(one, p) for p in problems]:
+                    future.result()  # the first failure propagates, once the others end
         store.set_status("finished")
     except BaseException:
         store.set_status("interrupted")
         raise
     finally:
         conn.close()
+        if owned:
+            evaluate.close()
     return store

@@ -117,11 +117,17 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
 
 def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
-    # One at a time: timing needs the GPU alone, and on CPU the interpreter uses every core.
-    for cid in state["round_ids"]:
-        if ctx.store.verdict_for(cid) is not None:
-            continue  # judged before a crash: resume does not re-run it
-        verdict = ctx.evaluate(ctx.problem, _source(ctx, cid))
+    # The whole round goes to the executor at once (it decides what runs side by side: one
+    # candidate per GPU); verdicts are recorded in proposal order. A plain callable (tests) is
+    # called one candidate at a time. Candidates judged before a crash are not run again.
+    pending = [cid for cid in state["round_ids"] if ctx.store.verdict_for(cid) is None]
+    submit = getattr(ctx.evaluate, "submit", None)
+    futures = {cid: submit(ctx.problem, _source(ctx, cid)) for cid in pending} if submit else {}
+    for cid in pending:
+        if submit:
+            verdict = futures[cid].result()
+        else:
+            verdict = ctx.evaluate(ctx.problem, _source(ctx, cid))
         ctx.store.record_verdict(cid, verdict)
         ctx.store.event(
             "evaluated",

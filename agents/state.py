@@ -55,6 +55,8 @@ class CampaignOptions:
     sandbox: str | None = None
     temperature: float | None = None  # passed to both agents when set
     reasoning_effort: str | None = None  # "low" | "medium" | "high", for reasoning models
+    executor: str = "local"  # "local" | "ray": where evaluations run (sandbox/executors)
+    ray_address: str | None = None  # the Ray cluster for executor "ray"; None starts a local one
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -167,6 +167,12 @@ def run_optimize(
         f"geomean speedup vs eager {_fmt(summary.get('geomean_speedup_eager'))}, "
         f"vs compile {_fmt(summary.get('geomean_speedup_compile'))}"
     )
+    rate, options_used = summary.get("candidates_per_minute"), summary["config"]["options"]
+    console.print(
+        f"throughput {_num(rate, '{:.1f}')} candidates/min ({summary.get('evaluated', 0)} "
+        f"evaluated in {summary.get('minutes') or 0:.1f} min, "
+        f"executor {options_used.get('executor', 'local')})"
+    )
     console.print(f"details: kernelloop runs show {store.run_id}{where}")
     console.print(f"review: kernelloop dashboard{where}")
     return 0

@@ -92,7 +92,7 @@ def eval_cmd(
     ] = False,
     timeout: Annotated[float | None, typer.Option(help="Worker wall timeout in seconds.")] = None,
     sandbox: Annotated[
-        str | None, typer.Option(help="Isolation: auto, process or bwrap (default: auto).")
+        str | None, typer.Option(help="Isolation: auto, process, bwrap or docker (default: auto).")
     ] = None,
 ) -> None:
     """Evaluate CANDIDATE against PROBLEM: static gate, sandboxed correctness, timing on a GPU.
@@ -270,6 +270,15 @@ def optimize(
     ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Where runs are written (./runs).")] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the run with this id.")] = None,
+    sandbox: Annotated[
+        str | None, typer.Option(help="Isolation: auto, process, bwrap or docker (default: auto).")
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where evaluations run: local (a queue per GPU) or ray.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster (HOST:6379) for --executor ray; else local.")
+    ] = None,
 ) -> None:
     """Run an optimisation campaign: Coder and Judge agents, every candidate through the evaluator.
 
@@ -305,6 +314,7 @@ def optimize(
             )
     if backend not in ("triton", "cuda"):
         raise _fail(f"unknown backend {backend!r}: use triton or cuda")
+    _check_execution(sandbox, executor, ray_address)
     options = CampaignOptions(
         rounds=rounds,
         candidates=candidates,
@@ -316,6 +326,9 @@ def optimize(
         budget_minutes=budget_minutes,
         temperature=temperature,
         reasoning_effort=reasoning_effort,
+        sandbox=sandbox,
+        executor=executor,
+        ray_address=ray_address,
     )
     code = run_optimize(
         console,
@@ -329,6 +342,28 @@ def optimize(
         fail=_fail,
     )
     raise typer.Exit(code)
+
+
+def _check_execution(sandbox: str | None, executor: str, ray_address: str | None) -> None:
+    """Say now, not after the first LLM call, when the sandbox or executor cannot work here."""
+    from .sandbox import backends, executors
+
+    if executor not in executors.EXECUTORS:
+        raise _fail(f"unknown executor {executor!r}: use {' or '.join(executors.EXECUTORS)}")
+    if ray_address and executor != "ray":
+        raise _fail("--ray-address goes with --executor ray")
+    if executor == "ray":
+        from .sandbox.executors.ray_cluster import INSTALL_HINT
+
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise _fail(INSTALL_HINT) from None
+    if sandbox:
+        try:
+            backends.select(sandbox)
+        except (ValueError, RuntimeError) as exc:
+            raise _fail(str(exc)) from None
 
 
 @app.command()

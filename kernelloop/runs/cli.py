@@ -152,6 +152,12 @@ def _print_run(s: dict, candidates: list[dict], calls: list[dict]) -> None:
         f"[bold]{s['run_id']}[/bold]  {s['status']}  created {s['created_at']}  "
         f"{s['minutes']:.1f} min  models: {', '.join(s['models']) or 'none'}"
     )
+    if s.get("candidates_per_minute") is not None:
+        executor = s["config"].get("options", {}).get("executor", "local")
+        console.print(
+            f"  throughput {s['candidates_per_minute']:.1f} candidates/min "
+            f"({s['evaluated']} evaluated, executor {executor})"
+        )
     console.print(
         f"  {s['n_problems']} problems, {s['candidates']} candidates ({s['accepted']} accepted)  "
         f"correct {_pct(s['correct_pct'])}  fast_1 {_pct(_times100(s['fast_1']))}  "

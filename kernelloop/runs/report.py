@@ -57,6 +57,8 @@ def summarize(store: RunStore) -> dict:
             }
         )
     end = meta.get("finished_at") or store.last_activity() or meta["created_at"]
+    minutes = minutes_between(meta["created_at"], end)
+    evaluated = sum(p["evaluated"] for p in problems)
     return {
         "run_id": store.run_id,
         "path": str(store.path),
@@ -65,13 +67,16 @@ def summarize(store: RunStore) -> dict:
         "status": meta["status"],
         "created_at": meta["created_at"],
         "finished_at": meta.get("finished_at"),
-        "minutes": minutes_between(meta["created_at"], end),
+        "minutes": minutes,
+        # Throughput: candidates evaluated per minute of the run's wall time (LLM time included,
+        # it is what a campaign delivers); compare executors on the same problems and models.
+        "candidates_per_minute": round(evaluated / minutes, 2) if evaluated and minutes else None,
         "config": config,
         "models": models(config, [c["model"] for c in calls]),
         "spend": store.spend(),
         "n_problems": len(problems),
         "candidates": sum(p["candidates"] for p in problems),
-        "evaluated": sum(p["evaluated"] for p in problems),
+        "evaluated": evaluated,
         "accepted": sum(p["accepted"] for p in problems),
         **run_metrics([p["best"] for p in problems]),
         "problems": problems,
