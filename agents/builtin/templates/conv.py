@@ -34,10 +34,10 @@ class Conv2d:
     knobs = {
         "BLOCK_M": (32, 64, 128, 256),
         "BLOCK_N": (16, 32, 64, 128, 256),
-        "BLOCK_K": (16, 32, 64, 128),
+        "BLOCK_K": (16, 32, 64),
         "GROUP_M": (1, 4, 8),
         "num_warps": (2, 4, 8),
-        "num_stages": (1, 2, 3, 4, 5),
+        "num_stages": (1, 2, 3, 4),
     }
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:

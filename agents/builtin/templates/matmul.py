@@ -80,10 +80,10 @@ class Matmul:
     knobs = {
         "BLOCK_M": (16, 32, 64, 128, 256),
         "BLOCK_N": (16, 32, 64, 128, 256),
-        "BLOCK_K": (16, 32, 64, 128),
+        "BLOCK_K": (16, 32, 64),
         "GROUP_M": (1, 4, 8, 16),
         "num_warps": (2, 4, 8),
-        "num_stages": (1, 2, 3, 4, 5),
+        "num_stages": (1, 2, 3, 4),
     }
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
@@ -103,7 +103,8 @@ class Matmul:
         ep, ops, operands, final = epilogue.fuse(
             graph, Ref(op.name), claimed, available_before(graph, index)
         )
-        m = _prod(va.shape[:-1]) if kind == "linear" else va.shape[-2]
+        flat = kind == "linear" or vb.rank == 2  # batch rows fold into one [M, K] GEMM
+        m = _prod(va.shape[:-1]) if flat else va.shape[-2]
         spec = {
             "kind": kind,
             "ranks": [va.rank, vb.rank],
