@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml requirements/ci-constraints.txt scripts/install-system-
 	./scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c requirements/ci-constraints.txt torch
-	$(PY) -m pip install -q -c requirements/ci-constraints.txt -e '.[dev,agents,dashboard]'
+	$(PY) -m pip install -q -c requirements/ci-constraints.txt -e '.[dev,agents,dashboard,cluster]'
 	touch $(STAMP)
 
 demo: install

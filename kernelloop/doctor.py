@@ -97,13 +97,28 @@ def _tool(name: str, cmd: list[str], consequence: str) -> Check:
 
 
 def _docker() -> Check:
-    consequence = "no docker sandbox (planned): install docker.io and start dockerd"
-    if not shutil.which("docker"):
-        return Check("docker", False, "docker not on PATH", consequence)
-    server = _run(["docker", "info", "--format", "{{.ServerVersion}}"])
-    if not server:
-        return Check("docker", False, "docker client found, but no engine answers", consequence)
-    return Check("docker", True, f"engine {server}", "")
+    from . import settings
+    from .sandbox.backends import docker
+
+    why = docker.available()  # SDK installed, client on PATH, daemon answers, image ready
+    image = settings.get().docker_image
+    return Check(
+        "docker",
+        why is None,
+        why or f"daemon answers; image {image!r} ready (--sandbox docker)",
+        "no docker sandbox: pip install 'kernelloop[cluster]', apt-get install docker.io, "
+        "start dockerd",
+    )
+
+
+def _ray() -> Check:
+    if importlib.util.find_spec("ray") is None:
+        return Check(
+            "ray", False, "not installed", "no --executor ray: pip install 'kernelloop[cluster]'"
+        )
+    from importlib.metadata import version
+
+    return Check("ray", True, f"ray {version('ray')} (--executor ray)", "")
 
 
 def _nvml() -> Check:
@@ -135,6 +150,7 @@ def run_checks() -> list[Check]:
         _triton(),
         _bwrap(),
         _docker(),
+        _ray(),
         _tool("ncu", ["ncu", "--version"], "no Nsight Compute metrics for the Judge"),
         _nvml(),
     ]

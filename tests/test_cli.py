@@ -88,4 +88,6 @@ def test_doctor_reports_every_component():
     result = runner.invoke(app, ["doctor", "--json"])
     assert result.exit_code == 0
     names = {c["name"] for c in json.loads(result.stdout)}
-    assert names == {"GPU", "driver", "nvcc", "NVRTC", "Triton", "bwrap", "docker", "ncu", "NVML"}
+    assert names == {
+        "GPU", "driver", "nvcc", "NVRTC", "Triton", "bwrap", "docker", "ray", "ncu", "NVML"
+    }  # fmt: skip
