@@ -48,13 +48,12 @@ def host_view(p: str, x: str, rank: int, lo: int, hi: int) -> list[str]:
 
 
 def host_blocks(p: str, config: dict) -> list[str]:
-    """Forward lines choosing ``{p}_BI``, ``{p}_BR`` (powers of two) and ``{p}_single``: the
-    whole reduced extent fits one tile."""
+    """Forward lines choosing the tile ``{p}_BR`` x ``{p}_BI`` (powers of two, at most
+    ``MAX_BLOCK`` elements) and the launch grid ``{p}_grid``."""
     cap, inner = config["MAX_BLOCK"], config["BLOCK_I"]
     return [
         f"{p}_BI = 1 if {p}_I == 1 else min(triton.next_power_of_2({p}_I), {inner})",
         f"{p}_BR = min(triton.next_power_of_2({p}_R), {cap} // {p}_BI)",
-        f"{p}_single = {p}_R <= {p}_BR",
         f"{p}_grid = ({p}_O * triton.cdiv({p}_I, {p}_BI),)",
     ]
 

@@ -92,7 +92,8 @@ class Softmax:
             f"    {p}_kernel[{p}_grid](",
             f"        {p}_x, {out}, {p}_R, {p}_I, *{p}_x.stride(), {out}.shape[-1],",
             f"        {epilogue.host_args(p)},",
-            f"        BR={p}_BR, BI={p}_BI, SINGLE={p}_single, num_warps={config['num_warps']},",
+            f"        BR={p}_BR, BI={p}_BI, SINGLE={p}_R <= {p}_BR,",
+            f"        num_warps={config['num_warps']},",
             "    )",
         ]
         return Emitted(kernel, call)
