@@ -60,15 +60,27 @@ def generate(
         raise EmitError(plan.describe())
     init, constants = _reference_init(problem, overrides or {})
     exprs: dict[Ref, str] = {}
+    body: list[str] = []
+    tensor_args = [
+        graph.forward_args[i.position or 0] for i in graph.inputs if i.kind == "arg" and i.value
+    ]
     for inp in graph.inputs:
         if inp.kind == "arg":
             exprs[Ref(inp.name)] = graph.forward_args[inp.position or 0]
         elif inp.kind in ("param", "buffer"):
             exprs[Ref(inp.name)] = _attribute(inp.target or "")
+        elif inp.kind == "attr" and tensor_args:
+            # A float attribute the kernels read as a 0-d tensor operand: the value of *this*
+            # instance, not the traced one.
+            var = f"_{inp.name}"
+            body.append(
+                f"{var} = torch.full((), float(self.{inp.target}), dtype=torch.float32, "
+                f"device={tensor_args[0]}.device)"
+            )
+            exprs[Ref(inp.name)] = var
         else:
             raise EmitError(f"the reference keeps a tensor constant ({inp.target}) we cannot copy")
     defs: list[str] = []
-    body: list[str] = []
     for k, (seg, config) in enumerate(zip(plan.segments, configs, strict=True)):
         template = BY_NAME[seg.template]
         ctx = EmitContext(prefix=f"_s{k}", exprs=exprs, out_var=f"v{k}", dtype=problem.dtype)

@@ -163,16 +163,60 @@ def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
     inputs = [
         x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in raw
     ]
+    names = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"]
+    forward_args = names[: len(inputs)]
+    graph = _graph(_export(model, inputs), forward_args)
+    return _bind_attributes(graph, model, inputs, forward_args)
+
+
+def _export(model, inputs: list):
     try:
-        exported = torch.export.export(model, tuple(inputs), strict=False)
+        return torch.export.export(model, tuple(inputs), strict=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TraceError(f"torch.export could not trace the reference: {first[:300]}") from exc
 
-    forward_args = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"][
-        : len(inputs)
-    ]
-    return _graph(exported, forward_args)
+
+# Ops whose scalar operands may stand for a model attribute (``x * self.scale``).
+_ARITHMETIC = {"add", "sub", "mul", "div", "rsub", "maximum", "minimum", "clamp", "pow"}
+
+
+def _bind_attributes(graph: OpGraph, model, inputs: list, forward_args: list[str]) -> OpGraph:
+    """Turn float literals that are really the model's float attributes into inputs.
+
+    torch.export bakes ``self.scale`` into the graph as the traced value, but a hold-out
+    instance may be built with another scale. Each float attribute is perturbed and the model
+    re-traced: an arithmetic operand that changes to exactly the perturbed value *is* that
+    attribute, and becomes an ``attr`` input the generated forward reads from ``self``.
+    """
+    floats = {
+        k: v for k, v in vars(model).items() if isinstance(v, float) and not k.startswith("_")
+    }
+    for attr, value in floats.items():
+        probe = value * 1.37 + 0.11
+        setattr(model, attr, probe)
+        try:
+            other = _graph(_export(model, inputs), forward_args)
+        except TraceError:
+            continue  # the attribute steers control flow: leave it baked
+        finally:
+            setattr(model, attr, value)
+        if [o.op for o in other.ops] != [o.op for o in graph.ops]:
+            continue
+        ref = Ref(f"attr_{attr}")
+        rewritten = []
+        for mine, theirs in zip(graph.ops, other.ops, strict=True):
+            if mine.op in _ARITHMETIC and len(mine.args) == len(theirs.args):
+                args = tuple(
+                    ref if isinstance(a, float) and a == value and b == probe else a
+                    for a, b in zip(mine.args, theirs.args, strict=True)
+                )
+                mine = dataclasses.replace(mine, args=args)
+            rewritten.append(mine)
+        if rewritten != graph.ops:
+            graph.ops = rewritten
+            graph.inputs.append(Input(ref.name, "attr", Value((), "float32"), None, attr))
+    return graph
 
 
 def _graph(exported, forward_args: list[str]) -> OpGraph:
