@@ -122,3 +122,17 @@ def test_campaign_reports_no_template_as_an_outcome_not_a_crash(tmp_path):
     assert relu["stop_reason"].startswith("timing unavailable on cpu")  # verified, not timed
     assert len(store.candidates("level1/01_relu")) == 1
     assert store.summary()["correct_pct"] == 50.0
+
+
+def test_float_attributes_are_read_from_the_instance_not_baked_in():
+    # level2/09 multiplies by self.scale; its hold-out builds the model with another scale.
+    (problem,) = loader.load("level2/09_matmul_scale_sigmoid")
+    graph = trace.trace(problem, problem.overrides_for("cpu"))
+    (attr,) = [i for i in graph.inputs if i.kind == "attr"]
+    assert attr.target == "scale"
+    mul = next(o for o in graph.ops if o.op == "mul")
+    assert trace.Ref(attr.name) in mul.args
+    source, _ = _generate("level2/09_matmul_scale_sigmoid")
+    assert "float(self.scale)" in source
+    verdict = evaluate(problem, source, size="cpu")
+    assert verdict.accepted, verdict.codes
