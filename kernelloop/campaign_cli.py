@@ -160,8 +160,6 @@ def run_optimize(
     summary = store.summary()
     console.print(summary_table(summary))
     correct, fast_1 = summary.get("correct_pct"), summary.get("fast_1")
-    if not summary.get("timed_problems"):
-        fast_1 = None  # 0 by definition, but nothing was timed: say n/a, not 0.00
     console.print(
         f"correct {_num(correct, '{:.0f}%')}, fast_1 {_num(fast_1, '{:.2f}')}, "
         f"geomean speedup vs eager {_fmt(summary.get('geomean_speedup_eager'))}, "

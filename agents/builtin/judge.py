@@ -41,8 +41,7 @@ class BuiltinJudge:
         if best is None:
             device = _device(ctx, rows)
             return {
-                "halt": f"timing unavailable on {device}: the default config is verified; "
-                "the config search needs a GPU"
+                "halt": f"verified, not timed on {device}: the config search needs a GPU"
             }, None
         feedback = search.Feedback.from_measurements(_measured(ctx, ids[id(best)]))
         knobs = BY_NAME[pl.segments[main].template].knobs

@@ -7,7 +7,8 @@ best accepted candidate (:meth:`RunStore.best_candidate`):
 - ``correct_pct``: percent of problems with at least one accepted (verified) candidate.
 - ``fast_1``: share (0 to 1) of problems whose best candidate is faster than eager PyTorch with
   confidence: the lower bound of its speedup interval is above 1.0. A point estimate above 1.0
-  inside the noise does not count, and a problem without a GPU timing never counts.
+  inside the noise does not count, and a problem without a GPU timing never counts; None when
+  no problem of the run was timed at all.
 - ``geomean_speedup_eager`` / ``geomean_speedup_compile``: geometric mean of the best candidates'
   point speedups over the problems that have that timing (``timed_problems`` /
   ``compile_timed_problems`` say how many). None when no problem has one: a CPU run has no speedup.
@@ -141,7 +142,8 @@ def run_metrics(bests: list[dict | None]) -> dict:
     compile_ = [b["speedup_compile"] for b in found if b["speedup_compile"]]
     return {
         "correct_pct": _pct(len(found), len(bests)),
-        "fast_1": _share(sum(iv["low"] > 1.0 for iv in eager), len(bests)),
+        # None, not 0, when nothing was timed: "not measured" must not read as "measured slow".
+        "fast_1": _share(sum(iv["low"] > 1.0 for iv in eager), len(bests)) if eager else None,
         "geomean_speedup_eager": geomean(iv["point"] for iv in eager),
         "geomean_speedup_compile": geomean(iv["point"] for iv in compile_),
         "timed_problems": len(eager),
