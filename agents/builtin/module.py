@@ -70,6 +70,8 @@ def generate(
         elif inp.kind in ("param", "buffer"):
             exprs[Ref(inp.name)] = _attribute(inp.target or "")
         elif inp.kind == "attr" and tensor_args:
+            if not any(Ref(inp.name) in seg.inputs for seg in plan.segments):
+                continue  # a template reads it from self directly (norm's eps)
             # A float attribute the kernels read as a 0-d tensor operand: the value of *this*
             # instance, not the traced one.
             var = f"_{inp.name}"

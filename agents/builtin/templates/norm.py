@@ -94,7 +94,7 @@ class Norm:
             {
                 "kind": kind,
                 "k": k,
-                "eps": float(eps),
+                "eps": eps if isinstance(eps, str) else float(eps),
                 "weight": weight is not None,
                 "bias": bias is not None,
                 "row": row,
@@ -157,7 +157,10 @@ class Norm:
             return None
         add = _sole_user(graph, mean, claimed)
         eps = _other(add, Ref(mean.name)) if add is not None and add.op == "add" else None
-        if isinstance(eps, bool) or not isinstance(eps, int | float) or add.kwargs:
+        if isinstance(eps, Ref):  # self.eps: read from the instance at run time (trace.py)
+            source = graph.input(eps.name)
+            eps = f"self.{source.target}" if source and source.kind == "attr" else None
+        if isinstance(eps, bool) or not isinstance(eps, int | float | str) or add.kwargs:
             return None
         rsqrt = _sole_user(graph, add, claimed)
         if rsqrt is None or rsqrt.op != "rsqrt":
@@ -216,12 +219,17 @@ class Norm:
             f"    {p}_kernel[({p}_x.shape[0],)](",
             f"        {p}_x, {out}, "
             + "".join(f"{t}.reshape(-1), " for t in names[1 : 1 + n_params]),
-            f"        {p}_N, *{p}_x.stride(), {out}.shape[-1], {spec['eps']!r},",
+            f"        {p}_N, *{p}_x.stride(), {out}.shape[-1], {_eps(spec['eps'])},",
             f"        {epilogue.host_args(p)},",
             f"        BLOCK={p}_BLOCK, SINGLE={p}_N <= {p}_BLOCK, num_warps={config['num_warps']},",
             "    )",
         ]
         return Emitted(kernel, call)
+
+
+def _eps(eps: float | str) -> str:
+    """A literal, or ``float(self.eps)`` for an epsilon the model holds as an attribute."""
+    return f"float({eps})" if isinstance(eps, str) else repr(eps)
 
 
 def _is_weight(graph: OpGraph, ref: Ref, n: int) -> bool:
