@@ -102,6 +102,8 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
     with ThreadPoolExecutor(max_workers=max(1, k)) as pool:
         ids = list(pool.map(one, range(k)))
+    if rnd == 0 and mode == "initial" and ctx.options.seed_builtin and agent.name != "builtin":
+        ids.append(_builtin_seed(ctx, state, slot=k))
     if len(errors) == k:  # the endpoint itself is failing: stop loudly, resumable, not silently
         from .llm import LLMError
 
@@ -289,6 +291,19 @@ def _coder(ctx: CampaignContext):
 
         ctx.coder_agent = LLMCoder()
     return ctx.coder_agent
+
+
+def _builtin_seed(ctx: CampaignContext, state: ProblemState, slot: int) -> str:
+    """The builtin coder's kernel as one more round-0 candidate, or "" when it has none."""
+    from .builtin.coder import BuiltinCoder
+
+    proposed = BuiltinCoder().propose(ctx, state, None, None, 0, 1)
+    if proposed.source is None:
+        ctx.store.event("seed_skipped", ctx.problem.id, reason=proposed.halt)
+        return ""
+    return ctx.store.add_candidate(
+        ctx.problem.id, 0, slot, proposed.source, parent_id=None, mode="initial"
+    )
 
 
 def _judge(ctx: CampaignContext):

@@ -57,6 +57,9 @@ class CampaignOptions:
     reasoning_effort: str | None = None  # "low" | "medium" | "high", for reasoning models
     executor: str = "local"  # "local" | "ray": where evaluations run (sandbox/executors)
     ray_address: str | None = None  # the Ray cluster for executor "ray"; None starts a local one
+    # LLM campaigns: add the builtin coder's kernel to round 0, a verified start and a baseline
+    # the Coder's kernels must beat (optimize rounds branch from whichever is best).
+    seed_builtin: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -279,6 +279,10 @@ def optimize(
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster (HOST:6379) for --executor ray; else local.")
     ] = None,
+    seed_builtin: Annotated[
+        bool,
+        typer.Option(help="Also evaluate the builtin coder's kernel in round 0 (LLM campaigns)."),
+    ] = False,
 ) -> None:
     """Run an optimisation campaign: Coder and Judge agents, every candidate through the evaluator.
 
@@ -329,6 +333,7 @@ def optimize(
         sandbox=sandbox,
         executor=executor,
         ray_address=ray_address,
+        seed_builtin=seed_builtin,
     )
     code = run_optimize(
         console,

@@ -215,3 +215,15 @@ def test_a_failing_endpoint_stops_the_campaign_with_a_resume_hint(tmp_path):
     assert "model overloaded" in result.output and "--resume" in result.output
     (run_dir,) = list(tmp_path.iterdir())
     assert RunStore.open(run_dir).status() == "interrupted"
+
+
+def test_seed_builtin_gives_an_llm_campaign_a_verified_start(tmp_path):
+    store, requests = _run_in_process(tmp_path, Script(), rounds=2, seed_builtin=True)
+    by_id = {c["candidate_id"]: c for c in store.candidates("level1/01_relu")}
+    seed = by_id["level1-01-relu-r0-c1"]  # the slot after the K=1 Coder slot
+    assert seed["accepted"] and seed["mode"] == "initial"
+    assert (store.path / seed["source_path"]).read_text().startswith("# kernelloop-builtin:")
+    assert not by_id["level1-01-relu-r0-c0"]["accepted"]  # the Coder's first kernel is wrong
+    # A correct kernel existed after round 0, so round 1 optimised from it instead of repairing.
+    assert by_id["level1-01-relu-r1-c0"]["mode"] == "optimize"
+    assert by_id["level1-01-relu-r1-c0"]["parent_id"] == "level1-01-relu-r0-c1"
