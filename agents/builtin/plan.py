@@ -14,6 +14,7 @@ import dataclasses
 
 from .templates import HEAVY, LIGHT
 from .templates.base import Segment
+from .templates.layout import VIEWS
 from .trace import OpGraph, Ref
 
 
@@ -50,7 +51,10 @@ def plan(graph: OpGraph) -> Plan:
             continue
         seg = next((s for t in LIGHT if (s := t.match(graph, i, claimed))), None)
         if seg is None:
-            unmatched.append(f"{op.op}.{op.overload}" if op.overload != "default" else op.op)
+            name = f"{op.op}.{op.overload}" if op.overload != "default" else op.op
+            if op.op in VIEWS:  # a view is only refused when its shape cannot follow the sizes
+                name += " (a reshape that cannot be rewritten over run-time sizes)"
+            unmatched.append(name)
         else:
             take(seg)
     order = {o.name: i for i, o in enumerate(graph.ops)}
