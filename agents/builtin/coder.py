@@ -52,6 +52,8 @@ class BuiltinCoder:
         if state["mode"] == "initial":
             if idx and main is not None:
                 knobs = BY_NAME[pl.segments[main].template].knobs
+                # Nothing is measured yet: treat the default as the best so far, so the extra
+                # slots get its nearest neighbours (the judge takes over from round 1).
                 start = [search.Trial(configs[main], True, 1.0)]
                 alternatives = search.next_configs(knobs, start, search.Feedback(), k - 1)
                 if idx - 1 >= len(alternatives):
