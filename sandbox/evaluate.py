@@ -15,33 +15,26 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
-import json
-import os
-import queue
 import random
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import settings as settings_mod
 from ..kernelbench.problem import Problem
-from . import backends, channel, checks, reasons, spawn, static_gate, tensorio
+from . import backends, checks, launch, reasons, static_gate, tensorio
 from .limits import Limits
 from .plan import Plan, make_plan
 from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
-# Set by an executor's per-GPU queue (sandbox/executors/local.py): the GPU this thread's
-# evaluations may use. None: whatever CUDA_VISIBLE_DEVICES the orchestrator has.
-assigned_gpu: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "assigned_gpu", default=None
-)
+# Re-exported: executors set it (sandbox/executors/local.py), launch reads it.
+assigned_gpu = launch.assigned_gpu
+_run_worker = launch.run_worker  # used by sandbox/profile_job.py and timing_report.py
 MAX_WORKER_TASKS = 512  # processes + threads of one candidate worker (torch and Triton need ~50)
 
 
@@ -69,75 +62,12 @@ def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
         phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - started, 4)
 
 
-def _collect(reader: channel.Reader) -> tuple[list[tuple[float, dict]], str | None]:
-    """All frames a finished worker sent, with arrival times, or why the stream was bad."""
-    frames: list[tuple[float, dict]] = []
-    while True:
-        try:
-            stamp, frame = reader.next(timeout=10)
-        except queue.Empty:
-            return frames, "the channel stayed open after the worker ended"
-        if frame is None:
-            return frames, None
-        if isinstance(frame, channel.ChannelError):
-            return frames, str(frame)
-        frames.append((stamp, frame))
-
-
 def _extension_cache(source: str, cfg) -> str:
     """``load_inline`` builds take minutes: cache them per source hash. A candidate can only
     write into the folder of its own source, so it cannot poison another candidate's build."""
     path = cfg.cache_dir / "torch_extensions" / hashlib.sha256(source.encode()).hexdigest()[:24]
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
-
-
-def _run_worker(
-    module: str,
-    job: dict,
-    *,
-    workdir: Path,
-    wrapped_by,
-    gpu: bool,
-    timeout_s: float,
-    memory_cap: int,
-    writable: tuple[str, ...] = (),
-    env: dict[str, str] | None = None,
-    max_tasks: int | None = None,
-    command: Callable[[list[str]], list[str]] | None = None,
-):
-    stem = module.rsplit(".", 1)[-1]
-    job_path = workdir / f"{stem}-job.json"
-    argv = [sys.executable, "-m", module, job_path.name]
-    if command is not None:  # e.g. a profiler in front of the worker (sandbox/profile_job.py)
-        argv = command(argv)
-    wrapped = wrapped_by.wrap(argv, str(workdir), gpu, writable)
-    job = {**job, "isolate_network": wrapped.isolate_network}
-    if wrapped.fifo_channel:  # a container cannot inherit our pipe (sandbox/channel.py)
-        fifo = workdir / f"{stem}-channel"
-        os.mkfifo(fifo, 0o600)
-        reader, write_fd = channel.Reader.from_fifo(str(fifo)), None
-        job["channel_path"] = f"{wrapped.workdir or workdir}/{fifo.name}"
-    else:
-        read_fd, write_fd = os.pipe()
-        reader = channel.Reader(read_fd)
-        job["channel_fd"] = write_fd
-    job_path.write_text(json.dumps(job))
-    extra = {} if gpu else {"TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
-    if gpu and (index := assigned_gpu.get()) is not None:
-        extra["CUDA_VISIBLE_DEVICES"] = str(index)  # the executor's queue for this GPU
-    outcome = spawn.run(
-        wrapped,
-        cwd=str(workdir),
-        env=spawn.scrubbed_env(wrapped.workdir or str(workdir), {**extra, **(env or {})}),
-        pass_fd=write_fd,
-        timeout_s=timeout_s,
-        memory_cap=memory_cap,
-        max_tasks=max_tasks,
-    )
-    reader.release()  # a FIFO whose writer never came (the container did not start)
-    frames, bad = _collect(reader)
-    return outcome, frames, bad
 
 
 class _Frames:
@@ -246,6 +176,61 @@ def evaluate(
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _candidate_job(problem: Problem, plan: Plan, cfg, gpu: bool) -> dict:
+    return {
+        "candidate": "candidate.py",
+        "device": plan.device,
+        "dtype": problem.dtype,
+        "init_seed": plan.init_seed,
+        "allow_torch": list(problem.allow_torch),
+        "trials": [
+            {"name": t.name, "variant": t.variant, "inputs": f"inputs/{t.name}.bin"}
+            for t in plan.trials
+        ],
+        "repeat": plan.repeat,
+        "timing": {
+            "template": f"inputs/{plan.trials[0].name}.bin",
+            "budget_ms": cfg.timing_budget_ms,
+            "warmup_ms": cfg.warmup_ms,
+        }
+        if gpu
+        else None,
+        "drift": plan.drift,
+    }
+
+
+def _start_candidate(
+    verdict: Verdict, source: str, work: Path, iso, cfg, gpu: bool, timeout_s: float, **how
+) -> launch.WorkerRun:
+    """The candidate worker, inside the isolation backend. ``how``: ``job`` (the whole job, a
+    plain start) or ``await_s`` (started ahead of need; its job is posted later)."""
+    writable, env = (), {}
+    if verdict.backend == "cuda-inline":
+        ext = _extension_cache(source, cfg)
+        writable, env = (ext,), {"TORCH_EXTENSIONS_DIR": ext}
+    boot = {
+        "limits": Limits(
+            memory_bytes=None if gpu else cfg.memory_cap_bytes,
+            cpu_seconds=int(timeout_s * 4) + 30,
+            file_bytes=(16 << 30) if gpu else (1 << 30),
+            processes=256,
+        ).to_dict(),
+    }
+    return launch.start_worker(
+        "kernelloop.sandbox.worker",
+        {**boot, **how.pop("job", {})},
+        workdir=work,
+        wrapped_by=iso,
+        gpu=gpu,
+        timeout_s=timeout_s,
+        memory_cap=cfg.memory_cap_bytes,
+        writable=writable,
+        env=env,
+        max_tasks=MAX_WORKER_TASKS,
+        **how,
+    )
+
+
 def _run(
     problem: Problem,
     source: str,
@@ -256,11 +241,38 @@ def _run(
     cfg,
     timeout_s: float,
 ) -> Verdict:
-    phases = verdict.phases
     private, work = base / "private", base / "work"
     for d in (private / "ref", work / "inputs", work / "params", work / "out", work / "tmp"):
         d.mkdir(parents=True, mode=0o700)
     (work / "candidate.py").write_text(source)
+    gpu = plan.device == "cuda"
+    # 3a. The candidate worker starts now, ahead of need, so that its process start-up and
+    # `import torch` overlap the reference. It runs none of the candidate's code until its job is
+    # posted, which happens only after the reference outputs have left the disk (threat row 14).
+    # It waits as long as the reference (and, on a GPU, the baselines) may take.
+    await_s = (max(timeout_s, 600) + max(timeout_s, 900) if gpu else timeout_s) + 60
+    worker = _start_candidate(verdict, source, work, iso, cfg, gpu, timeout_s, await_s=await_s)
+    try:
+        return _reference_then_candidate(
+            problem, source, plan, verdict, iso, private, work, cfg, timeout_s, worker
+        )
+    finally:
+        worker.cancel()  # whatever ended the evaluation early: the waiting worker goes too
+
+
+def _reference_then_candidate(
+    problem: Problem,
+    source: str,
+    plan: Plan,
+    verdict: Verdict,
+    iso,
+    private: Path,
+    work: Path,
+    cfg,
+    timeout_s: float,
+    worker: launch.WorkerRun,
+) -> Verdict:
+    phases = verdict.phases
     gpu = plan.device == "cuda"
     common = {
         "problem_path": str(problem.path),
@@ -302,50 +314,14 @@ def _run(
     if gpu and order[0] == "reference":
         baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
 
-    # 3. The candidate, inside the isolation backend.
-    job = {
-        "candidate": "candidate.py",
-        "device": plan.device,
-        "dtype": problem.dtype,
-        "init_seed": plan.init_seed,
-        "allow_torch": list(problem.allow_torch),
-        "trials": [
-            {"name": t.name, "variant": t.variant, "inputs": f"inputs/{t.name}.bin"}
-            for t in plan.trials
-        ],
-        "repeat": plan.repeat,
-        "timing": {
-            "template": f"inputs/{plan.trials[0].name}.bin",
-            "budget_ms": cfg.timing_budget_ms,
-            "warmup_ms": cfg.warmup_ms,
-        }
-        if gpu
-        else None,
-        "drift": plan.drift,
-        "limits": Limits(
-            memory_bytes=None if gpu else cfg.memory_cap_bytes,
-            cpu_seconds=int(timeout_s * 4) + 30,
-            file_bytes=(16 << 30) if gpu else (1 << 30),
-            processes=256,
-        ).to_dict(),
-    }
-    writable, env = (), {}
-    if verdict.backend == "cuda-inline":
-        ext = _extension_cache(source, cfg)
-        writable, env = (ext,), {"TORCH_EXTENSIONS_DIR": ext}
+    # 3b. The candidate's job goes to the waiting worker: only now, with the reference outputs
+    # off the disk, may candidate code load. The worker's timeout counts from here.
+    job = _candidate_job(problem, plan, cfg, gpu)
     with _timed(phases, "candidate"):
-        outcome, frames, bad = _run_worker(
-            "kernelloop.sandbox.worker",
-            job,
-            workdir=work,
-            wrapped_by=iso,
-            gpu=gpu,
-            timeout_s=timeout_s,
-            memory_cap=cfg.memory_cap_bytes,
-            writable=writable,
-            env=env,
-            max_tasks=MAX_WORKER_TASKS,
-        )
+        if not worker.post(job):  # it died or overstayed while waiting: start one afresh
+            worker.wait()
+            worker = _start_candidate(verdict, source, work, iso, cfg, gpu, timeout_s, job=job)
+        outcome, frames, bad = worker.wait()
     verdict.worker = {
         "returncode": outcome.returncode,
         "signal": outcome.signal,

@@ -104,6 +104,7 @@ class Outcome:
     stderr: str
     isolation: list[str]
     leftovers_killed: int = 0
+    warm_s: float = 0.0  # spawned ahead of need: seconds from spawn to arming
 
 
 def _process_table() -> dict[int, int]:
@@ -196,7 +197,128 @@ def _reap_orphans(since_ticks: int) -> int:
     return killed
 
 
-def run(
+class Running:
+    """A started worker, watched by a thread until it ends; :meth:`wait` gives its Outcome.
+
+    A worker started ahead of need (``armed=False``) is not yet running anything of the
+    candidate's: until :meth:`arm`, only the memory watchdog and the ``unarmed_s`` cap apply.
+    The wall-clock timeout counts from arming, so the candidate is not charged for start-up.
+    """
+
+    def __init__(self, proc, wrapped: Wrapped, group, isolation, limits, armed: bool):
+        self.proc = proc
+        self._wrapped, self._group, self._isolation = wrapped, group, isolation
+        self._timeout_s, self._memory_cap, self._unarmed_s = limits
+        self._started = time.perf_counter()
+        self._armed_at = self._started if armed else None
+        self._lock = (
+            threading.Lock()
+        )  # arming and the watcher's decision to kill exclude each other
+        self._ending = False
+        self._cancel = threading.Event()
+        self._born = _start_ticks(proc.pid)
+        self._out, self._err = _Capture(proc.stdout), _Capture(proc.stderr)
+        self._outcome: Outcome | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def arm(self) -> bool:
+        """Start the wall-clock timeout now. False if the worker is gone or being killed: then
+        nothing must be handed to it."""
+        with self._lock:
+            if self._ending or self.proc.poll() is not None:
+                return False
+            self._armed_at = time.perf_counter()
+            return True
+
+    def cancel(self) -> None:
+        """Kill the worker (and all it started) at the watcher's next look; :meth:`wait` reaps."""
+        with self._lock:
+            self._ending = True
+        self._cancel.set()
+
+    def wait(self) -> Outcome:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return self._outcome
+
+    def _over_time(self, now: float) -> bool:
+        if self._armed_at is None:
+            return now - self._started > self._unarmed_s
+        return now - self._armed_at > self._timeout_s
+
+    def _watch(self) -> None:
+        try:
+            self._outcome = self._watch_and_clean()
+        except BaseException as exc:  # re-raised in wait(), in the caller's thread
+            self._error = exc
+
+    def _watch_and_clean(self) -> Outcome:
+        proc, group, wrapped = self.proc, self._group, self._wrapped
+        timed_out = memory_exceeded = False
+        peak, seen = 0, set()
+        ended = None
+        try:
+            while proc.poll() is None:
+                seen |= _descendants(proc.pid, _process_table())
+                rss = _rss({proc.pid} | seen)
+                peak = max(peak, rss)
+                with self._lock:
+                    if rss > self._memory_cap:
+                        memory_exceeded = True
+                    elif self._over_time(time.perf_counter()):
+                        timed_out = True
+                    if memory_exceeded or timed_out or self._cancel.is_set():
+                        self._ending = True
+                        break
+                self._cancel.wait(0.05)
+        finally:
+            with self._lock:
+                self._ending = True
+            leftovers = _descendants(proc.pid, _process_table()) | seen
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            killed = _kill(leftovers)
+            if group:
+                killed += group.kill_all()
+            if wrapped.finish is not None:
+                ended = wrapped.finish()
+                killed += ended.killed
+            proc.wait()
+            if group:
+                group.remove()
+            with _spawn_lock:
+                _live.discard(proc.pid)
+                killed += _reap_orphans(self._born)
+        now = time.perf_counter()
+        code = proc.returncode
+        sig = signal.Signals(-code).name if code is not None and code < 0 else None
+        if ended is not None:
+            memory_exceeded = memory_exceeded or ended.oom_killed
+            peak = max(peak, ended.peak_memory_bytes)
+            sig = sig or ended.signal
+        armed_at = self._armed_at if self._armed_at is not None else now
+        return Outcome(
+            returncode=code,
+            signal=sig,
+            timed_out=timed_out,
+            memory_exceeded=memory_exceeded,
+            wall_s=now - armed_at,
+            peak_rss_bytes=peak,
+            stdout=self._out.text(),
+            stderr=self._err.text(),
+            isolation=self._isolation,
+            leftovers_killed=killed,
+            warm_s=armed_at - self._started,
+        )
+
+
+def start(
     wrapped: Wrapped,
     *,
     cwd: str,
@@ -205,7 +327,10 @@ def run(
     timeout_s: float,
     memory_cap: int,
     max_tasks: int | None = None,
-) -> Outcome:
+    armed: bool = True,
+    unarmed_s: float = 3600.0,
+) -> Running:
+    """Spawn the worker and return at once; a thread watches it from here on."""
     _prepare_orchestrator()
     isolation = wrapped.isolation
     group = None
@@ -220,7 +345,6 @@ def run(
         argv = group.wrap(wrapped.argv) if group else wrapped.argv
         if group:
             isolation = [*isolation, f"pids-cgroup({max_tasks})"]
-    started = time.perf_counter()
     try:
         with _spawn_lock:  # a concurrent _reap_orphans must not take this child for an orphan
             proc = subprocess.Popen(
@@ -235,62 +359,18 @@ def run(
             )
             _live.add(proc.pid)
     except BaseException:
+        if pass_fd is not None:
+            os.close(pass_fd)  # the reader then sees end-of-file instead of waiting forever
         if wrapped.finish is not None:
             wrapped.finish()
-        raise
-    born = _start_ticks(proc.pid)
-    if pass_fd is not None:
-        os.close(pass_fd)  # the worker holds the only write end: EOF arrives when it is gone
-    out, err = _Capture(proc.stdout), _Capture(proc.stderr)
-    timed_out = memory_exceeded = False
-    peak, seen = 0, set()
-    ended = None
-    try:
-        while proc.poll() is None:
-            seen |= _descendants(proc.pid, _process_table())
-            tree = {proc.pid} | seen
-            rss = _rss(tree)
-            peak = max(peak, rss)
-            if rss > memory_cap:
-                memory_exceeded = True
-            elif time.perf_counter() - started > timeout_s:
-                timed_out = True
-            if memory_exceeded or timed_out:
-                break
-            time.sleep(0.05)
-    finally:
-        leftovers = _descendants(proc.pid, _process_table()) | seen
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        killed = _kill(leftovers)
-        if group:
-            killed += group.kill_all()
-        if wrapped.finish is not None:
-            ended = wrapped.finish()
-            killed += ended.killed
-        proc.wait()
         if group:
             group.remove()
-        with _spawn_lock:
-            _live.discard(proc.pid)
-            killed += _reap_orphans(born)
-    code = proc.returncode
-    sig = signal.Signals(-code).name if code is not None and code < 0 else None
-    if ended is not None:
-        memory_exceeded = memory_exceeded or ended.oom_killed
-        peak = max(peak, ended.peak_memory_bytes)
-        sig = sig or ended.signal
-    return Outcome(
-        returncode=code,
-        signal=sig,
-        timed_out=timed_out,
-        memory_exceeded=memory_exceeded,
-        wall_s=time.perf_counter() - started,
-        peak_rss_bytes=peak,
-        stdout=out.text(),
-        stderr=err.text(),
-        isolation=isolation,
-        leftovers_killed=killed,
-    )
+        raise
+    if pass_fd is not None:
+        os.close(pass_fd)  # the worker holds the only write end: EOF arrives when it is gone
+    return Running(proc, wrapped, group, isolation, (timeout_s, memory_cap, unarmed_s), armed)
+
+
+def run(wrapped: Wrapped, **kwargs) -> Outcome:
+    """Start a worker, armed at once, and watch it to its end."""
+    return start(wrapped, **kwargs).wait()

@@ -1,11 +1,13 @@
 """The candidate worker: the only process in which candidate code ever runs.
 
 ``python -m kernelloop.sandbox.worker JOB.json``, spawned fresh for each candidate inside an
-isolation backend. The story, top-down: limit ourselves, capture timers and install guards, load
-the candidate (the "build"), run every trial on inputs the orchestrator prepared and write the
-outputs to files, time it if there is a GPU, re-run some trials after timing (drift), and report
-each step as a frame on the channel. The worker never holds a reference output or a seed, and it
-judges nothing: comparison happens in the orchestrator.
+isolation backend, usually ahead of need: then JOB.json holds only the boot settings, and the job
+itself is awaited after the imports (``sandbox/launch.py``). The story, top-down: limit
+ourselves, capture timers and install guards, load the candidate (the "build"), run every trial
+on inputs the orchestrator prepared and write the outputs to files, time it if there is a GPU,
+re-run some trials after timing (drift), and report each step as a frame on the channel. The
+worker never holds a reference output or a seed, and it judges nothing: comparison happens in the
+orchestrator.
 """
 
 from __future__ import annotations
@@ -277,6 +279,43 @@ class Worker:
                 self.run_trial(trials[name], name + ".drift")
 
 
+def _warm_up() -> None:
+    """What every job needs, imported while the orchestrator still computes the reference."""
+    import hashlib  # noqa: F401
+
+    import torch  # noqa: F401
+
+    from . import guards, tensorio, timing  # noqa: F401
+
+    try:  # what a Triton candidate imports first (guards import triton.runtime.jit anyway)
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except ImportError:
+        pass
+
+
+def _await_job(path: Path, wait_s: float, channel_fd: int) -> dict[str, Any] | None:
+    """The job the orchestrator posts (atomically, by rename) once the reference outputs have
+    left the disk; None when none came in time or the orchestrator is gone (our channel's read
+    end closed), so a worker started ahead of need never lingers."""
+    import select
+
+    poller = select.poll()
+    poller.register(channel_fd, 0)  # errors and hang-ups are reported whatever the mask
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            job = json.loads(path.read_text())
+        except FileNotFoundError:
+            if poller.poll(0):
+                return None
+            time.sleep(0.005)
+            continue
+        path.unlink(missing_ok=True)
+        return job
+    return None
+
+
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
     if "channel_path" in job:  # a container's FIFO channel, opened before any candidate code
@@ -284,6 +323,13 @@ def main(argv: list[str]) -> int:
     # Before anything else: no threads exist yet (unshare needs that) and no candidate code.
     network = limits.isolate_network() if job.get("isolate_network") else "sandbox"
     limits.apply(limits.Limits(**job["limits"]))
+    if "await_job" in job:  # started ahead of need (sandbox/launch.py): boot settings only
+        _warm_up()
+        posted = _await_job(Path(job["await_job"]), job["await_s"], job["channel_fd"])
+        if posted is None:
+            print("worker: no job was posted; exiting", file=sys.stderr)
+            return 3
+        job = {**posted, **job}  # the boot settings (channel, limits) stay as they were applied
     worker = Worker(job)
     worker.network = network
     try:
@@ -296,4 +342,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    status = main(sys.argv)
+    # Leave without interpreter teardown: with torch loaded it costs ~0.3 s on the critical
+    # path, and no code of the candidate's (atexit hooks, finalizers) runs after its last frame,
+    # e.g. to rewrite output files the orchestrator reads once the worker is gone.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
