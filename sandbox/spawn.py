@@ -174,15 +174,49 @@ def _start_ticks(pid: int) -> int:
     return int(stat[stat.rfind(b")") + 2 :].split()[19])
 
 
-def _reap_orphans(since_ticks: int) -> int:
-    """Kill and reap processes re-parented to us, born after our worker, that are not workers.
+def _state(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return b""
+    return stat[stat.rfind(b")") + 2 :].split()[0]
+
+
+def _reap(pids: set[int], within_s: float = 2.0) -> None:
+    """Collect the exit status of those of ``pids`` that are (now) our children, waiting a
+    little for killed ones to die: a child never waited for stays a zombie for as long as we
+    run, and a long campaign would fill the process table with them. Callers hold _spawn_lock
+    and leave out _live, so a sibling's worker is never waited for here."""
+    deadline = time.monotonic() + within_s
+    pending = set(pids)
+    while pending:
+        for pid in list(pending):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue  # ours, not dead yet
+            except ChildProcessError:
+                pass  # not our child (or already collected)
+            pending.discard(pid)
+        if not pending or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
+def _reap_orphans(since_ticks: int, descendants: set[int]) -> int:
+    """Kill and reap processes re-parented to us, born after our worker, that are not workers,
+    and collect the worker's own ``descendants`` that became our children when it died.
 
     Only a process started after the worker can be its escaped descendant, which keeps this
     from touching anything else the orchestrating program runs.
     """
     me, killed = os.getpid(), 0
+    ours = {pid for pid in descendants if pid not in _live}
     for pid, ppid in _process_table().items():
         if ppid == me and pid not in _live and _start_ticks(pid) >= since_ticks:
+            if _state(pid) == b"Z":  # dead already (a zombie has no command line either)
+                ours.add(pid)
+                continue
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as fh:
                     if not fh.read():
@@ -190,10 +224,8 @@ def _reap_orphans(since_ticks: int) -> int:
             except OSError:
                 continue
             killed += _kill({pid})
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+            ours.add(pid)
+    _reap(ours)
     return killed
 
 
@@ -294,7 +326,7 @@ class Running:
                 group.remove()
             with _spawn_lock:
                 _live.discard(proc.pid)
-                killed += _reap_orphans(self._born)
+                killed += _reap_orphans(self._born, leftovers)
         now = time.perf_counter()
         code = proc.returncode
         sig = signal.Signals(-code).name if code is not None and code < 0 else None
