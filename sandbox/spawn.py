@@ -1,9 +1,11 @@
 """Start one worker, watch it, and make sure nothing of it outlives the call.
 
 The worker gets a scrubbed environment (no API keys or tokens of any kind), its own session and
-process group, a wall-clock timeout, a resident-memory watchdog over its whole process tree (an
-address-space limit cannot be used for CUDA processes, which map huge virtual ranges), and
-bounded capture of stdout/stderr (a log flood costs the candidate, never the orchestrator).
+process group, a wall-clock timeout (counted from arming: a worker started ahead of need, see
+``sandbox/launch.py``, is armed when its job is posted), a resident-memory watchdog over its
+whole process tree (an address-space limit cannot be used for CUDA processes, which map huge
+virtual ranges), and bounded capture of stdout/stderr (a log flood costs the candidate, never
+the orchestrator). :func:`start` returns at once and a thread watches; :func:`run` waits.
 When it ends, every process it started is killed: the group, its descendants, and any orphan
 that escaped with ``setsid`` and was re-parented to us (we are a child subreaper).
 """

@@ -311,7 +311,6 @@ def _await_job(path: Path, wait_s: float, channel_fd: int) -> dict[str, Any] | N
                 return None
             time.sleep(0.005)
             continue
-        path.unlink(missing_ok=True)
         return job
     return None
 
