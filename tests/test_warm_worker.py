@@ -38,6 +38,12 @@ SANDBOXES = [
         ),
     ),
     "process",
+    pytest.param(
+        "docker",
+        marks=pytest.mark.skipif(
+            backends.BACKENDS["docker"].available() is not None, reason="no Docker daemon"
+        ),
+    ),
 ]
 
 
@@ -138,6 +144,10 @@ def test_a_failed_reference_kills_the_waiting_worker(sandbox, started, monkeypat
     assert len(started) == 1 and _gone(started[0].pid)
     assert _children() <= before
     assert not spawn._live
+    if sandbox == "docker":  # the waiting container is removed, not just its attached client
+        import docker
+
+        assert not docker.from_env().containers.list(all=True, filters={"label": "kernelloop"})
 
 
 def test_an_exception_before_posting_kills_the_waiting_worker(started, monkeypatch):
