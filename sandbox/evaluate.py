@@ -108,14 +108,6 @@ def _reference_outputs(job: dict, private: Path, gpu: bool, timeout_s: float, cf
     return found, None
 
 
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def evaluate(
     problem: Problem,
     source: str,
@@ -298,7 +290,9 @@ def _reference_then_candidate(
         verdict.reject(reasons.PROBLEM_ERROR, f"the reference failed: {failure}")
         return verdict
     work_estimate = ref["reference"].get("work")
-    input_hashes = {t.name: _hash_file(work / "inputs" / f"{t.name}.bin") for t in plan.trials}
+    input_hashes = {
+        t.name: tensorio.file_sha256(work / "inputs" / f"{t.name}.bin") for t in plan.trials
+    }
     # Reference outputs and the seeds in the reference job move into this process's memory and
     # leave the disk before any candidate code runs: a worker sharing our uid (the process
     # backend) could otherwise read them (threat row 14).

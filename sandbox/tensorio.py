@@ -8,6 +8,7 @@ run code or smuggle a ``Tensor`` subclass (threat row 5) into the orchestrator.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -110,6 +111,15 @@ def digest(items: list[Any], hasher: Any) -> str:
     for chunk in payload:
         hasher.update(chunk)
     return hasher.hexdigest()
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a bundle file as written: equal to :func:`digest` of the items it holds."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def decode(data: bytes, *, payload_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:

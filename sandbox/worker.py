@@ -193,6 +193,9 @@ class Worker:
             **report,
             ok=True,
             output=out_file,
+            # What was written, so that a file rewritten after this frame (by a process or
+            # thread the candidate left running) is caught rather than compared.
+            output_sha256=self.digest(outputs),
             inputs_sha256=self.digest(inputs),
             devices=[str(o.device.type) for o in outputs],
             launches=self.guards.launches() - launches,
