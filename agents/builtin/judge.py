@@ -40,9 +40,7 @@ class BuiltinJudge:
         best = search.best_trial(trials)
         if best is None:
             device = _device(ctx, rows)
-            return {
-                "halt": f"verified, not timed on {device}: the config search needs a GPU"
-            }, None
+            return {"halt": f"verified, not timed on {device}: the config search needs a GPU"}, None
         feedback = search.Feedback.from_measurements(_measured(ctx, ids[id(best)]))
         knobs = BY_NAME[pl.segments[main].template].knobs
         proposals = search.next_configs(knobs, trials, feedback, ctx.options.candidates)

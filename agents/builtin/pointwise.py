@@ -201,7 +201,7 @@ def absorb(
         return _f(arg)
 
     def take(op: Op) -> bool:
-        if op.name in claimed or not is_pointwise(op) or not isinstance(op.out, object):
+        if op.name in claimed or not is_pointwise(op):
             return False
         out = graph.value_of(Ref(op.name))
         if out is None or (shape is not None and out.shape != shape):

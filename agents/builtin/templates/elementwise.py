@@ -28,7 +28,7 @@ class Elementwise:
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
-        if op.name in claimed or not pointwise.is_pointwise(op) or not isinstance(op.out, object):
+        if op.name in claimed or not pointwise.is_pointwise(op):
             return None
         out = graph.value_of(Ref(op.name))
         if out is None or out.dtype not in _FLOATS:

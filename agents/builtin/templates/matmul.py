@@ -88,7 +88,7 @@ class Matmul:
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
-        if op.name in claimed or not isinstance(op.out, object):
+        if op.name in claimed:
             return None
         form = _form(graph, op)
         if form is None:
