@@ -51,19 +51,11 @@ class _Board:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    t = Table(title="summary")
-    for col in (
-        "problem",
-        "status",
-        "candidates",
-        "accepted",
-        "best",
-        "vs eager",
-        "vs compile",
-        "USD",
-        "minutes",
-    ):
-        t.add_column(col)
+    # Compact enough for an 80-column log: the best kernel's id is in `runs show`.
+    t = Table(title="summary (speedup of the best kernel vs eager PyTorch and torch.compile)")
+    t.add_column("problem", no_wrap=True, max_width=20)
+    for col in ("status", "cands", "ok", "eager", "compile", "USD", "min"):
+        t.add_column(col, no_wrap=True)
     for p in summary.get("problems", []):
         best = p.get("best") or {}
 
@@ -73,14 +65,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
         spend = p.get("spend", {})
         usd = spend.get("usd", 0.0)
-        cost = f"{usd:.4f}" + ("+unknown" if spend.get("usd_unknown_calls") else "")
+        cost = f"{usd:.4f}" + ("+?" if spend.get("usd_unknown_calls") else "")
         minutes = p.get("minutes")
         t.add_row(
             p["problem_id"],
             str(p.get("status")),
             str(p.get("candidates", 0)),
             str(p.get("accepted", 0)),
-            best.get("candidate_id", "-"),
             fmt("speedup_eager"),
             fmt("speedup_compile"),
             cost,
