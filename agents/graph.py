@@ -143,8 +143,9 @@ def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
 def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     """Hardware feedback on the round's best correct kernel, the one the Judge will be shown:
-    timing and roofline from its verdict, compiler resources (CUDA: registers, spills), and
-    Nsight Compute counters where a GPU and ncu are present."""
+    timing and roofline from its verdict, compiler resources (CUDA: ptxas's registers and
+    spills; Triton: what the driver reported for the kernels it loaded), and Nsight Compute
+    counters where a GPU and ncu are present."""
     best = _round_best(ctx, state["round_ids"])
     if best is None:
         return {"profile": None}
@@ -158,6 +159,8 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
             statics = static_resources.from_candidate_source(source, "cuda")
         except Exception as exc:  # feedback is optional; the loop goes on without it
             ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:300])
+    elif verdict.timing is not None and verdict.timing.kernels:  # Triton, compiled on the GPU
+        statics = static_resources.from_launched(verdict.timing.kernels)
     counters = None
     if verdict.timing is not None:
         counters = _ncu_counters(ctx, cid, source)

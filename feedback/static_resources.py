@@ -346,6 +346,29 @@ def _add_triton_driver_view(res: StaticResources, compiled) -> None:
     res.notes.append("local_bytes is Triton's n_spills x 4 (local memory, not spill traffic)")
 
 
+def from_launched(entries: list[dict[str, Any]]) -> list[StaticResources]:
+    """Resources of the Triton kernels a timed candidate launched, as its worker reported them
+    (``TimingResult.kernels``): what the driver said when each was loaded on the GPU."""
+    out = []
+    for e in entries:
+        spills = e.get("spills")
+        res = StaticResources(
+            kernel=str(e.get("kernel", "?")),
+            backend="triton",
+            arch="",
+            registers_per_thread=e.get("registers"),
+            shared_bytes=e.get("shared_bytes"),
+            local_bytes=4 * spills if isinstance(spills, int) else None,
+            source="triton-metadata",
+        )
+        if isinstance(spills, int):  # local memory is where spilled registers go
+            res.spill_stores_bytes = res.spill_loads_bytes = 4 * spills
+        if e.get("num_warps"):
+            res.notes.append(f"{e['num_warps']} warps, {e.get('num_stages')} stages")
+        out.append(res)
+    return out
+
+
 def _interpreting() -> bool:
     from triton import knobs
 

@@ -80,6 +80,7 @@ class OpRecorder(TorchDispatchMode):
 class Guards:
     def __init__(self) -> None:
         self._launches = 0
+        self._compiled: dict[int, tuple[str, object]] = {}
         self._threads = {t.ident for t in threading.enumerate()}
         self._install_launch_counters()
         self._identities = self._snapshot()
@@ -130,7 +131,11 @@ class Guards:
             def counted(self, *args, _original=original, **kwargs):
                 if not kwargs.get("warmup", False):
                     guards._launches += 1
-                return _original(self, *args, **kwargs)
+                kernel = _original(self, *args, **kwargs)
+                # The compiled kernel a GPU launch returns knows its registers and spills.
+                if getattr(kernel, "n_regs", None) is not None:
+                    guards._compiled[id(kernel)] = (getattr(self, "__name__", "?"), kernel)
+                return kernel
 
             cls.run = counted
 
@@ -138,6 +143,12 @@ class Guards:
         from . import nvrtc
 
         return self._launches + nvrtc.launch_count()
+
+    def kernel_resources(self) -> list[dict]:
+        """Registers, spills and launch shape of each compiled Triton kernel that ran (GPU only:
+        the interpreter compiles nothing). Feedback for the Judge, not evidence for the verdict:
+        the candidate shares this process and could alter it."""
+        return [resources_of(name, k) for name, k in self._compiled.values()]
 
     # --- ops and threads ----
     @contextlib.contextmanager
@@ -155,3 +166,20 @@ class Guards:
     def new_threads(self) -> int:
         """Live Python threads that were not there when the guards were installed."""
         return len({t.ident for t in threading.enumerate()} - self._threads)
+
+
+def resources_of(name: str, kernel) -> dict:
+    """What a Triton ``CompiledKernel`` learned from the driver when it was loaded."""
+    meta = getattr(kernel, "metadata", None)
+
+    def number(value) -> int | None:
+        return int(value) if isinstance(value, int | float) else None
+
+    return {
+        "kernel": name,
+        "registers": number(getattr(kernel, "n_regs", None)),
+        "spills": number(getattr(kernel, "n_spills", None)),  # 4-byte words of local memory
+        "num_warps": number(getattr(meta, "num_warps", None)),
+        "num_stages": number(getattr(meta, "num_stages", None)),
+        "shared_bytes": number(getattr(meta, "shared", None)),
+    }

@@ -93,6 +93,7 @@ def attach(
         order=list((baselines or {}).get("order", [])),
         notes=notes,
         nvml=timing["nvml"] if isinstance(timing.get("nvml"), dict) else None,
+        kernels=[k for k in timing.get("kernels") or [] if isinstance(k, dict)][:64],
     )
     if result.nvml and result.nvml.get("throttled"):
         seen = ", ".join(map(str, result.nvml.get("throttle_reasons") or ["unknown"]))

@@ -75,6 +75,8 @@ class TimingResult:
     notes: list[str] = dataclasses.field(default_factory=list)
     # NvmlReport.to_dict() of the timed loop (clocks, power, throttling); None without NVML.
     nvml: dict[str, Any] | None = None
+    # guards.resources_of() per compiled Triton kernel that ran: registers, spills, warps.
+    kernels: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TimingResult:

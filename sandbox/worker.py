@@ -246,6 +246,7 @@ class Worker:
             patched=self.guards.patched(),
             nvml=sampler.report().to_dict() if sampler else None,
             nvml_unavailable=nvml_unavailable,
+            kernels=self.guards.kernel_resources(),
         )
 
     # --- the whole job ----

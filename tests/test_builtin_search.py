@@ -152,3 +152,28 @@ def test_builtin_campaign_climbs_to_the_best_config_on_timed_verdicts(tmp_path):
     (row,) = store.problems()
     assert row["status"] == "solved"
     assert not store.spend()["calls"]  # no LLM was asked anything
+
+
+def test_spills_reported_by_the_worker_reach_the_search():
+    from kernelloop.feedback.static_resources import from_launched
+    from kernelloop.feedback.summary import judge_summary
+    from kernelloop.sandbox.guards import resources_of
+    from kernelloop.sandbox.verdict import Verdict
+
+    class Compiled:  # what Triton's CompiledKernel exposes after loading on a GPU
+        n_regs, n_spills = 255, 12
+
+        class metadata:
+            num_warps, num_stages, shared = 8, 3, 49152
+
+    entry = resources_of("_s0_kernel", Compiled())
+    assert entry == {"kernel": "_s0_kernel", "registers": 255, "spills": 12, "num_warps": 8,
+                     "num_stages": 3, "shared_bytes": 49152}  # fmt: skip
+    verdict = _timed(0.5)
+    verdict.timing.kernels = [entry]
+    verdict = Verdict.from_dict(verdict.to_dict())  # survives the run store
+    assert measurements(verdict)["spills"] is True
+    (res,) = from_launched(verdict.timing.kernels)
+    assert res.registers_per_thread == 255 and res.spills and res.local_bytes == 48
+    text = judge_summary(verdict, static=[res])
+    assert "255" in text and "_s0_kernel" in text

@@ -28,6 +28,8 @@ def measurements(
     if ncu:
         out["occupancy_limiter"] = search.limiter(ncu)
     spills = [getattr(s, "spills", None) for s in static or []]
+    if t is not None:
+        spills += [bool(k["spills"]) for k in t.kernels if isinstance(k.get("spills"), int)]
     if any(s is not None for s in spills):
         out["spills"] = any(bool(s) for s in spills)
     return out
