@@ -29,8 +29,8 @@ def test_honest_triton_relu_is_accepted_and_timed():
     assert t.roofline_floor_ms and t.candidate.median >= t.roofline_floor_ms
     assert t.achieved_gbps and t.achieved_gbps > 100  # a relu that moves < 100 GB/s is broken
     assert t.wall_ms_per_call is not None
-    (kernel,) = t.kernels  # what the driver said when it loaded the relu kernel
-    assert kernel["registers"] and kernel["registers"] > 0 and kernel["spills"] == 0
+    # What the driver said when it loaded the relu kernel (one entry per specialisation).
+    assert t.kernels and all(k["registers"] > 0 and k["spills"] == 0 for k in t.kernels)
 
 
 def test_cuda_backend_candidate_runs_on_gpu():
