@@ -11,6 +11,7 @@ calls and evaluations are answered from the run store, so nothing paid for is re
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -136,6 +137,7 @@ def run(
     conn = sqlite3.connect(store.path / "checkpoints.sqlite", check_same_thread=False)
     saver = SqliteSaver(conn)
     store.set_status("running")
+    started = time.monotonic()  # --budget-minutes is for the whole campaign, not per problem
 
     def one(problem: Problem) -> None:
         ctx = CampaignContext(
@@ -148,6 +150,7 @@ def run(
             gpu_brief=brief,
             coder_agent=coder_agent,
             judge_agent=judge_agent,
+            started=started,
         )
         app = graph.build(ctx, checkpointer=saver)
         cfg = {
@@ -168,11 +171,9 @@ def run(
 
     # Problems run side by side when the executor evaluates several candidates at once (the GPUs
     # of a Ray cluster, several local GPUs): each problem's graph runs in a driver thread; the run
-    # store and the checkpointer stay here, shared (both are thread-safe). The builtin coder is
-    # one object for the whole campaign, so its problems stay one after another.
+    # store and the checkpointer stay here, shared (both are thread-safe, and so is the builtin
+    # coder's per-problem plan cache).
     width = min(len(problems), getattr(evaluate, "parallelism", 1))
-    if coder_agent is not None:
-        width = 1
     try:
         if width <= 1:
             for problem in problems:
