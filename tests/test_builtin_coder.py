@@ -4,10 +4,10 @@ real evaluator, and the no-template outcome of a campaign."""
 from __future__ import annotations
 
 import pytest
+from builtin_support import generate, traced
 from typer.testing import CliRunner
 
 from kernelloop.agents.builtin import module, plan, trace
-from kernelloop.agents.builtin.templates import BY_NAME
 from kernelloop.agents.builtin.templates.layout import symbolic_shape
 from kernelloop.kernelbench import loader
 from kernelloop.kernelbench.problem import load_file
@@ -15,15 +15,9 @@ from kernelloop.sandbox.evaluate import evaluate
 
 
 def _generate(problem_id: str, override: dict | None = None) -> tuple[str, plan.Plan]:
-    (problem,) = loader.load(problem_id)
-    overrides = problem.overrides_for("cpu")
-    graph = trace.trace(problem, overrides)
-    pl = plan.plan(graph)
-    configs = [BY_NAME[s.template].default(s) for s in pl.segments]
-    for i, s in enumerate(pl.segments):
-        if override and s.template == "elementwise":
-            configs[i] = override
-    return module.generate(problem, graph, pl, configs, overrides), pl
+    problem, overrides, graph = traced(problem_id)
+    pl, source = generate(problem, overrides, graph, override, "elementwise")
+    return source, pl
 
 
 def test_trace_records_inputs_params_and_ops_without_allocating():

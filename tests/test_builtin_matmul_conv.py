@@ -3,46 +3,27 @@ candidates through the real evaluator at the default and at the smallest tiles."
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from builtin_support import (
+    assert_accepted,
+    generate,
+    kernel_templates,
+    match_all,
+    replace_op,
+    traced,
+)
 
-from kernelloop.agents.builtin import module, plan, trace
-from kernelloop.agents.builtin.templates import BY_NAME
+from kernelloop.agents.builtin import plan
 from kernelloop.agents.builtin.templates.conv import Conv2d
 from kernelloop.agents.builtin.templates.matmul import Matmul
 from kernelloop.agents.builtin.trace import Input, Op, OpGraph, Ref, Value
-from kernelloop.kernelbench import loader
-from kernelloop.sandbox.evaluate import evaluate
-
-
-def _traced(problem_id: str):
-    (problem,) = loader.load(problem_id)
-    overrides = problem.overrides_for("cpu")
-    return problem, overrides, trace.trace(problem, overrides)
 
 
 def _accepted(problem_id: str, templates: list[str], override: dict | None = None) -> None:
-    problem, overrides, graph = _traced(problem_id)
-    pl = plan.plan(graph)
-    assert [s.template for s in pl.segments if s.template != "layout"] == templates
-    configs = [
-        {} if s.template == "layout" else {**BY_NAME[s.template].default(s), **(override or {})}
-        for s in pl.segments
-    ]
-    source = module.generate(problem, graph, pl, configs, overrides)
-    verdict = evaluate(problem, source, size="cpu")
-    assert verdict.accepted, (verdict.codes, [r.message for r in verdict.reasons][:2])
-
-
-def _match(template, graph):
-    found = [template.match(graph, i, set()) for i in range(len(graph.ops))]
-    return [s for s in found if s is not None]
-
-
-def _replace_op(graph, name: str, **changes):
-    ops = [dataclasses.replace(o, **changes) if o.name == name else o for o in graph.ops]
-    return dataclasses.replace(graph, ops=ops)
+    problem, overrides, graph = traced(problem_id)
+    pl, source = generate(problem, overrides, graph, override)
+    assert kernel_templates(pl) == templates, pl.describe()
+    assert_accepted(problem, source)
 
 
 _SMALLEST = {"BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 1, "num_warps": 2, "num_stages": 1}
@@ -73,14 +54,14 @@ def test_conv2d_smallest_tiles_are_accepted():
 
 
 def test_matmul_fuses_bias_activation_and_scale():
-    (seg,) = _match(Matmul(), _traced("level2/04_linear_relu_scale")[2])
+    (seg,) = match_all(Matmul(), traced("level2/04_linear_relu_scale")[2])
     assert seg.ops == ["linear", "relu", "mul"]
     assert [r.name for r in seg.inputs] == ["x", "p_linear_weight", "p_linear_bias", "p_scale"]
     assert seg.spec["bias_rank"] == 1 and seg.spec["epilogue"]["operands"] == 1
 
 
 def test_mlp_is_three_matmul_segments():
-    pl = plan.plan(_traced("level3/01_mlp")[2])
+    pl = plan.plan(traced("level3/01_mlp")[2])
     assert [s.ops for s in pl.segments] == [
         ["linear", "relu"],
         ["linear_1", "relu_1"],
@@ -97,32 +78,32 @@ def _product_graph(op: str, a: tuple[int, ...], b: tuple[int, ...]) -> OpGraph:
 
 
 def test_matmul_refuses_vectors_and_wrong_ranks():
-    assert not _match(Matmul(), _product_graph("matmul", (4, 8), (8,)))  # matrix-vector
-    assert not _match(Matmul(), _product_graph("mm", (2, 4, 8), (8, 5)))  # mm is 2-D only
-    assert not _match(Matmul(), _product_graph("bmm", (4, 8), (8, 5)))  # bmm is 3-D only
-    assert _match(Matmul(), _product_graph("matmul", (2, 4, 8), (8, 5)))
+    assert not match_all(Matmul(), _product_graph("matmul", (4, 8), (8,)))  # matrix-vector
+    assert not match_all(Matmul(), _product_graph("mm", (2, 4, 8), (8, 5)))  # mm is 2-D only
+    assert not match_all(Matmul(), _product_graph("bmm", (4, 8), (8, 5)))  # bmm is 3-D only
+    assert match_all(Matmul(), _product_graph("matmul", (2, 4, 8), (8, 5)))
 
 
 def test_conv2d_refuses_groups():
-    graph = _traced("level2/02_conv2d_bias_relu")[2]
+    graph = traced("level2/02_conv2d_bias_relu")[2]
     conv = graph.ops[graph.index("conv2d")]
-    grouped = _replace_op(graph, "conv2d", args=(*conv.args, (1, 1), 2))
-    assert not _match(Conv2d(), grouped)
-    (seg,) = _match(Conv2d(), graph)
+    grouped = replace_op(graph, "conv2d", args=(*conv.args, (1, 1), 2))
+    assert not match_all(Conv2d(), grouped)
+    (seg,) = match_all(Conv2d(), graph)
     assert seg.ops == ["conv2d", "relu"] and seg.spec["holder"] == "self.conv"
 
 
 def test_conv2d_leaves_training_batch_norm():
-    graph = _traced("level2/08_conv2d_batchnorm_relu")[2]
+    graph = traced("level2/08_conv2d_batchnorm_relu")[2]
     bn = graph.ops[graph.index("batch_norm")]
-    (seg,) = _match(Conv2d(), graph)
+    (seg,) = match_all(Conv2d(), graph)
     assert seg.ops == ["conv2d", "batch_norm", "relu"]
     args = list(bn.args)
     args[5] = True  # training: batch statistics, not a per-channel affine
-    (seg,) = _match(Conv2d(), _replace_op(graph, "batch_norm", args=tuple(args)))
+    (seg,) = match_all(Conv2d(), replace_op(graph, "batch_norm", args=tuple(args)))
     assert seg.ops == ["conv2d"]
 
 
 def test_functional_conv2d_reads_its_hyper_parameters_from_the_model():
-    (seg,) = _match(Conv2d(), _traced("modules/04_conv2d_bias_relu_nhwc")[2])
+    (seg,) = match_all(Conv2d(), traced("modules/04_conv2d_bias_relu_nhwc")[2])
     assert seg.spec["holder"] == "self" and seg.spec["hyper"] == [[1, 1], [1, 1], [1, 1]]

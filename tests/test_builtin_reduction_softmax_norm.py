@@ -7,15 +7,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from builtin_support import (
+    assert_accepted,
+    generate,
+    match_all,
+    replace_op,
+    traced,
+)
 
-from kernelloop.agents.builtin import module, plan, trace
-from kernelloop.agents.builtin.templates import BY_NAME
 from kernelloop.agents.builtin.templates.norm import Norm
 from kernelloop.agents.builtin.templates.reduction import Reduction
 from kernelloop.agents.builtin.templates.softmax import Softmax
 from kernelloop.agents.builtin.trace import Ref
-from kernelloop.kernelbench import loader
-from kernelloop.sandbox.evaluate import evaluate
 
 SMALLEST = {"MAX_BLOCK": 256, "BLOCK_I": 16, "num_warps": 1}
 
@@ -53,33 +56,13 @@ def _load(spec, tmp_path=None):
         path = tmp_path / "problem.py"
         path.write_text(_PROBLEM.format(expr=spec))
         spec = path
-    (problem,) = loader.load(spec)
-    overrides = problem.overrides_for("cpu")
-    return problem, overrides, trace.trace(problem, overrides)
+    return traced(spec)
 
 
 def _accepted(problem, overrides, graph, template: str, override: dict | None = None) -> None:
-    pl = plan.plan(graph)
+    pl, source = generate(problem, overrides, graph, override, template)
     assert template in [s.template for s in pl.segments], pl.describe()
-    configs = []
-    for s in pl.segments:
-        config = BY_NAME[s.template].default(s)
-        if s.template == template and override:
-            config.update({k: v for k, v in override.items() if k in config})
-        configs.append(config)
-    source = module.generate(problem, graph, pl, configs, overrides)
-    verdict = evaluate(problem, source, size="cpu")
-    assert verdict.accepted, (verdict.codes, [r.message for r in verdict.reasons][:2])
-
-
-def _match(template, graph):
-    found = [template.match(graph, i, set()) for i in range(len(graph.ops))]
-    return [s for s in found if s is not None]
-
-
-def _replace_op(graph, name: str, **changes):
-    ops = [dataclasses.replace(o, **changes) if o.name == name else o for o in graph.ops]
-    return dataclasses.replace(graph, ops=ops)
+    assert_accepted(problem, source)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +90,7 @@ def test_smallest_blocks_are_accepted(problem_id, template):
 
 def test_softmax_over_a_middle_dim_with_epilogue_multi_pass(tmp_path):
     loaded = _load("torch.softmax(x, dim=1) * 3.0 + y", tmp_path)
-    (seg,) = _match(Softmax(), loaded[2])
+    (seg,) = match_all(Softmax(), loaded[2])
     assert seg.spec["dim"] == 1 and len(seg.ops) == 3 and seg.spec["epilogue"]["operands"] == 1
     _accepted(*loaded, "softmax", SMALLEST)
 
@@ -118,25 +101,25 @@ def test_argmin_over_the_first_dim(tmp_path):
 
 def test_max_with_indices_claims_both_getitems_and_returns_the_used_one():
     _, _, graph = _load("level1/11_max_dim")
-    (seg,) = _match(Reduction(), graph)
+    (seg,) = match_all(Reduction(), graph)
     assert seg.ops == ["max_1", "getitem", "getitem_1"] and seg.output == Ref("getitem")
     both = dataclasses.replace(graph, outputs=[Ref("getitem"), Ref("getitem_1")])
-    assert _match(Reduction(), both) == []
+    assert match_all(Reduction(), both) == []
 
 
 def test_reduction_refuses_non_contiguous_dims_and_dtype_casts():
     _, _, graph = _load("level1/09_sum_dim")
     x = Ref("x")
-    assert _match(Reduction(), _replace_op(graph, "sum_1", args=(x, (0, 2), True))) == []
-    cast = _replace_op(graph, "sum_1", kwargs={"dtype": "float64"})
-    assert _match(Reduction(), cast) == []
-    (seg,) = _match(Reduction(), _replace_op(graph, "sum_1", args=(x, (1, 2), False)))
+    assert match_all(Reduction(), replace_op(graph, "sum_1", args=(x, (0, 2), True))) == []
+    cast = replace_op(graph, "sum_1", kwargs={"dtype": "float64"})
+    assert match_all(Reduction(), cast) == []
+    (seg,) = match_all(Reduction(), replace_op(graph, "sum_1", args=(x, (1, 2), False)))
     assert (seg.spec["lo"], seg.spec["hi"]) == (1, 3)
 
 
 def test_softmax_reads_the_linear_output():
     _, _, graph = _load("level2/05_linear_row_softmax")
-    (seg,) = _match(Softmax(), graph)
+    (seg,) = match_all(Softmax(), graph)
     assert seg.inputs == [Ref("linear")] and seg.spec["dim"] == 1
 
 
@@ -149,7 +132,7 @@ def test_softmax_reads_the_linear_output():
 )
 def test_rmsnorm_variants_are_one_segment(tmp_path, expr):
     _, _, graph = _load(expr, tmp_path)
-    (seg,) = _match(Norm(), graph)
+    (seg,) = match_all(Norm(), graph)
     assert seg.spec["kind"] == "rms" and seg.spec["weight"] and len(seg.ops) == len(graph.ops)
 
 
@@ -166,11 +149,11 @@ def test_rmsnorm_variants_are_one_segment(tmp_path, expr):
 )
 def test_norm_refuses_broken_rms_patterns(tmp_path, expr):
     _, _, graph = _load(expr, tmp_path)
-    assert _match(Norm(), graph) == []
+    assert match_all(Norm(), graph) == []
 
 
 def test_rmsnorm_swiglu_norm_stops_before_the_two_linears():
     _, _, graph = _load("level2/07_rmsnorm_swiglu")
-    (seg,) = _match(Norm(), graph)
+    (seg,) = match_all(Norm(), graph)
     assert seg.ops == ["pow_1", "mean", "add", "rsqrt", "mul", "mul_1"]
     assert seg.output == Ref("mul_1")

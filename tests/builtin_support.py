@@ -1,0 +1,52 @@
+"""What the builtin-coder tests share: trace a problem at its CPU size, write its candidate with
+chosen configs, run it through the real evaluator, and poke at op graphs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kernelloop.agents.builtin import module, plan, trace
+from kernelloop.agents.builtin.templates import BY_NAME
+from kernelloop.kernelbench import loader
+from kernelloop.sandbox.evaluate import evaluate
+
+
+def traced(spec):
+    """(problem, its CPU-size overrides, its op graph) for a problem id or file."""
+    (problem,) = loader.load(spec)
+    overrides = problem.overrides_for("cpu")
+    return problem, overrides, trace.trace(problem, overrides)
+
+
+def generate(problem, overrides, graph, override: dict | None = None, template: str | None = None):
+    """The plan and candidate source: default configs, with ``override``'s knobs applied to the
+    segments of ``template`` (every kernel segment when None)."""
+    pl = plan.plan(graph)
+    configs = []
+    for s in pl.segments:
+        t = BY_NAME[s.template]
+        config = t.default(s)
+        if override and s.template != "layout" and template in (None, s.template):
+            config.update({k: v for k, v in override.items() if k in t.knobs})
+        configs.append(config)
+    return pl, module.generate(problem, graph, pl, configs, overrides)
+
+
+def assert_accepted(problem, source: str) -> None:
+    verdict = evaluate(problem, source, size="cpu")
+    assert verdict.accepted, (verdict.codes, [r.message for r in verdict.reasons][:2])
+
+
+def kernel_templates(pl) -> list[str]:
+    return [s.template for s in pl.segments if s.template != "layout"]
+
+
+def match_all(template, graph):
+    """Every segment ``template`` matches, trying each op as the anchor."""
+    found = [template.match(graph, i, set()) for i in range(len(graph.ops))]
+    return [s for s in found if s is not None]
+
+
+def replace_op(graph, name: str, **changes):
+    ops = [dataclasses.replace(o, **changes) if o.name == name else o for o in graph.ops]
+    return dataclasses.replace(graph, ops=ops)
