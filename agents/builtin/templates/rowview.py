@@ -81,5 +81,10 @@ def tile(rows: str) -> list[str]:
     ]
 
 
+def default_config(reduced: int) -> dict:
+    """The default of every row-view template: correct at any size, a sensible GPU start."""
+    return {"MAX_BLOCK": 4096, "BLOCK_I": 32, "num_warps": default_warps(reduced)}
+
+
 def default_warps(reduced: int) -> int:
     return 8 if reduced >= 4096 else 4

@@ -62,11 +62,7 @@ class Softmax:
         )
 
     def default(self, seg: Segment) -> Config:
-        return {
-            "MAX_BLOCK": 4096,
-            "BLOCK_I": 32,
-            "num_warps": rowview.default_warps(seg.spec["reduced"]),
-        }
+        return rowview.default_config(seg.spec["reduced"])
 
     def emit(self, graph: OpGraph, seg: Segment, config: Config, ctx: EmitContext) -> Emitted:
         spec, p = seg.spec, ctx.prefix
