@@ -32,9 +32,6 @@ from .plan import Plan, make_plan
 from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
-# Re-exported: executors set it (sandbox/executors/local.py), launch reads it.
-assigned_gpu = launch.assigned_gpu
-_run_worker = launch.run_worker  # used by sandbox/profile_job.py and timing_report.py
 MAX_WORKER_TASKS = 512  # processes + threads of one candidate worker (torch and Triton need ~50)
 
 
@@ -93,7 +90,7 @@ def _reference_outputs(job: dict, private: Path, gpu: bool, timeout_s: float, cf
         except Exception as exc:  # the problem's own code failed: report, do not crash
             return {}, f"{type(exc).__name__}: {exc}"
         return sink.frames, None
-    outcome, frames, bad = _run_worker(
+    outcome, frames, bad = launch.run_worker(
         "kernelloop.sandbox.reference",
         job,
         workdir=private,

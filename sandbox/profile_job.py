@@ -5,7 +5,7 @@ Three parts, in the order they run:
 1. :class:`Session` (orchestrator): the static gate reads the source; the trusted reference worker
    makes one trial's seeded inputs and the parameters (its outputs are not needed and are
    deleted); :meth:`Session.run` spawns the launcher through the isolation backend, the same
-   ``_run_worker`` the evaluator uses, with the profiler's command in front of the worker.
+   ``launch.run_worker`` the evaluator uses, with the profiler's command in front of the worker.
 2. the launcher (``python -m kernelloop.sandbox.profile_job --launch JOB -- PROFILER...``), inside
    the sandbox: under the ``process`` backend it moves itself into a new network namespace with
    loopback up, then execs the profiler. The profiler and the worker share that namespace: the
@@ -144,7 +144,7 @@ class Session:
 
     def run(self, command: Callable[[list[str]], list[str]]) -> Attempt:
         """Profile once. ``command`` turns the worker's argv into the profiler's argv."""
-        from . import evaluate
+        from . import evaluate, launch
         from .limits import Limits
 
         job = {
@@ -177,7 +177,7 @@ class Session:
             seen[:] = profiler
             return [argv[0], "-m", MODULE, "--launch", argv[-1], "--", *profiler]
 
-        outcome, frames, bad = evaluate._run_worker(
+        outcome, frames, bad = launch.run_worker(
             MODULE,
             job,
             workdir=self.work,

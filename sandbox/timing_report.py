@@ -21,7 +21,7 @@ WALL_FACTOR, WALL_SLACK_MS = 3.0, 0.05
 
 
 def time_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[str, Any]:
-    from .evaluate import _run_worker
+    from .launch import run_worker
 
     order = ["eager", "compile"] if cfg.compile_baseline else ["eager"]
     random.SystemRandom().shuffle(order)
@@ -33,7 +33,7 @@ def time_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[s
         "budget_ms": cfg.timing_budget_ms,
         "warmup_ms": cfg.warmup_ms,
     }
-    outcome, frames, bad = _run_worker(
+    outcome, frames, bad = run_worker(
         "kernelloop.sandbox.reference",
         job,
         workdir=private,

@@ -20,7 +20,7 @@ from kernelloop.agents import campaign
 from kernelloop.agents.state import CampaignOptions
 from kernelloop.kernelbench import loader
 from kernelloop.sandbox import evaluate as evaluate_mod
-from kernelloop.sandbox import executors
+from kernelloop.sandbox import executors, launch
 from kernelloop.sandbox.executors.local import LocalExecutor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_local_gpu_queues_hold_one_evaluation_per_gpu(monkeypatch):
     worst, seen, lock = {0: 0, 1: 0}, [], threading.Lock()
 
     def fake_evaluate(problem, source, **_):
-        gpu = evaluate_mod.assigned_gpu.get()
+        gpu = launch.assigned_gpu.get()
         with lock:
             running[gpu] += 1
             worst[gpu] = max(worst[gpu], running[gpu])
@@ -95,7 +95,7 @@ def test_local_gpu_queues_hold_one_evaluation_per_gpu(monkeypatch):
     assert results == [str(i) for i in range(8)]
     assert worst == {0: 1, 1: 1}, "two evaluations shared a GPU"
     assert sorted(set(seen)) == [0, 1] and seen.count(0) == seen.count(1) == 4
-    assert evaluate_mod.assigned_gpu.get() is None  # nothing leaks into the caller
+    assert launch.assigned_gpu.get() is None  # nothing leaks into the caller
 
 
 def test_ray_executor_schedules_on_the_gpu_resource_and_matches_local(ray_cluster):

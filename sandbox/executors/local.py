@@ -2,7 +2,7 @@
 
 A GPU times one candidate at a time (two kernels sharing it would each report the other's
 contention), so each GPU gets a queue served by one thread, and that thread's evaluations see
-only their GPU (``evaluate.assigned_gpu`` -> ``CUDA_VISIBLE_DEVICES`` in every worker). A new
+only their GPU (``launch.assigned_gpu`` -> ``CUDA_VISIBLE_DEVICES`` in every worker). A new
 evaluation goes to the queue with the least work waiting. Without a GPU, evaluations only check
 correctness under the Triton interpreter, so ``settings.eval_workers`` of them run at once.
 
@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from ... import settings as settings_mod
 from ...kernelbench.problem import Problem
 from .. import evaluate as evaluate_mod
+from .. import launch
 from ..verdict import Verdict
 from .base import EvalSpec
 
@@ -47,11 +48,11 @@ class LocalExecutor:
         self._lock = threading.Lock()
 
     def _run(self, index: int, problem: Problem, source: str) -> Verdict:
-        token = evaluate_mod.assigned_gpu.set(index if self.gpus else None)
+        token = launch.assigned_gpu.set(index if self.gpus else None)
         try:
             return evaluate_mod.evaluate(problem, source, **self.spec.kwargs())
         finally:
-            evaluate_mod.assigned_gpu.reset(token)
+            launch.assigned_gpu.reset(token)
             with self._lock:
                 self._waiting[index] -= 1
 
