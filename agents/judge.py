@@ -30,9 +30,13 @@ class LLMJudge:
     def advise(self, ctx, state, mode: str, best_round, failing) -> tuple[dict, str | None]:
         if mode == "repair":
             prompt = repair_messages(ctx, failing, state.get("no_code", 0))
-            return ask(ctx, mode, state["round"], prompt, REPAIR)
-        prompt = optimize_messages(ctx, best_round, state.get("profile"), state["history"])
-        return ask(ctx, mode, state["round"], prompt, OPTIMIZE)
+            advice, call_id = ask(ctx, mode, state["round"], prompt, REPAIR)
+        else:
+            prompt = optimize_messages(ctx, best_round, state.get("profile"), state["history"])
+            advice, call_id = ask(ctx, mode, state["round"], prompt, OPTIMIZE)
+        # "halt" ends a problem in the graph; a model's reply may not decide that.
+        advice.pop("halt", None)
+        return advice, call_id
 
 
 def repair_messages(ctx: CampaignContext, failing: dict | None, no_code: int) -> list[dict]:
