@@ -13,10 +13,20 @@ from .elementwise import Elementwise
 from .layout import Layout
 from .matmul import Matmul
 from .norm import Norm
+from .pool import MaxPool2d
 from .qlinear import QLinear
 from .reduction import Reduction
+from .scan import CumSum
 from .softmax import Softmax
 
 HEAVY: list = [Attention(), QLinear(), Matmul(), Conv2d()]
-LIGHT: list = [Reduction(), Softmax(), Norm(), Elementwise(), Layout()]
+LIGHT: list = [
+    Reduction(),
+    Softmax(),
+    Norm(),
+    MaxPool2d(),
+    CumSum(),
+    Elementwise(),
+    Layout(),
+]
 BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}
