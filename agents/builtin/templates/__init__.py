@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .attention import Attention
 from .conv import Conv2d
+from .cross_entropy import CrossEntropy
 from .elementwise import Elementwise
 from .layout import Layout
 from .matmul import Matmul
@@ -23,6 +24,7 @@ HEAVY: list = [Attention(), QLinear(), Matmul(), Conv2d()]
 LIGHT: list = [
     Reduction(),
     Softmax(),
+    CrossEntropy(),
     Norm(),
     MaxPool2d(),
     CumSum(),
