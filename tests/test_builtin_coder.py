@@ -37,12 +37,44 @@ def test_views_are_rewritten_over_runtime_sizes():
     assert symbolic_shape((6, 4), (2, 3, 4), "x") is None  # a split of a dim: not expressible
 
 
-def test_unknown_ops_are_named():
-    (problem,) = loader.load("level1/13_cumsum")
+# An op no template covers (a running product), in a problem of its own.
+_CUMPROD = """
+import torch
+import torch.nn as nn
+
+n = 8
+SIZES = {"cpu": {"n": 8}}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return torch.cumprod(x, dim=1)
+
+
+def get_inputs():
+    return [torch.rand(4, n) + 0.5]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def _cumprod(tmp_path):
+    path = tmp_path / "cumprod.py"
+    path.write_text(_CUMPROD)
+    return load_file(path)
+
+
+def test_unknown_ops_are_named(tmp_path):
+    problem = _cumprod(tmp_path)
     pl = plan.plan(trace.trace(problem, problem.overrides_for("cpu")))
     assert not pl.ok
-    assert pl.describe() == "no template for: cumsum"
-    with pytest.raises(module.EmitError, match="no template for: cumsum"):
+    assert pl.describe() == "no template for: cumprod"
+    with pytest.raises(module.EmitError, match="no template for: cumprod"):
         module.generate(problem, trace.trace(problem), pl, [])
 
 
@@ -102,15 +134,16 @@ def test_campaign_reports_no_template_as_an_outcome_not_a_crash(tmp_path):
     from kernelloop.agents import campaign
     from kernelloop.agents.state import CampaignOptions
 
-    problems = [*loader.load("level1/01_relu"), *loader.load("level1/13_cumsum")]
+    unknown = _cumprod(tmp_path)
+    problems = [*loader.load("level1/01_relu"), unknown]
     options = CampaignOptions(rounds=3, candidates=1, size="cpu")
     store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
                                 options=options, base_url=None, runs_dir=tmp_path,
                                 resume=None)  # fmt: skip
     campaign.run(store, problems, coder_model="builtin", judge_model="builtin", options=options)
     rows = {p["problem_id"]: p for p in store.problems()}
-    assert rows["level1/13_cumsum"]["status"] == "unsolved"
-    assert rows["level1/13_cumsum"]["stop_reason"] == "no template for: cumsum"
+    assert rows[unknown.id]["status"] == "unsolved"
+    assert rows[unknown.id]["stop_reason"] == "no template for: cumprod"
     relu = rows["level1/01_relu"]
     assert relu["status"] == "solved"
     assert relu["stop_reason"].startswith("verified, not timed on cpu")  # verified, not timed
