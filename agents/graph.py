@@ -112,7 +112,7 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         "round_ids": [i for i in ids if i],
         "no_code": sum(1 for i in ids if i is None),
     }
-    if halts and not update["round_ids"]:  # e.g. "no template for: cumsum"
+    if halts and not update["round_ids"]:  # e.g. "no template for: cumprod"
         ctx.store.event("coder_halted", ctx.problem.id, round=rnd, reason=halts[0])
         update["halt"] = halts[0]
     return update
