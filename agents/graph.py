@@ -149,14 +149,14 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     best = _round_best(ctx, state["round_ids"])
     if best is None:
         return {"profile": None}
-    from ..feedback import static_resources, summary
+    from ..feedback import candidate_resources, static_resources, summary
 
     cid = best["candidate_id"]
     verdict, source = ctx.store.verdict_for(cid), _source(ctx, cid)
     statics = None
     if verdict.backend == "cuda":  # compiling is not running: NVRTC only reads the string
         try:
-            statics = static_resources.from_candidate_source(source, "cuda")
+            statics = candidate_resources.from_candidate_source(source, "cuda")
         except Exception as exc:  # feedback is optional; the loop goes on without it
             ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:300])
     elif verdict.timing is not None and verdict.timing.kernels:  # Triton, compiled on the GPU

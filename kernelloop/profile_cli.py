@@ -228,10 +228,10 @@ def _spec(gpu: bool):
 
 def _static(source: str, backend: str | None, arch: str) -> list[dict[str, Any]]:
     """Static resources of the candidate's kernels: compilers only, nothing of it runs here."""
-    from .feedback import static_resources
+    from .feedback import candidate_resources
 
     try:
-        found = static_resources.from_candidate_source(source, backend, arch=arch)
+        found = candidate_resources.from_candidate_source(source, backend, arch=arch)
     except SyntaxError as exc:
         return [{"kernel": "?", "backend": backend, "arch": arch, "notes": [f"syntax: {exc}"]}]
     return [r.to_dict() for r in found]

@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernelloop.feedback import candidate_resources as cr
 from kernelloop.feedback import static_resources as sr
 from kernelloop.sandbox import nvrtc
 
@@ -254,7 +255,7 @@ def test_triton_needs_every_argument_type():
 
 def test_candidate_cuda_file_is_read_not_imported():
     source = (REPO / "examples" / "relu_cuda.py").read_text()
-    (res,) = sr.from_candidate_source(source)
+    (res,) = cr.from_candidate_source(source)
     assert res.kernel == "relu_f32" and res.backend == "cuda" and res.source == "ptxas-log"
     assert res.registers_per_thread > 0 and res.spills is False
 
@@ -268,7 +269,7 @@ def test_candidate_cuda_kernels_that_fail_or_are_not_literals_become_notes():
         b = load_kernel(make_source(), "dynamic")
         """
     )
-    bad, dynamic = sr.from_candidate_source(source, "cuda")
+    bad, dynamic = cr.from_candidate_source(source, "cuda")
     assert bad.kernel == "bad" and bad.source == "none" and "nope" in bad.notes[0]
     assert dynamic.kernel == "dynamic" and "not a literal" in dynamic.notes[0]
 
@@ -277,9 +278,9 @@ SOFTMAX = (REPO / "kernelbench/problems/level1/solutions/05_softmax.py").read_te
 
 
 def test_candidate_triton_kernels_need_argument_types():
-    (res,) = sr.from_candidate_source(SOFTMAX)
+    (res,) = cr.from_candidate_source(SOFTMAX)
     assert res.kernel == "_softmax_kernel" and res.backend == "triton"
-    assert res.registers_per_thread is None and res.notes == [sr.NEEDS_LAUNCH]
+    assert res.registers_per_thread is None and res.notes == [cr.NEEDS_LAUNCH]
 
 
 def test_candidate_triton_kernels_are_declared_without_running_the_file(tmp_path):
@@ -303,7 +304,7 @@ def test_candidate_triton_kernels_are_declared_without_running_the_file(tmp_path
             tl.store(x_ptr + offs, tl.load(x_ptr + offs, mask=offs < n) * 2, mask=offs < n)
         """
     )
-    (res,) = sr.from_candidate_source(
+    (res,) = cr.from_candidate_source(
         source, "triton", signatures={"k": {"x_ptr": "*fp16", "n": "i32", "scale": "fp32"}}
     )
     assert not marker.exists()  # the point of this test: nothing of the file ran
@@ -319,7 +320,7 @@ def test_candidate_triton_reductions_compile_where_triton_is_not_interpreted():
     code = textwrap.dedent(
         """
         import json, sys
-        from kernelloop.feedback.static_resources import from_candidate_source
+        from kernelloop.feedback.candidate_resources import from_candidate_source
         sig = {"x_ptr": "*fp16", "y_ptr": "*fp16", "n_cols": "i32", "stride_x": "i32",
                "stride_y": "i32", "BLOCK": 4096, "SINGLE": True, "num_warps": 8}
         (res,) = from_candidate_source(sys.stdin.read(), signatures={"_softmax_kernel": sig})
@@ -349,7 +350,7 @@ def test_interpreted_triton_says_why_it_cannot_compile(monkeypatch):
         "stride_y": "i32",
     }
     sig |= {"BLOCK": 1024, "SINGLE": True}
-    (res,) = sr.from_candidate_source(SOFTMAX, signatures={"_softmax_kernel": sig})
+    (res,) = cr.from_candidate_source(SOFTMAX, signatures={"_softmax_kernel": sig})
     assert res.registers_per_thread is None and "TRITON_INTERPRET=1" in res.notes[0]
 
 
