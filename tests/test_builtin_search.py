@@ -177,3 +177,22 @@ def test_spills_reported_by_the_worker_reach_the_search():
     assert res.registers_per_thread == 255 and res.spills and res.local_bytes == 48
     text = judge_summary(verdict, static=[res])
     assert "255" in text and "_s0_kernel" in text
+
+
+def test_minutes_budget_is_for_the_whole_campaign(tmp_path):
+    import time
+
+    problems = [*loader.load("level1/01_relu"), *loader.load("level1/02_gelu")]
+
+    def slow(p, source):
+        time.sleep(1.5)  # the first problem alone spends the whole budget
+        return _timed(0.5, problem=p.id)
+
+    options = CampaignOptions(rounds=4, candidates=1, budget_minutes=0.02)  # 1.2 s
+    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    campaign.run(store, problems, coder_model="builtin", judge_model="builtin",
+                 options=options, evaluate=slow)  # fmt: skip
+    assert len(store.candidates("level1/01_relu")) == 1
+    assert store.candidates("level1/02_gelu") == []  # nothing left for the second problem
