@@ -396,12 +396,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     for name in args.modules or list(BENCHMARKS):
         rows += BENCHMARKS[name](opts)
+        if args.json:  # after each module: a run cut short keeps what it measured
+            report = {**env, "rows": [dataclasses.asdict(r) for r in rows]}
+            args.json.write_text(json.dumps(report, indent=2))
     _print(rows)
     for line in _verdicts(rows):
         print(line)
-    if args.json:
-        report = {**env, "rows": [dataclasses.asdict(r) for r in rows]}
-        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

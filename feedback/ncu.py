@@ -29,8 +29,10 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
+import glob
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -361,7 +363,14 @@ def unknown_metrics(text: str, requested: Sequence[str]) -> list[str]:
 
 # --- running it ------------------------------------------------------------------------------
 def ncu_path() -> str | None:
-    return shutil.which("ncu")
+    """``ncu`` on PATH, else where the CUDA toolkit and standalone Nsight Compute install it."""
+    found = shutil.which("ncu")
+    if found:
+        return found
+    # Standalone installs are versioned folders; the newest one wins.
+    standalone = sorted(glob.glob("/opt/nvidia/nsight-compute/*/ncu"), reverse=True)
+    places = ["/usr/local/cuda/bin/ncu", *standalone]
+    return next((p for p in places if os.access(p, os.X_OK)), None)
 
 
 def ncu_version(path: str) -> str | None:

@@ -11,7 +11,8 @@ rm -rf .whl && mkdir .whl
     --platform manylinux2014_x86_64 --platform any \
     -c requirements/ci-constraints.txt -d .whl langgraph langgraph-checkpoint-sqlite
 # What every torch image already has: shadowing it from PYTHONPATH could only break torch.
-for name in typing_extensions packaging urllib3 requests certifi idna charset_normalizer; do
+for name in typing_extensions packaging urllib3 requests certifi idna charset_normalizer \
+        anyio h11 httpcore httpx pyyaml xxhash; do
     rm -f .whl/"$name"-*.whl
 done
 ls .whl | wc -l | xargs echo "wheels in .whl:"

@@ -34,3 +34,20 @@ def test_core_does_not_import_llm_sdks():
 def test_import_kernelloop_and_the_cli_are_cheap():
     loaded = _loaded_after("import kernelloop, kernelloop.cli")
     assert "torch" not in loaded and "triton" not in loaded and "openai" not in loaded
+
+
+def test_every_code_folder_is_a_listed_package():
+    # setuptools' explicit package list is what a wheel (non-editable) install ships: a subfolder
+    # missing from it imports in the checkout and fails after `pip install .`.
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(conf["packages"])
+    found = set()
+    for name, folder in conf["package-dir"].items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            found.add(".".join((name, *rel)))
+    assert found - listed == set(), "add these to [tool.setuptools] packages"

@@ -1,6 +1,6 @@
 """Nsight Compute for real: bundled candidates profiled in the sandbox, on a CUDA GPU with `ncu`.
 
-Skipped without CUDA (tests/gpu/conftest.py) or without `ncu` on PATH. Where the driver restricts
+Skipped without CUDA (tests/gpu/conftest.py) or without Nsight Compute. Where the driver restricts
 counters to admins, the tests retry as root with `--admin-counters` (the candidates are bundled,
 trusted code) and otherwise skip with NVIDIA's fix in the reason.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from kernelloop.feedback import ncu
 from kernelloop.kernelbench import loader
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(shutil.which("ncu") is None, reason="needs ncu on PATH")
+pytestmark = pytest.mark.skipif(ncu.ncu_path() is None, reason="needs Nsight Compute (ncu)")
 SMALL = {"batch_size": 2048}  # 2048 x 32768 fp32: 256 MiB each way, well past the 50 MiB L2
 
 
