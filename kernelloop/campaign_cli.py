@@ -61,6 +61,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
         def fmt(key: str, best=best) -> str:
             v = best.get(key)
+            if isinstance(v, dict):  # the store keeps {point, low, high}
+                v = v.get("point")
             return f"{v:.2f}x" if isinstance(v, int | float) else "-"
 
         spend = p.get("spend", {})

@@ -207,7 +207,7 @@ def _w8a8_kernel(
             a = tl.load(x_rows + offs_k[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0)
             q = tl.load(w_rows + offs_k[:, None], mask=mask_k[:, None] & mask_n[None, :], other=128)
             b = (q.to(tl.int32) - 128).to(tl.int8)  # code - 128 fits int8
-            acc_i = tl.dot(a, b, acc_i)
+            acc_i = tl.dot(a, b, acc_i, out_dtype=tl.int32)  # int8 x int8 -> int32: exact
             if not SYMMETRIC:
                 x_sum += tl.sum(a.to(tl.int32), axis=1)
         g = s0 // group

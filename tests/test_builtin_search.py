@@ -196,3 +196,6 @@ def test_minutes_budget_is_for_the_whole_campaign(tmp_path):
                  options=options, evaluate=slow)  # fmt: skip
     assert len(store.candidates("level1/01_relu")) == 1
     assert store.candidates("level1/02_gelu") == []  # nothing left for the second problem
+    # ...and it is recorded as stopped by the budget, not left "running"
+    gelu = next(p for p in store.summary()["problems"] if p["problem_id"] == "level1/02_gelu")
+    assert gelu["status"] == "unsolved" and gelu["stop_reason"].startswith("budget")

@@ -91,3 +91,16 @@ def test_doctor_reports_every_component():
     assert names == {
         "GPU", "driver", "nvcc", "NVRTC", "Triton", "bwrap", "docker", "ray", "ncu", "NVML"
     }  # fmt: skip
+
+
+def test_campaign_summary_table_shows_the_stored_speedups():
+    from rich.console import Console
+
+    from kernelloop.campaign_cli import summary_table
+
+    best = {"speedup_eager": {"point": 0.99, "low": 0.98, "high": 1.0}, "speedup_compile": None}
+    summary = {"problems": [{"problem_id": "level1/01_relu", "status": "solved", "best": best}]}
+    console = Console(width=100, record=True)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    assert "0.99x" in text and "level1/01_relu" in text

@@ -233,6 +233,24 @@ def test_recorded_fixtures_parse():
             assert isinstance(agg[metric][0], float), (path, metric)
 
 
+def test_h100_matmul_recording_gives_the_judge_a_register_limit():
+    """Recorded on an H100 SXM (ncu 2025.3.1, driver 580.159.04, 2026-11-26): the bundled Triton
+    matmul solution at 4096^3 fp32, profiled by scripts/gpu_check.sh."""
+    from kernelloop.agents.builtin import search
+
+    report = ncu.parse_csv(
+        _fixture("ncu-h100-14_matmul_square.csv"), requested=ncu.resolve_metrics()
+    )
+    assert report.missing == [] and [k.name for k in report.kernels] == ["_matmul_kernel"]
+    agg = report.aggregate()
+    assert agg["launch__registers_per_thread"] == (188.0, "register/thread")
+    assert agg["gpu__time_duration.sum"] == (3984192.0, "ns")
+    assert agg["sm__throughput.avg.pct_of_peak_sustained_elapsed"] == (72.47, "%")
+    # 188 registers x 256 threads leave room for one block per SM: occupancy is register-bound,
+    # the diagnosis the builtin judge turns into "fewer registers or more warps".
+    assert search.limiter(agg) == "registers"
+
+
 # --- running it --------------------------------------------------------------------------------
 def test_profile_candidate_without_a_gpu_says_why(monkeypatch):
     problem = loader.load_one("level1/01_relu")
