@@ -11,6 +11,7 @@ else. Tests change settings with :func:`override`, which is scoped and restores 
 | ``KERNELLOOP_TIMING_BUDGET_MS`` | ``timing_budget_ms`` | 400 ms of timed calls per function |
 | ``KERNELLOOP_WARMUP_MS`` | ``warmup_ms`` | 50 ms |
 | ``KERNELLOOP_COMPILE_BASELINE`` | ``compile_baseline`` | on (``0`` skips torch.compile) |
+| ``KERNELLOOP_BASELINE_TTL`` | ``baseline_ttl_s`` | 900 s of reused baselines (``0``: re-time) |
 | ``KERNELLOOP_CACHE_DIR`` | ``cache_dir`` | ``$XDG_CACHE_HOME/kernelloop`` |
 | ``KERNELLOOP_RUNS_DIR`` | ``runs_dir`` | ``./runs`` |
 | ``KERNELLOOP_LIBRARY`` | ``library_dir`` | ``<cache_dir>/library`` |
@@ -67,6 +68,7 @@ class Settings:
     timing_budget_ms: float = 400.0
     warmup_ms: float = 50.0
     compile_baseline: bool = True
+    baseline_ttl_s: float = 900.0
     cache_dir: Path = dataclasses.field(
         default_factory=lambda: (
             Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kernelloop"
@@ -97,6 +99,7 @@ class Settings:
             timing_budget_ms=float(_env_int("KERNELLOOP_TIMING_BUDGET_MS", 400)),
             warmup_ms=float(_env_int("KERNELLOOP_WARMUP_MS", 50)),
             compile_baseline=_env_bool("KERNELLOOP_COMPILE_BASELINE", True),
+            baseline_ttl_s=float(_env_int("KERNELLOOP_BASELINE_TTL", int(base.baseline_ttl_s))),
             cache_dir=cache,
             runs_dir=Path(os.environ.get("KERNELLOOP_RUNS_DIR", base.runs_dir)),
             library_dir=Path(library) if library else cache / "library",

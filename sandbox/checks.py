@@ -70,7 +70,7 @@ def judge(
             result.message = frame.get("error", "")[:2000]
             _reject_trial_error(verdict, frame)
             continue
-        if frame.get("output_sha256") != tensorio.file_sha256(work / frame["output"]):
+        if frame.get("output_sha256") != tensorio.file_hash(work / frame["output"]):
             verdict.reject(
                 reasons.CHANNEL_TAMPERED,
                 f"trial {name}: the output file changed after the trial reported it",

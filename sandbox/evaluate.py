@@ -288,7 +288,7 @@ def _reference_then_candidate(
         return verdict
     work_estimate = ref["reference"].get("work")
     input_hashes = {
-        t.name: tensorio.file_sha256(work / "inputs" / f"{t.name}.bin") for t in plan.trials
+        t.name: tensorio.file_hash(work / "inputs" / f"{t.name}.bin") for t in plan.trials
     }
     # Reference outputs and the seeds in the reference job move into this process's memory and
     # leave the disk before any candidate code runs: a worker sharing our uid (the process
@@ -303,7 +303,9 @@ def _reference_then_candidate(
     random.SystemRandom().shuffle(order)  # threat row 22: no fixed measurement order
     baselines = None
     if gpu and order[0] == "reference":
-        baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
+        baselines = timing_report.time_baselines(
+            common, private, cfg, timeout_s, gpu_name=verdict.device
+        )
 
     # 3b. The candidate's job goes to the waiting worker: only now, with the reference outputs
     # off the disk, may candidate code load. The worker's timeout counts from here.
@@ -325,7 +327,9 @@ def _reference_then_candidate(
         "network": next((f.get("network") for _, f in frames if f["type"] == "hello"), None),
     }
     if gpu and baselines is None:
-        baselines = timing_report.time_baselines(common, private, cfg, timeout_s)
+        baselines = timing_report.time_baselines(
+            common, private, cfg, timeout_s, gpu_name=verdict.device
+        )
 
     with _timed(phases, "compare"):
         checks.judge(problem, plan, verdict, frames, bad, outcome, references, work, input_hashes)

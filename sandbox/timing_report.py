@@ -8,7 +8,12 @@ rejected, and so is one the orchestrator's own clock contradicts.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import json
+import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +25,65 @@ from .verdict import TimingResult, Verdict
 WALL_FACTOR, WALL_SLACK_MS = 3.0, 0.05
 
 
-def time_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[str, Any]:
+def time_baselines(
+    common: dict, private: Path, cfg, timeout_s: float, *, gpu_name: str = ""
+) -> dict[str, Any]:
+    """Eager and ``torch.compile`` times for the problem, from a fresh measurement or one made
+    within ``cfg.baseline_ttl_s`` for the same problem, size, GPU model and software.
+
+    The reference does not change between the candidates of a campaign, and timing it (with the
+    compile) was a third of a GPU-size evaluation; within the TTL its samples are reused, and
+    the verdict's notes say from when.
+    """
+    path = cfg.cache_dir / "baselines" / f"{_baseline_key(common, cfg, gpu_name)}.json"
+    reused = _fresh_baselines(path, cfg.baseline_ttl_s)
+    if reused:
+        return reused
+    measured = _measure_baselines(common, private, cfg, timeout_s)
+    if "error" not in measured and cfg.baseline_ttl_s > 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**measured, "measured_at": time.time()}))
+        os.replace(tmp, path)  # atomic: a parallel evaluation reads the old file or the new one
+    return measured
+
+
+def _baseline_key(common: dict, cfg, gpu_name: str) -> str:
+    import torch
+
+    try:
+        triton_version = importlib.metadata.version("triton")
+    except importlib.metadata.PackageNotFoundError:
+        triton_version = None
+    what = {
+        "problem": hashlib.sha256(Path(common["problem_path"]).read_bytes()).hexdigest(),
+        "main": common["variants"]["main"],
+        "dtype": common["dtype"],
+        "tf32": common.get("allow_tf32"),
+        "gpu": gpu_name,
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "compile": cfg.compile_baseline,
+        "budget_ms": cfg.timing_budget_ms,
+        "warmup_ms": cfg.warmup_ms,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _fresh_baselines(path: Path, ttl_s: float) -> dict[str, Any] | None:
+    if ttl_s <= 0:
+        return None
+    try:
+        cached = json.loads(path.read_text())
+        age = time.time() - float(cached["measured_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none yet, or unreadable: measure
+    if not 0 <= age <= ttl_s or not isinstance(cached.get("results"), dict):
+        return None
+    return {**cached, "reused_after_s": age}
+
+
+def _measure_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[str, Any]:
     from .launch import run_worker
 
     order = ["eager", "compile"] if cfg.compile_baseline else ["eager"]
@@ -74,6 +137,11 @@ def attach(
     results = (baselines or {}).get("results", {})
     if baselines and "error" in baselines:
         notes.append(baselines["error"])
+    if baselines and "reused_after_s" in baselines:
+        notes.append(
+            f"baselines reused from {baselines['reused_after_s']:.0f} s ago "
+            "(same problem, size, GPU model and software; KERNELLOOP_BASELINE_TTL)"
+        )
     eager_raw, compiled_raw = results.get("eager"), results.get("compile")
     if not isinstance(eager_raw, list):
         verdict.reject(reasons.PROBLEM_ERROR, f"eager baseline unavailable: {eager_raw}")

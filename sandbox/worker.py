@@ -75,12 +75,10 @@ class Worker:
         self.torch = torch
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-        import hashlib
-
         from . import tensorio
 
         # Captured before the candidate exists, like the guards' identities and launch counters.
-        self._sha256, self._digest = hashlib.sha256, tensorio.digest
+        self._write, self._digest = tensorio.write, tensorio.digest
         self.guards = Guards()
         self.clock = Clock.capture() if self.device == "cuda" else None
         self.allowed = allowed_ops(job.get("allow_torch", ()))
@@ -130,7 +128,7 @@ class Worker:
     def digest(self, items: list[Any]) -> str:
         # Hash of the inputs as they are after the call, in the bundle encoding the reference
         # worker used, so the orchestrator can compare it with its own hash (threat row 2).
-        return self._digest(items, self._sha256())
+        return self._digest(items)
 
     # --- one call ----
     def run_trial(self, trial: dict[str, Any], label: str) -> None:
@@ -187,15 +185,15 @@ class Worker:
             )
             return
         out_file = f"out/{label}.bin"
-        tensorio.write(self.work / out_file, outputs)
+        # The hash of what was written, so that a file rewritten after this frame (by a process
+        # or thread the candidate left running) is caught rather than compared.
+        written = self._write(self.work / out_file, outputs)
         self.out.send(
             "trial",
             **report,
             ok=True,
             output=out_file,
-            # What was written, so that a file rewritten after this frame (by a process or
-            # thread the candidate left running) is caught rather than compared.
-            output_sha256=self.digest(outputs),
+            output_sha256=written,
             inputs_sha256=self.digest(inputs),
             devices=[str(o.device.type) for o in outputs],
             launches=self.guards.launches() - launches,

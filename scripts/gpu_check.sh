@@ -7,6 +7,15 @@
 # OUT_DIR/verdict-*.json, OUT_DIR/ncu-*.csv|json, OUT_DIR/modules.json, OUT_DIR/builtin.json
 # (fast_1, geomean speedups vs eager and torch.compile) and the logs. Needs a CUDA GPU; each stage
 # has a time cap (seconds, overridable) so that all of them fit in one 10-minute call.
+# Narrower runs, for a short device lease (all optional):
+#   GPU_EVAL_SECONDS=60               stop starting new problems in the eval stage after this
+#   NCU_PROBLEMS="01_relu"            level-1 stems to profile; NCU_EVAL: those evaluated first
+#   NCU_ARGS="--set batch_size=1024"  extra `kernelloop profile` arguments
+#   MODULES="qgemm"                   benchmarks/modules.py modules
+#   BUILTIN_PROBLEMS="level1/05_softmax level1/14_matmul_square"   (default: level1)
+#   BUILTIN_MINUTES, BUILTIN_ROUNDS, BUILTIN_CANDIDATES
+# At GPU size one evaluation takes about a minute (gigabyte tensors through files, several
+# trials), so the whole level-1 builtin campaign wants about 25 minutes of GPU time on its own.
 set -uo pipefail
 OUT=${1:?usage: scripts/gpu_check.sh OUT_DIR [benchmark args]}
 shift
@@ -39,12 +48,12 @@ elif "$PY" -c "import sys; from kernelloop.feedback.ncu import ncu_path; sys.exi
 then
     # 01_relu is evaluated first and printed as a user sees it (metrics, roofline class, energy
     # per call); 14_matmul_square is profiled alone, as JSON.
-    for name in 01_relu 14_matmul_square; do
+    for name in ${NCU_PROBLEMS:-01_relu 14_matmul_square}; do
         how=(--no-eval --json)
-        [ "$name" = 01_relu ] && how=()
+        case " ${NCU_EVAL:-01_relu} " in *" $name "*) how=() ;; esac
         prof=("$PY" -m kernelloop.cli profile "level1/$name"
               "kernelbench/problems/level1/solutions/$name.py" "${how[@]}"
-              --timeout 90 --raw-out "$OUT/ncu-$name.csv")
+              --timeout 90 --raw-out "$OUT/ncu-$name.csv" ${NCU_ARGS:-})
         timeout "${NCU_TIMEOUT:-90}" "${prof[@]}" >"$OUT/ncu-$name.out" 2>"$OUT/ncu-$name.log"
         rc=$?
         if grep -q ERR_NVGPUCTRPERM "$OUT/ncu-$name.log" "$OUT/ncu-$name.out" && [ "$(id -u)" = 0 ]; then
@@ -58,7 +67,8 @@ then
 else
     echo "ncu not found: Nsight Compute stage skipped" | tee "$OUT/ncu.log"
 fi
-want modules && timeout "${MODULES_TIMEOUT:-90}" "$PY" benchmarks/modules.py \
+# shellcheck disable=SC2086  # MODULES is a list of names
+want modules && timeout "${MODULES_TIMEOUT:-90}" "$PY" benchmarks/modules.py ${MODULES:-} \
     --json "$OUT/modules.json" 2>&1 | tee "$OUT/modules.log"
 # The builtin coder and judge on level 1, timed: fast_1 and geomean speedups land in builtin.json
 # (a run cut by the cap still reports what it finished: the run store is written as it goes).
@@ -67,7 +77,7 @@ if want builtin; then
         # The campaign's own minutes budget ends it cleanly; the timeout is only a backstop.
         minutes=${BUILTIN_MINUTES:-2}
         timeout "$(python3 -c "print(int($minutes * 60 + 90))")" "$PY" -m kernelloop.cli optimize \
-            level1 --coder builtin --rounds "${BUILTIN_ROUNDS:-1}" \
+            ${BUILTIN_PROBLEMS:-level1} --coder builtin --rounds "${BUILTIN_ROUNDS:-1}" \
             --candidates "${BUILTIN_CANDIDATES:-1}" --budget-minutes "$minutes" \
             --run-dir "$OUT/runs" >"$OUT/builtin.log" 2>&1
         tail -n 5 "$OUT/builtin.log"

@@ -89,3 +89,25 @@ def test_channels_last_layout_survives_the_round_trip(tmp_path):
     tensorio.write(tmp_path / "b.bin", [x])
     (read,), _ = tensorio.read(tmp_path / "b.bin")
     assert torch.equal(read, x) and read.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 24])  # blocks straddling the header and tensors
+def test_bundle_hash_is_the_same_from_items_written_bytes_and_file(tmp_path, monkeypatch, block):
+    import hashlib
+
+    monkeypatch.setattr(tensorio, "_BLOCK", block)
+    items = [torch.arange(100, dtype=torch.float32), 3, torch.ones(5, 7, dtype=torch.int16)]
+    path = tmp_path / "b.bin"
+    written = tensorio.write(path, items)
+    assert written == tensorio.digest(items) == tensorio.file_hash(path)
+    # A tree over blocks, not plain SHA-256 of the file, and it sees every byte.
+    assert written != hashlib.sha256(path.read_bytes()).hexdigest()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    assert tensorio.file_hash(path) != written
+
+
+def test_bundle_hash_separates_lengths():
+    assert tensorio._tree_hash([b""]) != tensorio._tree_hash([b"\0"])
+    assert tensorio._tree_hash([b"ab", b"c"]) == tensorio._tree_hash([b"abc"])

@@ -144,3 +144,66 @@ def test_missing_compile_baseline_is_a_note_not_a_failure(h100):
     timing_report.attach(v, _frames([1.0] * 50, 1.0), base, WORK, "float32")
     assert not v.reasons and v.timing.compiled is None and v.timing.speedup_compile is None
     assert any("torch.compile failed" in n for n in v.timing.notes)
+
+
+# --- baselines reused within their TTL ------------------------------------------------------------
+def _baseline_common() -> dict:
+    from kernelloop.kernelbench import loader
+
+    problem = loader.load_one("level1/01_relu")
+    return {
+        "problem_path": str(problem.path),
+        "dtype": "float32",
+        "variants": {"main": {"batch_size": 8192, "dim": 32768}},
+        "allow_tf32": False,
+    }
+
+
+def test_baselines_are_timed_once_per_problem_gpu_and_software_within_the_ttl(
+    tmp_path, monkeypatch
+):
+    from kernelloop import settings
+
+    measured = []
+
+    def measure(common, private, cfg, timeout_s):
+        measured.append(common["variants"]["main"])
+        return {"results": {"eager": [1.0, 1.1], "compile": [0.9]}, "order": ["eager"]}
+
+    monkeypatch.setattr(timing_report, "_measure_baselines", measure)
+    common = _baseline_common()
+    with settings.override(cache_dir=tmp_path, baseline_ttl_s=600) as cfg:
+        first = timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+        again = timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+        assert len(measured) == 1 and "reused_after_s" not in first
+        assert again["results"] == first["results"] and again["reused_after_s"] >= 0
+        # another GPU model, or another size, is timed afresh
+        timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="A100")
+        bigger = {**common, "variants": {"main": {"batch_size": 16384, "dim": 32768}}}
+        timing_report.time_baselines(bigger, tmp_path, cfg, 10, gpu_name="H100")
+        assert len(measured) == 3
+    with settings.override(cache_dir=tmp_path, baseline_ttl_s=0) as cfg:
+        timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+        assert len(measured) == 4  # TTL 0: every evaluation times its own baselines
+    # past the TTL the file is stale
+    with settings.override(cache_dir=tmp_path, baseline_ttl_s=600) as cfg:
+        later = time.time() + 601
+        monkeypatch.setattr(timing_report.time, "time", lambda: later)
+        timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+        assert len(measured) == 5
+
+
+def test_failed_baselines_are_not_kept(tmp_path, monkeypatch):
+    from kernelloop import settings
+
+    calls = []
+
+    def measure(common, private, cfg, timeout_s):
+        calls.append(1)
+        return {"error": "baseline timing failed: boom", "order": ["eager"]}
+
+    monkeypatch.setattr(timing_report, "_measure_baselines", measure)
+    with settings.override(cache_dir=tmp_path, baseline_ttl_s=600) as cfg:
+        for _ in range(2):
+            timing_report.time_baselines(_baseline_common(), tmp_path, cfg, 10, gpu_name="H100")
+    assert len(calls) == 2
