@@ -202,6 +202,14 @@ class NvmlReport:
         return cls(**data)
 
 
+def _per_call(energy_j, calls, power_avg_w, seconds_per_call) -> float | None:
+    if energy_j is not None and calls:
+        return energy_j / calls
+    if power_avg_w is not None and seconds_per_call:
+        return power_avg_w * seconds_per_call
+    return None
+
+
 class NvmlSampler:
     """``with NvmlSampler(adapter) as s: work()`` then ``s.report(calls=n)``.
 
@@ -270,8 +278,14 @@ class NvmlSampler:
             return
         self.samples.append(sample)
 
-    def report(self, calls: int | None = None) -> NvmlReport:
-        """Aggregates of the window; ``calls``: kernel calls made in it (for energy per call)."""
+    def report(self, calls: int | None = None, seconds_per_call: float | None = None) -> NvmlReport:
+        """Aggregates of the window, with energy per call from one of two sources.
+
+        ``calls``: calls made in the window, each the only work in it: the window's energy over
+        them. ``seconds_per_call``: a call's measured time (the median), for a window that also
+        ran other work (cache flushes, fresh inputs between timed calls): average board power
+        times that time. The energy counter alone cannot serve short windows: the driver
+        updates it every few tens of milliseconds."""
         s = self.samples
         duration = max(self._t1 - self._t0, 0.0)
         power_w = [x.power_mw / 1e3 for x in s if x.power_mw is not None]
@@ -300,7 +314,7 @@ class NvmlSampler:
             energy_j=energy,
             energy_source=source,
             calls=calls,
-            energy_per_call_j=energy / calls if energy is not None and calls else None,
+            energy_per_call_j=_per_call(energy, calls, _mean(power_w), seconds_per_call),
             sm_clock_mhz_min=min(sm) if sm else None,
             sm_clock_mhz_avg=_mean(sm),
             sm_clock_mhz_max=max(sm) if sm else None,

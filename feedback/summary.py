@@ -176,6 +176,9 @@ def _nvml_line(nvml: Mapping[str, Any] | None, add) -> None:
     power, peak = _number(nvml.get("power_avg_w")), _number(nvml.get("power_max_w"))
     if power is not None and peak is not None:
         parts.append(f"{power:.0f} W avg, {peak:.0f} W max")
+    if (joules := _number(nvml.get("energy_per_call_j"))) is not None:
+        per_call = f"{joules:.3g} J" if joules >= 1 else f"{joules * 1e3:.3g} mJ"
+        parts.append(f"{per_call} per call")
     if (temp := _number(nvml.get("temperature_max_c"))) is not None:
         parts.append(f"{temp:.0f} C max")
     reasons = ", ".join(map(str, nvml.get("throttle_reasons") or []))
@@ -206,7 +209,8 @@ def _static_line(res: StaticResources, verdict, add) -> None:
         parts.append(f"{res.local_bytes} B local/thread")
     if res.shared_bytes is not None:
         parts.append(f"{res.shared_bytes} B shared/block")
-    add(_KEY, f"resources of {res.kernel} ({res.source}, {res.arch}): " + ", ".join(parts))
+    where = ", ".join(x for x in (res.source, res.arch) if x)  # launched kernels name no arch
+    add(_KEY, f"resources of {res.kernel} ({where}): " + ", ".join(parts))
 
 
 def _ncu_lines(ncu: Mapping[str, tuple[Any, str]], add) -> None:

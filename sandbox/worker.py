@@ -242,7 +242,8 @@ class Worker:
             flush_bytes=flusher.nbytes,
             persisting_l2_reset=flusher.persisting_reset,
             patched=self.guards.patched(),
-            nvml=sampler.report().to_dict() if sampler else None,
+            # the timed window also flushed L2 and scaled inputs: power x median time per call
+            nvml=sampler.report(seconds_per_call=median / 1e3).to_dict() if sampler else None,
             nvml_unavailable=nvml_unavailable,
             kernels=self.guards.kernel_resources(),
         )

@@ -86,6 +86,12 @@ def test_energy_falls_back_to_the_power_integral():
     assert r.energy_per_call_j == pytest.approx(r.energy_j / 4)
 
 
+def test_energy_per_call_from_power_and_the_median_when_the_window_held_other_work():
+    r = _sample(FakeAdapter()).report(seconds_per_call=2e-3)  # a 2 ms kernel at 300 W
+    assert r.calls is None and r.energy_per_call_j == pytest.approx(0.6)
+    assert r.energy_j == pytest.approx(2.5)  # the window's counter reading stays as it was
+
+
 def test_idle_alone_is_not_throttling_and_missing_readings_are_none():
     r = _sample(FakeAdapter(energy=False, power=False, reasons=())).report()
     assert not r.throttled and r.throttle_reasons == []

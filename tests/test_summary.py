@@ -163,6 +163,7 @@ NVML = {
     "sm_clock_mhz_max": 1980.0,
     "power_avg_w": 612.0,
     "power_max_w": 700.0,
+    "energy_per_call_j": 612.0 * 0.25e-3,  # power x median time
     "temperature_max_c": 71.0,
     "throttled": True,
     "throttle_reasons": ["sw_power_cap"],
@@ -180,6 +181,7 @@ def test_static_ncu_nvml_and_previous_best_are_reported():
     assert "occupancy limited by registers: 1 blocks/SM" in text
     assert "selected" not in text  # issuing is not a stall
     assert "THROTTLED (sw_power_cap)" in text and "SM clock 1590-1980 MHz" in text
+    assert "612 W avg, 700 W max; 153 mJ per call" in text
     assert "vs previous best: 0.3 ms -> 0.25 ms, 1.20x faster (-16.7% time)" in text
     assert "vs eager 1.67x -> 2.00x" in text
 
