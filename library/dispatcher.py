@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-from . import ops
+from . import ops, store
 
 _compiled: dict[tuple, Callable] = {}
 _decisions: dict[tuple, tuple[str, Callable, str]] = {}
@@ -57,10 +58,20 @@ def _library():
     return _library_cache[1]
 
 
+_STAMP_TTL_S = 1.0  # how stale a "library unchanged" answer may be
+_stamps: dict[tuple, tuple[float, tuple, int]] = {}
+
+
 def _stamp(library, op: str) -> tuple:
     """Changes whenever an entry of ``op`` is added or removed (directory mtimes): a cached
-    decision is reused only while the library it was made from is unchanged."""
+    decision is reused only while the library it was made from is unchanged. Looked at no more
+    than once a second per op, unless this process wrote an entry since: two ``stat`` calls were
+    a third of a small call's overhead, and another process's promotion shows within a second."""
     key = (id(library), op)
+    now, written = time.monotonic(), store.writes()
+    seen = _stamps.get(key)
+    if seen is not None and now - seen[0] < _STAMP_TTL_S and seen[2] == written:
+        return seen[1]
     if key not in _stamp_paths:
         _stamp_paths[key] = (str(library.user_dir / op), str(library.shipped_dir / op))
     out = []
@@ -69,7 +80,8 @@ def _stamp(library, op: str) -> tuple:
             out.append(os.stat(path).st_mtime_ns)
         except OSError:
             out.append(None)
-    return tuple(out)
+    _stamps[key] = (now, tuple(out), written)
+    return _stamps[key][1]
 
 
 def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
@@ -156,5 +168,6 @@ def clear_cache() -> None:
     _compiled.clear()
     _decisions.clear()
     _stamp_paths.clear()
+    _stamps.clear()
     _library_cache[:] = [None, None]
     _logged.clear()

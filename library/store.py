@@ -47,6 +47,16 @@ _MAX_MEMBER_BYTES = 8 << 20  # a kernel source or manifest larger than this is n
 _cache: dict[str, tuple[tuple[int, int, int], Manifest]] = {}
 _warned: set[tuple[str, int, int, int]] = set()
 _lock = threading.Lock()
+_writes = [0]  # entries written by this process: the dispatcher re-decides at once after one
+
+
+def writes() -> int:
+    return _writes[0]
+
+
+def _changed() -> None:
+    with _lock:
+        _writes[0] += 1
 
 
 class LibraryError(Exception):
@@ -100,6 +110,7 @@ class Library:
         folder.mkdir(parents=True, exist_ok=True)
         _write_atomic(folder / KERNEL, source)
         _write_atomic(folder / MANIFEST, manifest.to_json())  # last: it makes the entry visible
+        _changed()
         return dataclasses.replace(manifest, folder=folder, location="user")
 
     def update(self, manifest: Manifest) -> Manifest:
@@ -113,6 +124,7 @@ class Library:
                 )
             raise EntryNotFound(f"no user library entry {manifest.entry_id!r} to update")
         _write_atomic(folder / MANIFEST, manifest.to_json())
+        _changed()
         return dataclasses.replace(manifest, folder=folder, location="user")
 
     def remove(self, entry_id: str) -> Manifest:
@@ -135,6 +147,7 @@ class Library:
         doomed = folder.with_name(f".removed-{entry_id}-{os.getpid()}")
         os.replace(folder, doomed)
         shutil.rmtree(doomed)
+        _changed()
         return user[0]
 
     # --- archives --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..library.ops import OpSpec, pow2_bucket, register
+from ._eager import bypass_custom_op
 
 _MAX_SEED_HEAD_DIM = 256  # the largest tile config in _attention_kernel
 _MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which holds batch * query heads
@@ -172,8 +173,7 @@ SPEC = register(
 )
 
 
-@torch.library.custom_op("kernelloop::attention", mutates_args=())
-def _attention_op(
+def _attention_impl(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
 ) -> torch.Tensor:
     from ..library import dispatch
@@ -182,6 +182,9 @@ def _attention_op(
     # a transposed view from a projection is copied once here rather than trusted to them.
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     return dispatch("attention", q, k, v, causal=causal, scale=scale)
+
+
+_attention_op = torch.library.custom_op("kernelloop::attention", mutates_args=())(_attention_impl)
 
 
 @_attention_op.register_fake
@@ -218,7 +221,8 @@ def attention(
     """softmax(q k^T * scale [+ top-left causal mask]) v; see the module docstring."""
     check_inputs(q, k, v)
     scale = default_scale(q.shape[-1]) if scale is None else float(scale)
-    return _attention_op(q, k, v, bool(causal), scale)
+    op = _attention_impl if bypass_custom_op(q, k, v) else _attention_op
+    return op(q, k, v, bool(causal), scale)
 
 
 class Attention(nn.Module):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..library import dispatch
 from ..library.ops import OpSpec, pow2_bucket, register
+from ._eager import bypass_custom_op
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -135,8 +136,7 @@ _SCHEMA = (
 )
 
 
-@torch.library.custom_op("kernelloop::conv2d", mutates_args=(), schema=_SCHEMA)
-def _conv2d_op(x, w, bias, stride, padding, dilation, activation):
+def _conv2d_impl(x, w, bias, stride, padding, dilation, activation):
     if bias is None:  # the op convention always passes three tensors, so entries need no None
         bias = x.new_zeros(w.shape[0])
     out = dispatch(
@@ -151,6 +151,11 @@ def _conv2d_op(x, w, bias, stride, padding, dilation, activation):
     )
     # A library entry may return NCHW for channels-last x; the fake kernel promised x's format.
     return out.contiguous(memory_format=_memory_format(x))
+
+
+_conv2d_op = torch.library.custom_op("kernelloop::conv2d", mutates_args=(), schema=_SCHEMA)(
+    _conv2d_impl
+)
 
 
 @_conv2d_op.register_fake
@@ -272,7 +277,8 @@ def conv2d(
     if reason is not None:
         _say(reason)
         return reference_conv2d(x, w, bias, stride, padding, dilation, activation, groups)
-    return _conv2d_op(x, w, bias, list(stride), list(pads), list(dilation), activation)
+    op = _conv2d_impl if bypass_custom_op(x, w, bias) else _conv2d_op
+    return op(x, w, bias, list(stride), list(pads), list(dilation), activation)
 
 
 class Conv2d(nn.Conv2d):

@@ -38,6 +38,7 @@ from torch import nn
 
 from ..library import ops
 from . import _qgemm_pack as packing
+from ._eager import bypass_custom_op
 
 PROBLEMS = {
     "qgemm.w8a16": "modules/03_qgemm_w8a16",
@@ -276,13 +277,7 @@ for _bits, _act in ((8, 16), (6, 16), (4, 16), (8, 8)):
 # --------------------------------------------------------------------------- public op
 
 
-@torch.library.custom_op(
-    "kernelloop::qlinear",
-    mutates_args=(),
-    schema="(Tensor x, Tensor packed, Tensor scales, Tensor? zeros, Tensor? bias, int bits, "
-    "int group_size, int act_bits) -> Tensor",
-)
-def _qlinear_op(x, packed, scales, zeros, bias, bits, group_size, act_bits):
+def _qlinear_impl(x, packed, scales, zeros, bias, bits, group_size, act_bits):
     from ..library import dispatch
 
     k = x.shape[-1]
@@ -292,6 +287,14 @@ def _qlinear_op(x, packed, scales, zeros, bias, bits, group_size, act_bits):
         op_name(bits, act_bits), *tensors, group_size=group_size, symmetric=zeros is None
     )
     return out.reshape(*x.shape[:-1], packed.shape[0])
+
+
+_qlinear_op = torch.library.custom_op(
+    "kernelloop::qlinear",
+    mutates_args=(),
+    schema="(Tensor x, Tensor packed, Tensor scales, Tensor? zeros, Tensor? bias, int bits, "
+    "int group_size, int act_bits) -> Tensor",
+)(_qlinear_impl)
 
 
 @_qlinear_op.register_fake
@@ -309,9 +312,8 @@ def qlinear(
     op_name(qw.bits, act_bits)  # validates the combination
     if x.shape[-1] != qw.in_features:
         raise ValueError(f"x has {x.shape[-1]} features, the weight expects {qw.in_features}")
-    return torch.ops.kernelloop.qlinear(
-        x, qw.packed, qw.scales, qw.zeros, bias, qw.bits, qw.group_size, act_bits
-    )
+    op = _qlinear_impl if bypass_custom_op(x, bias) else torch.ops.kernelloop.qlinear
+    return op(x, qw.packed, qw.scales, qw.zeros, bias, qw.bits, qw.group_size, act_bits)
 
 
 class QuantLinear(nn.Module):

@@ -195,3 +195,32 @@ def test_bundled_problem_and_solution_follow_the_op_convention():
             got = solution.ModelNew(*SPEC.init_args(cfg)).to(DEVICE)(x, w, b)
         torch.testing.assert_close(reference, expected)
         torch.testing.assert_close(got, expected, **TOL[torch.float16])
+
+
+def test_eager_inference_skips_the_custom_op_and_autograd_keeps_it(monkeypatch):
+    from kernelloop.modules import _eager
+    from kernelloop.modules import conv as conv_mod
+
+    x, w, b = torch.randn(1, 4, 6, 6), torch.randn(4, 4, 3, 3), torch.randn(4)
+    direct = []
+    impl = conv_mod._conv2d_impl
+    monkeypatch.setattr(conv_mod, "_conv2d_impl", lambda *a: direct.append(1) or impl(*a))
+    with torch.no_grad():
+        plain = conv_mod.conv2d(x, w, b, padding=1)
+    assert direct == [1]
+    torch.testing.assert_close(plain, F.conv2d(x, w, b, padding=1), atol=1e-4, rtol=1e-4)
+    # a gradient needs the op's registered backward
+    wg = w.clone().requires_grad_()
+    out = conv_mod.conv2d(x, wg, b, padding=1)
+    assert direct == [1] and out.requires_grad
+    out.sum().backward()
+    assert wg.grad is not None and wg.grad.shape == w.shape
+    # tracing (torch.compile) and tensor subclasses (fake tensors) go through the op as well
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not _eager.bypass_custom_op(x)
+    monkeypatch.undo()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode() as mode:
+        fake = mode.from_tensor(x)
+    assert _eager.bypass_custom_op(x, None) and not _eager.bypass_custom_op(fake)
