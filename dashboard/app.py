@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 
 from ..runs.schema import DATABASE
 from ..runs.store import RunStore, RunStoreError
-from . import charts, views
+from . import charts, reads, views
 from .render import plotly_js, render, stylesheet
 
 
@@ -96,12 +96,12 @@ def create_app(run_dir: Path, *, library=None) -> FastAPI:
     # event loop.
     @app.get("/", response_class=HTMLResponse)
     def campaigns() -> HTMLResponse:
-        return _page("campaigns.html", views.read_campaigns(run_dir))
+        return _page("campaigns.html", reads.read_campaigns(run_dir))
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def campaign(run_id: str) -> HTMLResponse:
         with open_run(run_id) as store:
-            page = views.read_campaign(store)
+            page = reads.read_campaign(store)
         return _page("campaign.html", page, charts.campaign_charts(page))
 
     @app.get("/runs/{run_id}/report.html")
@@ -116,7 +116,7 @@ def create_app(run_dir: Path, *, library=None) -> FastAPI:
     @app.get("/runs/{run_id}/problems/{problem_id:path}", response_class=HTMLResponse)
     def problem(run_id: str, problem_id: str) -> HTMLResponse:
         with open_run(run_id) as store:
-            page = views.read_problem(store, problem_id)
+            page = reads.read_problem(store, problem_id)
         if page is None:
             raise _PageError(404, "No such problem", f"Run {run_id} has no problem {problem_id!r}.")
         return _page("problem.html", page, charts.problem_charts(page))
@@ -124,7 +124,7 @@ def create_app(run_dir: Path, *, library=None) -> FastAPI:
     @app.get("/runs/{run_id}/candidates/{candidate_id}", response_class=HTMLResponse)
     def candidate(run_id: str, candidate_id: str) -> HTMLResponse:
         with open_run(run_id) as store:
-            page = views.read_candidate(store, candidate_id)
+            page = reads.read_candidate(store, candidate_id)
         if page is None:
             raise _PageError(
                 404, "No such candidate", f"Run {run_id} has no candidate {candidate_id!r}."
@@ -136,7 +136,7 @@ def create_app(run_dir: Path, *, library=None) -> FastAPI:
         from ..library.store import Library
 
         lib = library or Library.default()
-        page = views.library_page(lib.entries(), str(lib.user_dir), views.known_runs(run_dir))
+        page = views.library_page(lib.entries(), str(lib.user_dir), reads.known_runs(run_dir))
         return _page("library.html", page)
 
     @app.get("/static/style.css")

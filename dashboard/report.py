@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..runs.store import RunStore
-from . import charts, views
+from . import charts, reads
 from .render import plotly_js, render, stylesheet
 
 
 def render_report(store: RunStore) -> str:
-    page = views.read_campaign(store)
+    page = reads.read_campaign(store)
     return render(
         "campaign.html",
         page=page,

@@ -2,8 +2,8 @@
 
 The ``*_page`` functions are pure: plain rows and dicts in (as :class:`RunStore`'s read methods
 return them), one dict out, so tests can build a page from any data without a server. The
-``read_*`` functions are the only code here that touches a store; they gather what a page needs
-through the store's public read methods and hand it to the pure builder. Nothing here writes.
+``read_*`` functions of :mod:`.reads` gather what a page needs from a store and hand it to the
+builder here; nothing in this module opens a store or a file.
 
 Speedups are ``{point, low, high}`` dicts (the verdict's bootstrap interval); times are ms.
 """
@@ -11,15 +11,9 @@ Speedups are ``{point, low, high}`` dicts (the verdict's bootstrap interval); ti
 from __future__ import annotations
 
 import difflib
-import json
-import re
-import sqlite3
-from pathlib import Path
 from typing import Any
 
-from ..runs.report import candidates_with_calls, coder_call_key
-from ..runs.schema import DATABASE
-from ..runs.store import RunStore, RunStoreError
+from ..runs.report import coder_call_key
 
 FAST_P_MAX = 3.0
 FAST_P_STEP = 0.05
@@ -34,7 +28,6 @@ FAST_1_NOTE = (
     "the lower bound of its best candidate's speedup interval is above 1.0."
 )
 RECENT_EVENTS = 30
-_FENCE = re.compile(r"```python[^\n]*\n(.*?)```", re.DOTALL)
 
 
 # --- helpers shared by the pages ----------------------------------------------------------------
@@ -107,7 +100,8 @@ def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _devices(candidates: list[dict]) -> list[str]:
+def run_devices(candidates: list[dict]) -> list[str]:
+    """The devices the candidates were evaluated on, first seen first."""
     return list(dict.fromkeys(c["device"] for c in candidates if c.get("device")))
 
 
@@ -171,23 +165,6 @@ def campaigns_page(rows: list[dict], run_dir: str) -> dict:
     }
 
 
-def read_campaigns(run_dir: Path) -> dict:
-    run_dir = Path(run_dir)
-    rows = []
-    folders = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
-    for path in folders:
-        if not (path / DATABASE).is_file():
-            continue
-        try:
-            with RunStore.open(path) as store:
-                rows.append(campaign_row(store.summary(), _devices(store.candidates())))
-        except (RunStoreError, sqlite3.Error, OSError, ValueError, KeyError) as exc:
-            # One broken run is listed with its error (as `runs list` does), not allowed to take
-            # the page down.
-            rows.append(unreadable_row(path.name, str(exc)))
-    return campaigns_page(rows, str(run_dir))
-
-
 # --- one campaign --------------------------------------------------------------------------------
 def campaign_page(
     summary: dict,
@@ -215,7 +192,7 @@ def campaign_page(
         )
     bests = [p["best"] for p in summary["problems"]]
     return {
-        "run": _run_header(summary, _devices(candidates), last_activity),
+        "run": _run_header(summary, run_devices(candidates), last_activity),
         "scores": {
             key: summary[key]
             for key in (
@@ -237,10 +214,6 @@ def campaign_page(
         "fast_1_note": FAST_1_NOTE,
         "events": list(reversed(events[-RECENT_EVENTS:])),
     }
-
-
-def read_campaign(store: RunStore) -> dict:
-    return campaign_page(store.summary(), store.candidates(), store.events(), store.last_activity())
 
 
 # --- one problem ---------------------------------------------------------------------------------
@@ -286,7 +259,7 @@ def problem_page(
                 best = c["speedup_eager"]["point"]
         best_so_far.append({"round": rnd, "speedup": best})
     return {
-        "run": _run_header(summary, _devices(rows)),
+        "run": _run_header(summary, run_devices(rows)),
         "problem": {
             "problem_id": problem_id,
             "status": p["status"],
@@ -313,64 +286,6 @@ def problem_page(
         "events": events,
         "reference": reference,
     }
-
-
-def extract_problem_source(messages: list[dict]) -> str | None:
-    """The problem as a Coder request showed it: the first ```python block of the first user
-    message (the prompt templates put ``$problem_source`` first)."""
-    for m in messages:
-        if m.get("role") == "user" and isinstance(m.get("content"), str):
-            match = _FENCE.search(m["content"])
-            return match.group(1) if match else None
-    return None
-
-
-def read_reference(store: RunStore, problem_id: str) -> dict | None:
-    """The reference source: as this run sent it to the Coder (what the campaign optimised),
-    else the bundled problem file as it is now; None when neither is available."""
-    for call in store.llm_calls(problem_id):
-        if call["role"] != "coder":
-            continue
-        try:
-            request = json.loads((store.path / call["request_path"]).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        source = extract_problem_source(request.get("messages") or [])
-        if source:
-            return {
-                "source": source,
-                "origin": f"as sent to the Coder in {call['call_id']} (hold-out sizes removed, "
-                "size constants as evaluated)",
-            }
-    from ..kernelbench import loader
-    from ..kernelbench.problem import ProblemError
-
-    if problem_id in loader.bundled_ids():
-        try:
-            problem = loader.load_one(problem_id)
-        except (ProblemError, OSError):
-            return None
-        return {
-            "source": problem.source,
-            "origin": f"the bundled problem file {problem.path} as it is now (the run recorded "
-            "no Coder request for this problem)",
-        }
-    return None
-
-
-def read_problem(store: RunStore, problem_id: str) -> dict | None:
-    summary = store.summary()
-    if not any(p["problem_id"] == problem_id for p in summary["problems"]):
-        return None
-    rows = [r for r in candidates_with_calls(store) if r["problem_id"] == problem_id]
-    return problem_page(
-        summary,
-        problem_id,
-        rows,
-        store.advice(problem_id),
-        store.events(problem_id),
-        read_reference(store, problem_id),
-    )
 
 
 # --- one candidate -------------------------------------------------------------------------------
@@ -443,7 +358,7 @@ def candidate_page(
     reasons = (verdict or {}).get("reasons") or []
     codes = list(dict.fromkeys(r["code"] for r in reasons))
     return {
-        "run": _run_header(summary, _devices(siblings)),
+        "run": _run_header(summary, run_devices(siblings)),
         "candidate": {
             **row,
             "result": result_label(row["accepted"]),
@@ -477,46 +392,6 @@ def candidate_page(
 def _verdict_log(verdict: dict | None) -> str | None:
     build = (verdict or {}).get("build")
     return build.get("log") if build else None
-
-
-def _read_text(store: RunStore, relative: str | None) -> str | None:
-    if not relative:
-        return None
-    try:
-        return (store.path / relative).read_text(encoding="utf-8")
-    except OSError:
-        return None
-
-
-def read_candidate(store: RunStore, candidate_id: str) -> dict | None:
-    from ..feedback import gpu_specs
-
-    candidate = store.candidate(candidate_id)
-    if candidate is None:
-        return None
-    pid = candidate["problem_id"]
-    siblings = [r for r in candidates_with_calls(store) if r["problem_id"] == pid]
-    row = next(r for r in siblings if r["candidate_id"] == candidate_id)
-    verdict = store.verdict_for(candidate_id)
-    parent = store.candidate(candidate["parent_id"]) if candidate["parent_id"] else None
-    bandwidth = None
-    if verdict and verdict.timing:
-        spec = gpu_specs.lookup(verdict.timing.gpu)
-        bandwidth = spec.mem_bandwidth_gbs if spec else None
-    return candidate_page(
-        store.summary(),
-        row,
-        verdict.to_dict() if verdict else None,
-        _read_text(store, candidate["source_path"]),
-        _read_text(store, parent["source_path"]) if parent else None,
-        siblings,
-        store.advice(pid),
-        store.llm_calls(pid),
-        _read_text(store, str(Path(candidate["verdict_path"]).with_name("build.log")))
-        if candidate["verdict_path"]
-        else None,
-        bandwidth,
-    )
 
 
 # --- library -------------------------------------------------------------------------------------
@@ -566,13 +441,6 @@ def library_page(entries: list[Any], user_dir: str, runs: set[str]) -> dict:
 
 def _triple(triple: tuple[float, float, float] | None) -> dict | None:
     return None if triple is None else dict(zip(("point", "low", "high"), triple, strict=True))
-
-
-def known_runs(run_dir: Path) -> set[str]:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return set()
-    return {p.name for p in run_dir.iterdir() if (p / DATABASE).is_file()}
 
 
 __all__ = [
