@@ -64,3 +64,6 @@ def print_verdict(console: Console, v: Verdict) -> None:
         console.print(f"  timing: {v.timing_note}")
     phases = ", ".join(f"{k} {s:.1f}s" for k, s in v.phases.items())
     console.print(f"  phases: {phases}")
+    slowest = sorted(v.phase_detail.items(), key=lambda kv: -kv[1])[:4]
+    if slowest:  # the steps worth making faster
+        console.print("  slowest steps: " + ", ".join(f"{k} {s:.2f}s" for k, s in slowest))

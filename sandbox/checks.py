@@ -12,6 +12,7 @@ from ..kernelbench.problem import Problem
 from . import reasons, tensorio
 from .compare import compare
 from .plan import Plan
+from .stopwatch import timed
 from .verdict import BuildResult, CorrectnessResult, TrialResult, Verdict
 
 
@@ -70,13 +71,17 @@ def judge(
             result.message = frame.get("error", "")[:2000]
             _reject_trial_error(verdict, frame)
             continue
-        if frame.get("output_sha256") != tensorio.file_hash(work / frame["output"]):
+        detail = verdict.phase_detail
+        with timed(detail, "compare.hash"):
+            changed = frame.get("output_sha256") != tensorio.file_hash(work / frame["output"])
+        if changed:
             verdict.reject(
                 reasons.CHANNEL_TAMPERED,
                 f"trial {name}: the output file changed after the trial reported it",
             )
             continue
-        outputs, _ = tensorio.read(work / frame["output"])
+        with timed(detail, "compare.read"):
+            outputs, _ = tensorio.read(work / frame["output"])
         refs = references[base]
         _guard_reports(verdict, frame, plan.device)
         # Inputs after the call must hash like the bundle the reference worker wrote before the
@@ -92,7 +97,8 @@ def judge(
             verdict.reject(reasons.WRONG_DEVICE, f"trial {name}: outputs on {devices}")
         ok = True
         for i, (out, ref) in enumerate(zip(outputs, refs, strict=True)):
-            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device=plan.device)
+            with timed(detail, "compare.values"):
+                cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device=plan.device)
             result.max_abs_err = max(result.max_abs_err or 0.0, cmp.max_abs_err or 0.0)
             result.max_rel_err = max(result.max_rel_err or 0.0, cmp.max_rel_err or 0.0)
             result.mismatched += cmp.mismatched

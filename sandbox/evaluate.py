@@ -14,13 +14,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
 import shutil
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,8 @@ from ..kernelbench.problem import Problem
 from . import backends, checks, launch, reasons, static_gate, tensorio
 from .limits import Limits
 from .plan import Plan, make_plan
+from .stopwatch import add as add_spans
+from .stopwatch import timed
 from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
@@ -47,16 +46,6 @@ def _device_name(device: str) -> str:
 
         return torch.cuda.get_device_name(0)
     return "cpu (Triton interpreter)"
-
-
-@contextlib.contextmanager
-def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
-    """Adds the block's wall time to ``phases[name]`` (seconds per phase, in the verdict)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - started, 4)
 
 
 def _extension_cache(source: str, cfg) -> str:
@@ -137,7 +126,7 @@ def evaluate(
         phases=phases,
     )
 
-    with _timed(phases, "static"):
+    with timed(phases, "static"):
         result = static_gate.check_source(source, backend=backend, allow_torch=problem.allow_torch)
     verdict.backend = backend or result.backend
     if device == "cpu" and verdict.backend != "triton":
@@ -281,14 +270,19 @@ def _reference_then_candidate(
         "params_dir": str(work / "params"),
         "ref_dir": str(private / "ref"),
     }
-    with _timed(phases, "reference"):
+    with timed(phases, "reference"):
         ref, failure = _reference_outputs(ref_job, private, gpu, timeout_s, cfg)
     if failure:
         verdict.reject(reasons.PROBLEM_ERROR, f"the reference failed: {failure}")
         return verdict
     work_estimate = ref["reference"].get("work")
+    add_spans(verdict.phase_detail, "reference", ref["reference"].get("seconds"))
+    # The trusted reference worker hashed each input bundle as it wrote it; reading gigabytes
+    # back to hash them again here would only repeat that.
+    written = ref["reference"].get("input_hashes") or {}
     input_hashes = {
-        t.name: tensorio.file_hash(work / "inputs" / f"{t.name}.bin") for t in plan.trials
+        t.name: written.get(t.name) or tensorio.file_hash(work / "inputs" / f"{t.name}.bin")
+        for t in plan.trials
     }
     # Reference outputs and the seeds in the reference job move into this process's memory and
     # leave the disk before any candidate code runs: a worker sharing our uid (the process
@@ -310,7 +304,7 @@ def _reference_then_candidate(
     # 3b. The candidate's job goes to the waiting worker: only now, with the reference outputs
     # off the disk, may candidate code load. The worker's timeout counts from here.
     job = _candidate_job(problem, plan, cfg, gpu)
-    with _timed(phases, "candidate"):
+    with timed(phases, "candidate"):
         if not worker.post(job):  # it died or overstayed while waiting: start one afresh
             worker.wait()
             worker = _start_candidate(verdict, source, work, iso, cfg, gpu, timeout_s, job=job)
@@ -331,7 +325,12 @@ def _reference_then_candidate(
             common, private, cfg, timeout_s, gpu_name=verdict.device
         )
 
-    with _timed(phases, "compare"):
+    for _, frame in frames:  # the worker's own account of its steps (advisory, numbers only)
+        if frame.get("type") == "build":
+            add_spans(verdict.phase_detail, "candidate", {"build": frame.get("seconds")})
+        elif frame.get("type") in ("trial", "timing"):
+            add_spans(verdict.phase_detail, "candidate", frame.get("spans"))
+    with timed(phases, "compare"):
         checks.judge(problem, plan, verdict, frames, bad, outcome, references, work, input_hashes)
     if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
         timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)

@@ -103,6 +103,8 @@ class Verdict:
     timing: TimingResult | None = None
     timing_note: str | None = None  # why timing is absent, when it is
     phases: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds per phase
+    # seconds per step inside the phases ("candidate.forward", "compare.read", ...), summed
+    phase_detail: dict[str, float] = dataclasses.field(default_factory=dict)
     worker: dict[str, Any] = dataclasses.field(default_factory=dict)  # exit status, output tails
     schema_version: int = SCHEMA_VERSION
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import channel, limits
+from .stopwatch import timed
 
 _MAX_ERROR = 4000
 
@@ -135,9 +136,11 @@ class Worker:
         from . import tensorio
 
         torch = self.torch
-        inputs, _ = tensorio.read(self.work / trial["inputs"])
-        inputs = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in inputs]
-        report: dict[str, Any] = {"name": label}
+        spans: dict[str, float] = {}
+        with timed(spans, "load"):
+            inputs, _ = tensorio.read(self.work / trial["inputs"])
+            inputs = [t.to(self.device) if isinstance(t, torch.Tensor) else t for t in inputs]
+        report: dict[str, Any] = {"name": label, "spans": spans}
         try:
             model = self.model_for(trial["variant"])
         except Exception as exc:
@@ -157,9 +160,10 @@ class Worker:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.utils.deterministic.fill_uninitialized_memory = True
             with torch.no_grad(), self.guards.recording_ops(self.allowed) as ops:
-                out = model(*inputs)
-                if self.device == "cuda":
-                    torch.cuda.synchronize()  # surfaces asynchronous CUDA errors (row 17)
+                with timed(spans, "forward"):
+                    out = model(*inputs)
+                    if self.device == "cuda":
+                        torch.cuda.synchronize()  # surfaces asynchronous CUDA errors (row 17)
         except BaseException as exc:  # SystemExit from a candidate is an error too
             self.out.send(
                 "trial",
@@ -187,14 +191,17 @@ class Worker:
         out_file = f"out/{label}.bin"
         # The hash of what was written, so that a file rewritten after this frame (by a process
         # or thread the candidate left running) is caught rather than compared.
-        written = self._write(self.work / out_file, outputs)
+        with timed(spans, "write"):
+            written = self._write(self.work / out_file, outputs)
+        with timed(spans, "hash_inputs"):
+            inputs_sha256 = self.digest(inputs)
         self.out.send(
             "trial",
             **report,
             ok=True,
             output=out_file,
             output_sha256=written,
-            inputs_sha256=self.digest(inputs),
+            inputs_sha256=inputs_sha256,
             devices=[str(o.device.type) for o in outputs],
             launches=self.guards.launches() - launches,
             threads_delta=self.guards.new_threads(),
@@ -207,6 +214,7 @@ class Worker:
         from . import tensorio, timing
 
         torch = self.torch
+        started = time.perf_counter()
         templates, _ = tensorio.read(self.work / spec["template"])
         templates = [t.to("cuda") if isinstance(t, torch.Tensor) else t for t in templates]
         model = self.model_for("main")
@@ -246,6 +254,7 @@ class Worker:
             nvml=sampler.report(seconds_per_call=median / 1e3).to_dict() if sampler else None,
             nvml_unavailable=nvml_unavailable,
             kernels=self.guards.kernel_resources(),
+            spans={"timing": round(time.perf_counter() - started, 4)},
         )
 
     # --- the whole job ----

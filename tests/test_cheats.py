@@ -219,3 +219,7 @@ def test_honest_solution_is_accepted(problem_id: str):
     assert any(t.name.endswith(".repeat") for t in trials), "no determinism repeat ran"
     assert verdict.correctness.checks.get("deterministic") is True
     assert verdict.correctness.checks.get("inputs_untouched") is True
+    # where the seconds went, step by step (reference in this process on CPU, worker, compare)
+    steps = verdict.phase_detail
+    for step in ("reference.forward", "candidate.load", "candidate.forward", "compare.values"):
+        assert steps.get(step, -1) >= 0, f"{problem_id}: no {step} in {steps}"

@@ -363,6 +363,7 @@ def _timed_verdict(problem_id: str, message: str = "") -> dict:
         accepted=not reasons, reasons=reasons, problem_id=problem_id, size="gpu",
         backend="triton", device="NVIDIA H100 80GB HBM3", sandbox="process",
         build=BuildResult(ok=True, seconds=0.4, log="ptxas <info>"), timing=timing,
+        phase_detail={"candidate.forward": 0.9, "compare.hash": 2.5, "reference.write": 0.1},
     ).to_dict()  # fmt: skip
 
 
@@ -402,6 +403,7 @@ def test_timed_candidate_page_shows_the_roofline_position_and_a_timing_chart():
     assert 'id="chart-timing"' in html
     assert "50% of the 3350 GB/s datasheet peak" in html and "49.0% of the attainable" in html
     assert "2.04x the floor" in html and "clocks steady" in html
+    assert "slowest steps" in html and html.index("compare.hash") < html.index("candidate.forward")
 
 
 def test_stored_text_is_escaped_everywhere():

@@ -207,3 +207,15 @@ def test_failed_baselines_are_not_kept(tmp_path, monkeypatch):
         for _ in range(2):
             timing_report.time_baselines(_baseline_common(), tmp_path, cfg, 10, gpu_name="H100")
     assert len(calls) == 2
+
+
+def test_worker_reported_spans_are_numbers_only():
+    from kernelloop.sandbox import stopwatch
+
+    spans = {"candidate.forward": 1.0}
+    stopwatch.add(spans, "candidate", {"forward": 0.5, "evil": "x" * 10, "neg": -1, 3: 2.0})
+    stopwatch.add(spans, "candidate", ["not", "a", "dict"])
+    assert spans == {"candidate.forward": 1.5}
+    with stopwatch.timed(spans, "compare.read"):
+        pass
+    assert spans["compare.read"] >= 0
