@@ -58,8 +58,8 @@ def baseline(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     ctx.store.start_problem(ctx.problem.id)
     ctx.store.event("problem_started", ctx.problem.id, summary=ctx.problem.summary)
     stop = ctx.over_budget()
-    if stop:  # the campaign's budget was spent before this problem's first round
-        ctx.store.finish_problem(ctx.problem.id, "unsolved", stop)
+    if stop:  # the budget was spent before this problem's first round: `--resume` takes it up
+        ctx.store.finish_problem(ctx.problem.id, "interrupted", stop)
     return {
         "problem_id": ctx.problem.id,
         "round": 0,

@@ -50,6 +50,9 @@ class _Board:
         return t
 
 
+BUDGETS = ("budget_minutes", "budget_usd", "budget_tokens")
+
+
 def summary_table(summary: dict[str, Any]) -> Table:
     # Compact enough for an 80-column log: the best kernel's id is in `runs show`.
     t = Table(title="summary (speedup of the best kernel vs eager PyTorch and torch.compile)")
@@ -109,7 +112,9 @@ def run_optimize(
             raise fail(str(exc)) from None
         problems, coder, judge = stored["problems"], stored["coder"], stored["judge"]
         base_url = base_url or stored.get("base_url")
-        options = CampaignOptions(**stored["options"])
+        # ...except budgets given now: they are this sitting's allowance, not the campaign's
+        given = {k: getattr(options, k) for k in BUDGETS if getattr(options, k) is not None}
+        options = CampaignOptions(**{**stored["options"], **given})
     try:
         found = [p for spec in problems for p in loader.load(spec)]
     except ProblemError as exc:
@@ -166,6 +171,12 @@ def run_optimize(
     )
     console.print(f"details: kernelloop runs show {store.run_id}{where}")
     console.print(f"review: kernelloop dashboard{where}")
+    waiting = [p for p in summary["problems"] if p.get("status") == "interrupted"]
+    if waiting:
+        console.print(
+            f"{len(waiting)} problem(s) got no round within the budget; continue: "
+            f"kernelloop optimize --resume {store.run_id}{where} --budget-minutes N"
+        )
     return 0
 
 

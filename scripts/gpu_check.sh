@@ -15,6 +15,7 @@
 #   MODULES="qgemm"                   benchmarks/modules.py modules
 #   BUILTIN_PROBLEMS="level1/05_softmax level1/14_matmul_square"   (default: level1)
 #   BUILTIN_MINUTES, BUILTIN_ROUNDS, BUILTIN_CANDIDATES
+#   BUILTIN_RESUME=benchmarks/results/runs/<id>   continue that campaign (commit it back after)
 # At GPU size one evaluation takes about a minute (gigabyte tensors through files, several
 # trials), so the whole level-1 builtin campaign wants about 25 minutes of GPU time on its own.
 set -uo pipefail
@@ -78,10 +79,19 @@ if want builtin; then
     if "$PY" -c "import langgraph" 2>/dev/null; then
         # The campaign's own minutes budget ends it cleanly; the timeout is only a backstop.
         minutes=${BUILTIN_MINUTES:-2}
+        if [ -n "${BUILTIN_RESUME:-}" ]; then
+            # A campaign an earlier lease began (its run folder, committed): continue it, so
+            # that the suite, longer than one lease, completes over several.
+            mkdir -p "$OUT/runs" && cp -r "$BUILTIN_RESUME" "$OUT/runs/"
+            what=(--resume "$(basename "$BUILTIN_RESUME")")
+        else
+            # shellcheck disable=SC2206  # BUILTIN_PROBLEMS is a list of problem specs
+            what=(${BUILTIN_PROBLEMS:-level1} --coder builtin --rounds "${BUILTIN_ROUNDS:-1}"
+                  --candidates "${BUILTIN_CANDIDATES:-1}")
+        fi
         timeout "$(python3 -c "print(int($minutes * 60 + 90))")" "$PY" -m kernelloop.cli optimize \
-            ${BUILTIN_PROBLEMS:-level1} --coder builtin --rounds "${BUILTIN_ROUNDS:-1}" \
-            --candidates "${BUILTIN_CANDIDATES:-1}" --budget-minutes "$minutes" \
-            --run-dir "$OUT/runs" >"$OUT/builtin.log" 2>&1
+            "${what[@]}" --budget-minutes "$minutes" --run-dir "$OUT/runs" \
+            >"$OUT/builtin.log" 2>&1
         tail -n 5 "$OUT/builtin.log"
         run=$(ls -1t "$OUT/runs" | head -n 1)
         "$PY" -m kernelloop.cli runs show "$run" --run-dir "$OUT/runs" --json >"$OUT/builtin.json"

@@ -196,6 +196,40 @@ def test_minutes_budget_is_for_the_whole_campaign(tmp_path):
                  options=options, evaluate=slow)  # fmt: skip
     assert len(store.candidates("level1/01_relu")) == 1
     assert store.candidates("level1/02_gelu") == []  # nothing left for the second problem
-    # ...and it is recorded as stopped by the budget, not left "running"
+    # ...and it is recorded as interrupted by the budget, not left "running"...
     gelu = next(p for p in store.summary()["problems"] if p["problem_id"] == "level1/02_gelu")
-    assert gelu["status"] == "unsolved" and gelu["stop_reason"].startswith("budget")
+    assert gelu["status"] == "interrupted" and gelu["stop_reason"].startswith("budget")
+    # ...so that a resumed sitting, with a budget of its own, takes it up where it stopped
+    more = CampaignOptions(rounds=4, candidates=1, budget_minutes=0.03)
+    again = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=more, base_url=None, runs_dir=tmp_path,
+                                resume=store.run_id)  # fmt: skip
+    campaign.run(again, problems, coder_model="builtin", judge_model="builtin",
+                 options=more, evaluate=slow)  # fmt: skip
+    assert len(again.candidates("level1/01_relu")) == 1  # finished before: not run again
+    assert again.candidates("level1/02_gelu")  # its turn came
+    gelu = next(p for p in again.summary()["problems"] if p["problem_id"] == "level1/02_gelu")
+    assert gelu["status"] == "solved" and gelu["stop_reason"].startswith("budget")
+
+
+def test_a_resumed_sitting_keeps_the_campaign_but_takes_its_own_budgets(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from kernelloop import campaign_cli
+
+    problems = loader.load("level1/01_relu")
+    stored = CampaignOptions(rounds=3, candidates=2, budget_minutes=2.0)
+    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=stored, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    seen = {}
+    monkeypatch.setattr(campaign, "run", lambda *a, options, **k: seen.setdefault("o", options))
+    now = CampaignOptions(rounds=9, candidates=9, budget_minutes=7.5)
+    campaign_cli.run_optimize(
+        Console(file=io.StringIO()), problems=[], coder=None, judge=None,
+        base_url=None, options=now, run_dir=tmp_path, resume=store.run_id, fail=RuntimeError,
+    )  # fmt: skip
+    o = seen["o"]
+    assert (o.rounds, o.candidates, o.budget_minutes) == (3, 2, 7.5)
