@@ -45,8 +45,8 @@ def load(spec: str | Path) -> list[Problem]:
     """Resolve ``spec`` to problems (see the module docstring); raises ProblemError if none."""
     text = str(spec)
     if text == "bundled" or text in LEVELS:  # names win over same-named folders (./modules)
-        return [load_one(i) for i in bundled_ids()] if text == "bundled" else load(
-            BUNDLED_ROOT / text
+        return (
+            [load_one(i) for i in bundled_ids()] if text == "bundled" else load(BUNDLED_ROOT / text)
         )
     path = Path(text)
     if path.is_file():

@@ -35,7 +35,6 @@ RELU = "level1/01_relu"
 MATMUL = "level1/14_matmul_square"
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Cheat:
     file: str  # tests/candidates/<file>.py
