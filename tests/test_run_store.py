@@ -385,3 +385,34 @@ def test_cli_unknown_run_exits_2_and_lists_runs(tmp_path):
     assert "nope" in result.stderr and "run-one" in result.stderr
     empty = runner.invoke(runs_app, ["show", "nope", "--run-dir", str(tmp_path / "none")])
     assert empty.exit_code == 2 and "none" in empty.stderr
+
+
+def test_minutes_count_the_sittings_not_the_calendar_between_them(tmp_path, monkeypatch):
+    from kernelloop.runs import store as store_mod
+
+    clock = iter(
+        [
+            "2026-11-26T10:00:00.000+00:00",  # sitting 1 starts
+            "2026-11-26T10:00:10.000+00:00",  # problem started; the budget stops it at once
+            "2026-11-26T10:00:10.000+00:00",
+            "2026-11-26T10:01:00.000+00:00",  # sitting 1 ends: 60 s
+            "2026-11-28T09:00:00.000+00:00",  # two days later, sitting 2 starts
+            "2026-11-28T09:00:05.000+00:00",  # the problem's first round starts now
+            "2026-11-28T09:00:35.000+00:00",  # and ends
+            "2026-11-28T09:00:40.000+00:00",  # sitting 2 ends: 40 s
+        ]
+    )
+    s = RunStore.create(tmp_path, {"problems": ["p"]}, run_id="sittings")
+    monkeypatch.setattr(store_mod, "timestamp", lambda: next(clock))
+    s.set_status("running")
+    s.start_problem("p")
+    s.finish_problem("p", "interrupted", "budget: 1.0 of 1.0 minutes")
+    s.set_status("finished")
+    s.set_status("running")
+    s.start_problem("p")
+    s.finish_problem("p", "unsolved", "rounds: 1 done")
+    s.set_status("finished")
+    summary = s.summary()
+    assert summary["minutes"] == pytest.approx(100 / 60)
+    (p,) = summary["problems"]
+    assert p["minutes"] == pytest.approx(0.5)  # its clock restarted in the sitting that ran it

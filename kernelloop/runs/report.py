@@ -58,7 +58,11 @@ def summarize(store: RunStore) -> dict:
             }
         )
     end = meta.get("finished_at") or store.last_activity() or meta["created_at"]
-    minutes = minutes_between(meta["created_at"], end)
+    minutes = (
+        active_seconds(meta, end) / 60
+        if "active_s" in meta or "sitting_started_at" in meta
+        else minutes_between(meta["created_at"], end)  # a run from before sittings were kept
+    )
     evaluated = sum(p["evaluated"] for p in problems)
     return {
         "run_id": store.run_id,
@@ -171,6 +175,15 @@ def geomean(values: Iterable[float]) -> float | None:
     """Geometric mean of positive numbers; None for none."""
     logs = [math.log(v) for v in values]
     return math.exp(sum(logs) / len(logs)) if logs else None
+
+
+def active_seconds(meta: dict[str, str], end: str) -> float:
+    """Seconds the run has been running: finished sittings, plus the current one up to ``end``
+    (the last activity, when a sitting was killed without closing)."""
+    done = float(meta.get("active_s") or 0.0)
+    if "sitting_started_at" in meta:
+        done += max(minutes_between(meta["sitting_started_at"], end) * 60, 0.0)
+    return round(done, 3)
 
 
 def minutes_between(start: str, end: str) -> float:

@@ -36,7 +36,7 @@ from ..sandbox.verdict import Verdict
 from . import sql
 from .calls import CallRecords
 from .folder import RunFolder, slug, timestamp
-from .report import list_runs, summarize
+from .report import active_seconds, list_runs, summarize
 from .schema import (
     CANDIDATE_MODES,
     CANDIDATES_DIR,
@@ -148,24 +148,37 @@ class RunStore(CallRecords, RunFolder):
         return self.meta()["status"]
 
     def set_status(self, status: str) -> None:
-        """``running`` again on resume; any other status stamps ``finished_at``."""
+        """``running`` again on resume; any other status stamps ``finished_at``.
+
+        Each sitting (from ``running`` to the next status) adds its length to ``active_s``, so
+        a campaign resumed days later reports the minutes it ran, not the calendar between."""
         sql.check(status, RUN_STATUSES, "run status")
         with self._tx() as db:
             db.execute(sql.SET_META, ("status", status, status))
+            now = timestamp()
             if status == "running":
                 db.execute("DELETE FROM meta WHERE key = 'finished_at'")
-            else:
-                now = timestamp()
-                db.execute(sql.SET_META, ("finished_at", now, now))
+                db.execute(sql.SET_META, ("sitting_started_at", now, now))
+                return
+            db.execute(sql.SET_META, ("finished_at", now, now))
+            meta = {r[0]: r[1] for r in db.execute("SELECT key, value FROM meta")}
+            if "sitting_started_at" in meta:
+                active = active_seconds(meta, now)
+                db.execute(sql.SET_META, ("active_s", str(active), str(active)))
+                db.execute("DELETE FROM meta WHERE key = 'sitting_started_at'")
 
     # --- problems --------------------------------------------------------------------------------
     def start_problem(self, problem_id: str) -> None:
-        """Mark a problem running; on resume its start time and rounds are kept."""
+        """Mark a problem running; on resume its start time and rounds are kept, unless an
+        earlier sitting's budget stopped it before its first round (its clock starts now)."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO problems (problem_id, status, started_at) VALUES (?, 'running', ?)"
                 " ON CONFLICT (problem_id) DO UPDATE"
-                " SET status = 'running', finished_at = NULL, stop_reason = NULL",
+                " SET status = 'running', finished_at = NULL, stop_reason = NULL,"
+                " started_at = CASE WHEN problems.status = 'interrupted'"
+                " AND problems.rounds_done = 0 THEN excluded.started_at"
+                " ELSE problems.started_at END",
                 (problem_id, timestamp()),
             )
 
