@@ -166,10 +166,12 @@ def test_module_seed_kernels_compile_for_sm90(monkeypatch):
 
 # Each template family once (elementwise, reductions, matmul, conv, attention, cross-entropy),
 # and the module problems: bf16 attention and the qlinear templates (int8 tl.dot for W8A8).
-# All bundled problems compile (56 launches, ~25 s more); level3/02 has no builtin candidate.
+# All bundled problems compile (56 launches, ~25 s more); the transformer block (level3/02)
+# stands for the 4-D batched matmuls over permuted views.
 BUILTIN = [
     *(f"level1/{stem}" for stem in ("01_relu", "05_softmax", "07_layernorm", "14_matmul_square",
                                     "18_conv2d", "20_attention", "21_cross_entropy")),
+    "level3/02_transformer_block",
     *(f"modules/{stem}" for stem in ("02_attention_causal_gqa_bf16", "03_qgemm_w8a16",
                                      "05_qgemm_w4a16", "06_qgemm_w6a16", "07_qgemm_w8a8")),
 ]  # fmt: skip

@@ -69,14 +69,15 @@ def generate(
             exprs[Ref(inp.name)] = graph.forward_args[inp.position or 0]
         elif inp.kind in ("param", "buffer"):
             exprs[Ref(inp.name)] = _attribute(inp.target or "")
-        elif inp.kind == "attr" and tensor_args:
+        elif inp.kind in ("attr", "expr") and tensor_args:
             if not any(Ref(inp.name) in seg.inputs for seg in plan.segments):
                 continue  # a template reads it from self directly (norm's eps)
-            # A float attribute the kernels read as a 0-d tensor operand: the value of *this*
-            # instance, not the traced one.
+            # A float attribute, or a scalar computed from sizes, that the kernels read as a 0-d
+            # tensor operand: the value for *this* instance and input, not the traced one.
             var = f"_{inp.name}"
+            value = f"self.{inp.target}" if inp.kind == "attr" else inp.target
             body.append(
-                f"{var} = torch.full((), float(self.{inp.target}), dtype=torch.float32, "
+                f"{var} = torch.full((), float({value}), dtype=torch.float32, "
                 f"device={tensor_args[0]}.device)"
             )
             exprs[Ref(inp.name)] = var

@@ -84,6 +84,8 @@ class OpGraph:
     ops: list[Op]
     outputs: list[Ref]
     forward_args: list[str]  # the reference forward's parameter names, in order
+    # view op -> its target shape over run-time sizes, where traces at other sizes told (sizes.py)
+    sizes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def op_names(self) -> list[str]:
         return [o.op for o in self.ops]
@@ -146,7 +148,22 @@ def _short(target: Any) -> tuple[str, str]:
 
 
 def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
-    """The op graph of ``problem``'s forward at the size ``overrides`` selects."""
+    """The op graph of ``problem``'s forward at the size ``overrides`` selects, with what
+    changes at the problem's hold-out sizes written over run-time quantities (``sizes.py``)."""
+    from . import sizes
+
+    graph, model = _trace_at(problem, overrides)
+    others = []
+    for extra in problem.holdout:  # the other sizes the evaluator will run
+        try:
+            other, other_model = _trace_at(problem, {**(overrides or {}), **extra})
+        except TraceError:
+            return graph
+        others.append(sizes.Trace(other, sizes.int_attributes(other_model)))
+    return sizes.bind(sizes.Trace(graph, sizes.int_attributes(model)), others)
+
+
+def _trace_at(problem: Problem, overrides: dict[str, Any] | None):
     import inspect
 
     from ...kernelbench.instance import init_inputs, torch_dtype
@@ -166,7 +183,7 @@ def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
     names = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"]
     forward_args = names[: len(inputs)]
     graph = _graph(_export(model, inputs), forward_args)
-    return _bind_attributes(graph, model, inputs, forward_args)
+    return _bind_attributes(graph, model, inputs, forward_args), model
 
 
 def _export(model, inputs: list):

@@ -77,6 +77,8 @@ class Layout:
             return None
         if op.op in ("view", "reshape", "_unsafe_view", "expand"):
             shape = symbolic_shape(graph.value_of(src).shape, op.value.shape, "_x")
+            if shape is None and op.name in graph.sizes:  # a split, told by other sizes' traces
+                shape = "(" + ", ".join(graph.sizes[op.name]) + ",)"
             if shape is None:
                 return None
             spec = {"shape": shape}

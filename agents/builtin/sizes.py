@@ -1,0 +1,147 @@
+"""Which numbers in a traced graph depend on the problem's size, and how to compute them.
+
+A trace is taken at one size, so every view shape and every scalar in it is a number. The
+evaluator also runs the candidate at the problem's hold-out sizes, so the coder traces those too
+and compares: a number equal in every trace stays a literal; one that changes must be computed in
+``forward`` from what the instance has at run time — an input's dimension or one of the model's
+int attributes (``self.n_heads``), or, for a scalar, a simple function of those
+(``(x.shape[2] / self.n_heads) ** -0.5``, an attention scale). A number no rule explains is left
+alone, and the evaluator's hold-out trials say whether that mattered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .trace import Input, OpGraph, Ref, Value
+
+VIEW_OPS = ("view", "reshape", "_unsafe_view")
+SCALAR_OPS = {"add", "sub", "mul", "div", "rsub", "maximum", "minimum", "clamp", "pow"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """One traced size: its graph and the int attributes of the model built for it."""
+
+    graph: OpGraph
+    ints: dict[str, int]
+
+
+def int_attributes(model) -> dict[str, int]:
+    return {
+        k: v
+        for k, v in vars(model).items()
+        if isinstance(v, int) and not isinstance(v, bool) and not k.startswith("_")
+    }
+
+
+def bind(main: Trace, others: Sequence[Trace]) -> OpGraph:
+    """``main.graph`` with size-dependent view shapes (``graph.sizes``) and scalars (``expr``
+    inputs) written over run-time quantities; unchanged when the traces differ in structure."""
+    graph = main.graph
+    traces = [main, *others]
+    if not others or any(t.graph.op_names() != graph.op_names() for t in others):
+        return graph
+    ops = []
+    for k, op in enumerate(graph.ops):
+        if op.op in VIEW_OPS and len(op.args) > 1 and isinstance(op.args[1], tuple):
+            exprs = _view_sizes(traces, k)
+            if exprs is not None:
+                graph.sizes[op.name] = exprs
+        elif op.op in SCALAR_OPS:
+            op = _bind_scalars(traces, k, graph)
+        ops.append(op)
+    graph.ops = ops
+    return graph
+
+
+def _view_sizes(traces: list[Trace], k: int) -> tuple[str, ...] | None:
+    """The target shape of view op ``k`` as expressions over its input ``_x`` and ``self``."""
+    shapes = [t.graph.ops[k].args[1] for t in traces]
+    sources = [t.graph.value_of(t.graph.ops[k].args[0]) for t in traces]
+    if any(not isinstance(s, Value) for s in sources) or len({len(s) for s in shapes}) != 1:
+        return None
+    out, unknown = [], 0
+    for i, sizes in enumerate(zip(*shapes, strict=True)):
+        if len(set(sizes)) == 1 and sizes[0] in (-1, 1):
+            out.append(str(sizes[0]))
+            continue
+        dims = [j for j in range(sources[0].rank) if _same(sizes, [s.shape[j] for s in sources])]
+        attrs = [a for a in traces[0].ints if _same(sizes, [t.ints.get(a) for t in traces])]
+        if dims:
+            out.append(f"_x.shape[{i if i in dims else dims[0]}]")
+        elif attrs:
+            out.append(f"self.{attrs[0]}")
+        elif len(set(sizes)) == 1:
+            out.append(str(sizes[0]))  # the same at every size the evaluator runs
+        else:
+            out.append("-1")
+            unknown += 1
+    return tuple(out) if unknown <= 1 else None
+
+
+def _same(values: Sequence[Any], other: Sequence[Any]) -> bool:
+    return all(a == b for a, b in zip(values, other, strict=True))
+
+
+def _bind_scalars(traces: list[Trace], k: int, graph: OpGraph):
+    """Op ``k`` with each float operand that changes with size replaced by an ``expr`` input."""
+    op = graph.ops[k]
+    args = list(op.args)
+    for i, value in enumerate(op.args):
+        if not isinstance(value, float):
+            continue
+        values = [t.graph.ops[k].args[i] for t in traces]
+        if not all(isinstance(v, float) for v in values) or len(set(values)) == 1:
+            continue
+        expr = _scalar_expr(traces, values)
+        if expr is None:
+            continue
+        ref = Ref(f"expr_{op.name}_{i}")
+        graph.inputs.append(Input(ref.name, "expr", Value((), "float32"), None, expr))
+        args[i] = ref
+    return dataclasses.replace(op, args=tuple(args))
+
+
+_FORMS = (
+    ("{}", lambda v: v),
+    ("1 / {}", lambda v: 1 / v),
+    ("({}) ** 0.5", math.sqrt),
+    ("({}) ** -0.5", lambda v: v**-0.5),
+)
+
+
+def _scalar_expr(traces: list[Trace], values: list[float]) -> str | None:
+    """A Python expression over the forward's tensor arguments and ``self`` that gives
+    ``values[t]`` in every trace ``t``: an input dimension, or one divided by an int attribute,
+    under one of a few forms (identity, inverse, square root, inverse square root)."""
+    graph = traces[0].graph
+    dims = []
+    for inp in graph.inputs:
+        if inp.kind == "arg" and isinstance(inp.value, Value):
+            name = graph.forward_args[inp.position or 0]
+            for j in range(inp.value.rank):
+                sizes = [_arg_dim(t.graph, inp.position, j) for t in traces]
+                if None not in sizes and all(sizes):
+                    dims.append((f"{name}.shape[{j}]", sizes))
+    quantities = list(dims)
+    for (expr, sizes), attr in itertools.product(dims, traces[0].ints):
+        divisors = [t.ints.get(attr) for t in traces]
+        if all(divisors):
+            ratios = [s / d for s, d in zip(sizes, divisors, strict=True)]
+            quantities.append((f"{expr} / self.{attr}", ratios))
+    for (expr, sizes), (form, fn) in itertools.product(quantities, _FORMS):
+        if all(math.isclose(fn(s), v, rel_tol=1e-9) for s, v in zip(sizes, values, strict=True)):
+            return form.format(expr)
+    return None
+
+
+def _arg_dim(graph: OpGraph, position: int | None, j: int) -> int | None:
+    inp = next((i for i in graph.inputs if i.kind == "arg" and i.position == position), None)
+    if inp is None or not isinstance(inp.value, Value) or j >= inp.value.rank:
+        return None
+    return inp.value.shape[j]
