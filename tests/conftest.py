@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("KERNELLOOP_TIMEOUT", "120")
+# Compile for a GPU target as the GPU machines' Triton (3.6) does: with FP fusion. Triton 3.9
+# warns that its default changes in 3.10.
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 # Without a GPU, Triton kernels run in this process only under the interpreter, and the switch
 # must be set before triton is first imported (test modules import it at collection time).
 try:
