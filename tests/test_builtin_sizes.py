@@ -18,8 +18,12 @@ def test_a_whole_transformer_block_runs_at_every_size():
     assert graph.sizes["view"] == ("_x.shape[0]", "_x.shape[1]", "3", "self.n_heads", "-1")
     (scale,) = [i for i in graph.inputs if i.kind == "expr"]
     assert scale.target == "(x.shape[2] / self.n_heads) ** 0.5"
-    _, source = generate(problem, overrides, graph)
+    pl, source = generate(problem, overrides, graph)
     assert "self.n_heads" in source
+    # the written-out attention runs as the flash kernel, its scale the reference's own
+    (att,) = [seg for seg in pl.segments if seg.template == "attention"]
+    assert att.ops == ["matmul", "div", "softmax", "matmul_1"]
+    assert att.spec["scale_expr"] == "1.0 / float((x.shape[2] / self.n_heads) ** 0.5)"
     assert_accepted(problem, source)  # main size and the hold-out (other d_model, seq, batch)
 
 
@@ -61,3 +65,43 @@ def test_unexplained_changes_and_different_structures_are_left_alone():
     odd = _graph((3, 48), (3, 2, 4, 6), 0.5, {})
     odd.graph.ops.pop()
     assert sizes.bind(_graph((6, 64), (6, 2, 4, 8), 0.5, {}), [odd]).sizes == {}
+
+
+_WRITTEN_OUT = """
+import torch
+import torch.nn as nn
+
+b, h, s, d = 2, 3, 24, 16
+SIZES = {"cpu": {}}
+HOLDOUT = [{"s": 17}]
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = 0.3
+
+    def forward(self, q, k, v):
+        p = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
+        return RETURN
+
+
+def get_inputs():
+    return [torch.randn(b, h, s, d) for _ in range(3)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+@pytest.mark.parametrize(("returned", "fused"), [("p @ v", True), ("(p @ v, p)", False)])
+def test_written_out_attention_is_fused_only_when_its_scores_stay_inside(tmp_path, returned, fused):
+    from kernelloop.kernelbench.problem import load_file
+
+    path = tmp_path / "attn.py"
+    path.write_text(_WRITTEN_OUT.replace("RETURN", returned))
+    problem, overrides, graph = traced(path)
+    pl, source = generate(problem, overrides, graph)
+    assert ("attention" in [seg.template for seg in pl.segments]) is fused
+    assert_accepted(load_file(path), source)  # a float attribute scale, at two sequence lengths

@@ -34,6 +34,8 @@ class Attention:
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
+        if op.op == "matmul" and op.name not in claimed:
+            return _written_out(graph, index, claimed)
         if op.op != "scaled_dot_product_attention" or op.name in claimed:
             return None
         args = _sdpa_args(op)
@@ -92,6 +94,8 @@ class Attention:
         bm, bn, stages = _fit_smem(config, spec)
         warps = config["num_warps"]
         scale = f"1.0 / math.sqrt({q}.shape[3])" if spec["scale"] is None else repr(spec["scale"])
+        if spec.get("scale_expr"):  # written-out attention: the reference's own scaling
+            scale = spec["scale_expr"]
         call = [
             f"{out} = torch.empty({q}.shape, dtype={q}.dtype, device={q}.device)",
             f"{p}_bd = max(16, triton.next_power_of_2({q}.shape[3]))",
@@ -114,6 +118,85 @@ class Attention:
             "    )",
         ]
         return Emitted(seed.source(seed_kernel, _KERNELS, p), call)
+
+
+def _written_out(graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
+    """``softmax(q @ k.transpose(-2, -1) [/ c or * c], dim=-1) @ v`` spelled out in ATen ops,
+    anchored at its last matmul: the seed kernel computes it without materialising the scores.
+    Every intermediate must feed only the next op; ``c`` may be a literal, a float attribute
+    or a scalar computed from sizes (``sizes.py``)."""
+    out = graph.ops[index]
+    if len(out.args) != 2 or not all(isinstance(a, Ref) for a in out.args):
+        return None
+    probs, v = out.args
+    chain = _only_use(graph, probs, out, claimed, ("softmax", "_softmax"))
+    if chain is None or chain.args[1:2] not in ((-1,), (3,)) or chain.args[2:3] == (True,):
+        return None
+    scaled = chain.args[0]
+    scores, factor, ops = scaled, None, [chain.name, out.name]
+    op = _only_use(graph, scaled, chain, claimed, ("div", "mul"))
+    if op is not None and len(op.args) == 2 and isinstance(op.args[0], Ref):
+        scores, factor, ops = op.args[0], (op.op, op.args[1]), [op.name, *ops]
+    mm = _only_use(graph, scores, graph.producer(Ref(ops[0])), claimed, ("matmul",))
+    if mm is None or len(mm.args) != 2 or not all(isinstance(a, Ref) for a in mm.args):
+        return None
+    q, k_t = mm.args
+    transpose = graph.producer(k_t)
+    if transpose is None or transpose.op != "transpose" or transpose.args[1:] not in (
+        (-2, -1), (-1, -2), (2, 3), (3, 2),
+    ):  # fmt: skip
+        return None
+    k = transpose.args[0]
+    scale = _scale_expr(graph, factor)
+    qv, kv, vv = (graph.value_of(r) if isinstance(r, Ref) else None for r in (q, k, v))
+    if scale is None or None in (qv, kv, vv) or not _supported(qv, kv, vv):
+        return None
+    if qv.shape[1] != kv.shape[1]:
+        return None
+    if not all(available_before(graph, graph.index(mm.name))(r) for r in (q, k, v)):
+        return None
+    return Segment(
+        "attention",
+        out.name,
+        [mm.name, *ops],
+        [q, k, v],
+        Ref(out.name),
+        {
+            "causal": False,
+            "scale": None,
+            "scale_expr": scale,
+            "head_dim": qv.shape[3],
+            "seq_q": qv.shape[2],
+            "seq_k": kv.shape[2],
+            "element_size": 4 if qv.dtype == "float32" else 2,
+            "numel": _numel(out.value.shape),
+        },
+    )
+
+
+def _only_use(graph: OpGraph, ref, user: Op | None, claimed: set[str], kinds: tuple[str, ...]):
+    """The op making ``ref`` when it is one of ``kinds``, unclaimed, and feeds ``user`` alone."""
+    op = graph.producer(ref) if isinstance(ref, Ref) else None
+    if op is None or op.op not in kinds or op.name in claimed or graph.is_output(ref):
+        return None
+    if user is None or any(u.name != user.name for u in graph.users(ref)):
+        return None
+    return op
+
+
+def _scale_expr(graph: OpGraph, factor) -> str | None:
+    """The softmax scale as a Python expression in ``forward``: ``q k^T / c`` is scale ``1 / c``,
+    ``q k^T * c`` is ``c``; no factor is 1."""
+    if factor is None:
+        return "1.0"
+    kind, c = factor
+    if isinstance(c, int | float) and not isinstance(c, bool) and c:
+        value = repr(float(c))
+    elif isinstance(c, Ref) and (inp := graph.input(c.name)) and inp.kind in ("attr", "expr"):
+        value = f"float(self.{inp.target})" if inp.kind == "attr" else f"float({inp.target})"
+    else:
+        return None
+    return f"1.0 / {value}" if kind == "div" else value
 
 
 def _sdpa_args(op: Op) -> dict | None:
