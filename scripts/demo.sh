@@ -16,10 +16,10 @@ SIZE=""
 if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     SIZE="--size cpu"  # the problems' small CPU sizes: the interpreter runs every kernel
 fi
-echo "== kernelloop optimize --coder builtin (no LLM): 6 bundled problems"
+echo "== kernelloop optimize --coder builtin (no LLM): 7 bundled problems, ReLU to a transformer block"
 # shellcheck disable=SC2086
 $KL optimize level1/01_relu level1/05_softmax level1/07_layernorm level1/09_sum_dim \
-    level1/14_matmul_square level2/01_linear_bias_gelu \
+    level1/14_matmul_square level2/01_linear_bias_gelu level3/02_transformer_block \
     --coder builtin --rounds 4 --candidates 2 $SIZE --run-dir "$RUNS"
 RUN=$(ls -1t "$RUNS" | head -n 1)
 $KL report "$RUN" --run-dir "$RUNS" --output "$RUNS/$RUN/report.html"
