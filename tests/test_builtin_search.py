@@ -233,3 +233,71 @@ def test_a_resumed_sitting_keeps_the_campaign_but_takes_its_own_budgets(tmp_path
     )  # fmt: skip
     o = seen["o"]
     assert (o.rounds, o.candidates, o.budget_minutes) == (3, 2, 7.5)
+
+
+def test_a_config_too_big_for_the_gpu_is_retried_smaller_not_halted(tmp_path):
+    from kernelloop.sandbox import reasons as codes
+    from kernelloop.sandbox.verdict import Reason
+
+    (problem,) = loader.load("level1/01_relu")
+    seen: list[dict] = []
+    default_block = None
+
+    def evaluate(p, source):
+        nonlocal default_block
+        config = module.header(source)["configs"][0]
+        seen.append(config)
+        default_block = default_block or config["BLOCK"]
+        if config["BLOCK"] >= default_block:  # as if the default asked for too much shared memory
+            v = _timed(1.0, accepted=False)
+            v.timing = None
+            msg = ("trial main-given-1: OutOfResources: out of resource: shared memory, "
+                   "Required: 270336, Hardware limit: 232448 (in _s0_relu)")  # fmt: skip
+            v.reasons = [Reason(codes.RUNTIME_ERROR, msg)]
+            return v
+        return _timed(_cost(config))
+
+    options = CampaignOptions(rounds=3, candidates=1, plateau_rounds=8)
+    store = campaign.open_store([problem], coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    campaign.run(store, [problem], coder_model="builtin", judge_model="builtin",
+                 options=options, evaluate=evaluate)  # fmt: skip
+    assert len(seen) >= 2 and seen[1]["BLOCK"] < seen[0]["BLOCK"]
+    best = store.best_candidate("level1/01_relu")
+    assert best is not None and best["accepted"]
+    advice = [a["advice"] for a in store.advice("level1/01_relu")]
+    assert "did not fit the GPU" in advice[0]["diagnosis"]
+
+
+def test_smaller_configs_cut_stages_first_then_the_largest_tile():
+    assert search.smaller_configs(KNOBS, {"BLOCK": 256, "num_warps": 1}, [], 2) == []
+    knobs = {"BLOCK_M": (32, 64), "BLOCK_N": (32, 64, 128), "num_stages": (2, 3)}
+    out = search.smaller_configs(knobs, {"BLOCK_M": 64, "BLOCK_N": 128, "num_stages": 3}, [], 3)
+    assert [p.config for p in out] == [
+        {"BLOCK_M": 64, "BLOCK_N": 128, "num_stages": 2},  # stages first: shared memory
+        {"BLOCK_M": 64, "BLOCK_N": 64, "num_stages": 3},  # then the largest tile
+        {"BLOCK_M": 32, "BLOCK_N": 128, "num_stages": 3},
+    ]
+
+
+def test_a_wrong_kernel_halts_the_search(tmp_path):
+    from kernelloop.sandbox import reasons as codes
+    from kernelloop.sandbox.verdict import Reason
+
+    (problem,) = loader.load("level1/01_relu")
+
+    def evaluate(p, source):
+        v = _timed(1.0, accepted=False)
+        v.timing, v.reasons = None, [Reason(codes.WRONG_OUTPUT, "12 of 4096 elements outside")]
+        return v
+
+    options = CampaignOptions(rounds=3, candidates=1)
+    store = campaign.open_store([problem], coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    campaign.run(store, [problem], coder_model="builtin", judge_model="builtin",
+                 options=options, evaluate=evaluate)  # fmt: skip
+    (row,) = store.problems()
+    assert len(store.candidates("level1/01_relu")) == 1  # smaller tiles would not make it right
+    assert row["stop_reason"] == "the builtin kernel was rejected (WRONG_OUTPUT)"

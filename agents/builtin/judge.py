@@ -8,6 +8,7 @@ verified, speed cannot be measured), or no untried neighbour of the best config.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import module, search
@@ -35,6 +36,9 @@ class BuiltinJudge:
             trials.append(trial)
             ids[id(trial)] = row["candidate_id"]
         if not any(t.accepted for t in trials):
+            retry = _after_resources_ran_out(ctx, pl, rows, main)
+            if retry is not None:
+                return retry, None
             codes = sorted({c for r in rows for c in (r.get("codes") or [])})
             return {"halt": f"the builtin kernel was rejected ({', '.join(codes)})"}, None
         best = search.best_trial(trials)
@@ -55,6 +59,48 @@ class BuiltinJudge:
             "best": {"config": best.config, "ms": best.ms},
             "proposals": [{"segment": main, "config": p.config, "why": p.why} for p in proposals],
         }, None
+
+
+# What Triton and ptxas say when a config asks for more than the GPU has (shared memory,
+# registers, threads): not a wrong kernel, a config too big for this GPU.
+_RESOURCES = re.compile(
+    r"OutOfResources|out of resource|too many resources|uses too much shared data", re.I
+)
+_SEGMENT = re.compile(r"\b_s(\d+)_")  # generated kernels are named _s<segment>_<kernel>
+
+
+def _after_resources_ran_out(ctx, pl, rows: list[dict], main: int | None) -> dict | None:
+    """Smaller configs for the kernel that did not fit, when every rejection so far was for
+    resources: the default tiles are sized for an H100-class GPU and may not fit another."""
+    messages = []
+    for row in rows:
+        verdict = ctx.store.verdict_for(row["candidate_id"])
+        found = [r.message for r in (verdict.reasons if verdict else [])]
+        if not any(_RESOURCES.search(m) for m in found):
+            return None  # a kernel that fits and still fails is wrong: smaller tiles won't help
+        messages += [m for m in found if _RESOURCES.search(m)]
+    seg = main
+    if named := _SEGMENT.search(messages[-1]) if messages else None:
+        seg = int(named.group(1)) if int(named.group(1)) < len(pl.segments) else main
+    if seg is None or pl.segments[seg].template == "layout":
+        return None
+    tried = []
+    for row in rows:
+        configs = (module.header((ctx.store.path / row["source_path"]).read_text()) or {}).get(
+            "configs"
+        ) or []
+        if seg < len(configs):
+            tried.append(configs[seg])
+    if not tried:
+        return None
+    knobs = BY_NAME[pl.segments[seg].template].knobs
+    proposals = search.smaller_configs(knobs, tried[-1], tried, ctx.options.candidates)
+    if not proposals:
+        return None
+    return {
+        "diagnosis": f"a kernel did not fit the GPU: {messages[-1][:200]}",
+        "proposals": [{"segment": seg, "config": p.config, "why": p.why} for p in proposals],
+    }
 
 
 def _measured(ctx, candidate_id: str) -> dict | None:

@@ -135,6 +135,25 @@ def next_configs(
     return out
 
 
+def smaller_configs(
+    knobs: Mapping[str, tuple], failed: dict, tried: Iterable[dict], k: int
+) -> list[Proposal]:
+    """Up to ``k`` untried configs one step smaller than ``failed``, a config that did not fit
+    the GPU: fewer pipeline stages first (each holds a copy of the tiles in shared memory), then
+    the largest tile dimension."""
+    seen = {_key(c) for c in tried}
+    order = [n for n in knobs if n == "num_stages"]
+    order += sorted((n for n in knobs if n.startswith("BLOCK")), key=lambda n: -failed.get(n, 0))
+    out = []
+    for knob in order:
+        config = _step(knobs, failed, knob, -1)
+        if config is not None and _key(config) not in seen and len(out) < k:
+            seen.add(_key(config))
+            out.append(Proposal(config, f"did not fit the GPU: {knob} {failed[knob]} -> "
+                                        f"{config[knob]}"))  # fmt: skip
+    return out
+
+
 def limiter(ncu: Mapping[str, Any] | None) -> str | None:
     """Which resource bounds occupancy, from Nsight Compute's per-limit block counts."""
     if not ncu:
