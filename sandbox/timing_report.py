@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,26 +25,34 @@ from .verdict import TimingResult, Verdict
 WALL_FACTOR, WALL_SLACK_MS = 3.0, 0.05
 
 
+# Baselines measured by this process: (key) -> (time.monotonic() of the measurement, result).
+# Kept in memory, never on disk: a candidate sharing our uid (the process sandbox) could
+# otherwise write slow "baselines" for the candidates after it and inflate their speedups.
+_baselines: dict[str, tuple[float, dict[str, Any]]] = {}
+_baselines_lock = threading.Lock()
+
+
 def time_baselines(
     common: dict, private: Path, cfg, timeout_s: float, *, gpu_name: str = ""
 ) -> dict[str, Any]:
-    """Eager and ``torch.compile`` times for the problem, from a fresh measurement or one made
+    """Eager and ``torch.compile`` times for the problem, measured now or by this process
     within ``cfg.baseline_ttl_s`` for the same problem, size, GPU model and software.
 
     The reference does not change between the candidates of a campaign, and timing it (with the
     compile) was a third of a GPU-size evaluation; within the TTL its samples are reused, and
     the verdict's notes say from when.
     """
-    path = cfg.cache_dir / "baselines" / f"{_baseline_key(common, cfg, gpu_name)}.json"
-    reused = _fresh_baselines(path, cfg.baseline_ttl_s)
-    if reused:
-        return reused
+    key = _baseline_key(common, cfg, gpu_name)
+    if cfg.baseline_ttl_s > 0:
+        with _baselines_lock:
+            kept = _baselines.get(key)
+        age = time.monotonic() - kept[0] if kept else None
+        if kept and age is not None and 0 <= age <= cfg.baseline_ttl_s:
+            return {**kept[1], "reused_after_s": age}
     measured = _measure_baselines(common, private, cfg, timeout_s)
     if "error" not in measured and cfg.baseline_ttl_s > 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**measured, "measured_at": time.time()}))
-        os.replace(tmp, path)  # atomic: a parallel evaluation reads the old file or the new one
+        with _baselines_lock:
+            _baselines[key] = (time.monotonic(), measured)
     return measured
 
 
@@ -67,20 +75,7 @@ def _baseline_key(common: dict, cfg, gpu_name: str) -> str:
         "budget_ms": cfg.timing_budget_ms,
         "warmup_ms": cfg.warmup_ms,
     }
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def _fresh_baselines(path: Path, ttl_s: float) -> dict[str, Any] | None:
-    if ttl_s <= 0:
-        return None
-    try:
-        cached = json.loads(path.read_text())
-        age = time.time() - float(cached["measured_at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # none yet, or unreadable: measure
-    if not 0 <= age <= ttl_s or not isinstance(cached.get("results"), dict):
-        return None
-    return {**cached, "reused_after_s": age}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _measure_baselines(common: dict, private: Path, cfg, timeout_s: float) -> dict[str, Any]:

@@ -159,9 +159,7 @@ def _baseline_common() -> dict:
     }
 
 
-def test_baselines_are_timed_once_per_problem_gpu_and_software_within_the_ttl(
-    tmp_path, monkeypatch
-):
+def test_baselines_are_timed_once_per_problem_gpu_and_software_within_the_ttl(monkeypatch):
     from kernelloop import settings
 
     measured = []
@@ -171,29 +169,32 @@ def test_baselines_are_timed_once_per_problem_gpu_and_software_within_the_ttl(
         return {"results": {"eager": [1.0, 1.1], "compile": [0.9]}, "order": ["eager"]}
 
     monkeypatch.setattr(timing_report, "_measure_baselines", measure)
-    common = _baseline_common()
-    with settings.override(cache_dir=tmp_path, baseline_ttl_s=600) as cfg:
-        first = timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
-        again = timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+    monkeypatch.setattr(timing_report, "_baselines", {})
+    common, private = _baseline_common(), None
+    with settings.override(baseline_ttl_s=600) as cfg:
+        first = timing_report.time_baselines(common, private, cfg, 10, gpu_name="H100")
+        again = timing_report.time_baselines(common, private, cfg, 10, gpu_name="H100")
         assert len(measured) == 1 and "reused_after_s" not in first
         assert again["results"] == first["results"] and again["reused_after_s"] >= 0
         # another GPU model, or another size, is timed afresh
-        timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="A100")
+        timing_report.time_baselines(common, private, cfg, 10, gpu_name="A100")
         bigger = {**common, "variants": {"main": {"batch_size": 16384, "dim": 32768}}}
-        timing_report.time_baselines(bigger, tmp_path, cfg, 10, gpu_name="H100")
+        timing_report.time_baselines(bigger, private, cfg, 10, gpu_name="H100")
         assert len(measured) == 3
-    with settings.override(cache_dir=tmp_path, baseline_ttl_s=0) as cfg:
-        timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+    with settings.override(baseline_ttl_s=0) as cfg:
+        timing_report.time_baselines(common, private, cfg, 10, gpu_name="H100")
         assert len(measured) == 4  # TTL 0: every evaluation times its own baselines
-    # past the TTL the file is stale
-    with settings.override(cache_dir=tmp_path, baseline_ttl_s=600) as cfg:
-        later = time.time() + 601
-        monkeypatch.setattr(timing_report.time, "time", lambda: later)
-        timing_report.time_baselines(common, tmp_path, cfg, 10, gpu_name="H100")
+    # past the TTL they are measured again
+    with settings.override(baseline_ttl_s=600) as cfg:
+        later = time.monotonic() + 601
+        monkeypatch.setattr(timing_report.time, "monotonic", lambda: later)
+        timing_report.time_baselines(common, private, cfg, 10, gpu_name="H100")
         assert len(measured) == 5
+    # nothing is written where a candidate could forge it: the cache is this process's memory
+    assert not list(settings.get().cache_dir.glob("baselines*"))
 
 
-def test_failed_baselines_are_not_kept(tmp_path, monkeypatch):
+def test_failed_baselines_are_not_kept(monkeypatch):
     from kernelloop import settings
 
     calls = []
@@ -203,9 +204,10 @@ def test_failed_baselines_are_not_kept(tmp_path, monkeypatch):
         return {"error": "baseline timing failed: boom", "order": ["eager"]}
 
     monkeypatch.setattr(timing_report, "_measure_baselines", measure)
-    with settings.override(cache_dir=tmp_path, baseline_ttl_s=600) as cfg:
+    monkeypatch.setattr(timing_report, "_baselines", {})
+    with settings.override(baseline_ttl_s=600) as cfg:
         for _ in range(2):
-            timing_report.time_baselines(_baseline_common(), tmp_path, cfg, 10, gpu_name="H100")
+            timing_report.time_baselines(_baseline_common(), None, cfg, 10, gpu_name="H100")
     assert len(calls) == 2
 
 
