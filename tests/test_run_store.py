@@ -416,3 +416,19 @@ def test_minutes_count_the_sittings_not_the_calendar_between_them(tmp_path, monk
     assert summary["minutes"] == pytest.approx(100 / 60)
     (p,) = summary["problems"]
     assert p["minutes"] == pytest.approx(0.5)  # its clock restarted in the sitting that ran it
+
+
+def test_a_run_from_before_sittings_keeps_its_first_sitting_when_resumed(tmp_path, monkeypatch):
+    from kernelloop.runs import sql
+    from kernelloop.runs import store as store_mod
+
+    s = RunStore.create(tmp_path, {"problems": ["p"]}, run_id="old")
+    start, end = "2026-11-26T10:00:00.000+00:00", "2026-11-26T10:02:00.000+00:00"
+    with s._tx() as db:  # as an older kernelloop left it: created, finished, nothing else
+        db.execute(sql.SET_META, ("created_at", start, start))
+        db.execute(sql.SET_META, ("finished_at", end, end))
+    clock = iter(["2026-11-27T08:00:00.000+00:00", "2026-11-27T08:00:30.000+00:00"])
+    monkeypatch.setattr(store_mod, "timestamp", lambda: next(clock))
+    s.set_status("running")
+    s.set_status("finished")
+    assert s.summary()["minutes"] == pytest.approx(2.5)  # 2 min then, 30 s now; not a day

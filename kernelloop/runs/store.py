@@ -156,12 +156,17 @@ class RunStore(CallRecords, RunFolder):
         with self._tx() as db:
             db.execute(sql.SET_META, ("status", status, status))
             now = timestamp()
+            meta = {r[0]: r[1] for r in db.execute("SELECT key, value FROM meta")}
             if status == "running":
+                if "active_s" not in meta and meta.get("finished_at"):
+                    # a run from before sittings were counted: its one sitting, start to end
+                    done = str(active_seconds({"sitting_started_at": meta["created_at"]},
+                                              meta["finished_at"]))  # fmt: skip
+                    db.execute(sql.SET_META, ("active_s", done, done))
                 db.execute("DELETE FROM meta WHERE key = 'finished_at'")
                 db.execute(sql.SET_META, ("sitting_started_at", now, now))
                 return
             db.execute(sql.SET_META, ("finished_at", now, now))
-            meta = {r[0]: r[1] for r in db.execute("SELECT key, value FROM meta")}
             if "sitting_started_at" in meta:
                 active = active_seconds(meta, now)
                 db.execute(sql.SET_META, ("active_s", str(active), str(active)))
