@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .. import settings as settings_mod
 from ..kernelbench.problem import Problem
-from . import backends, checks, launch, reasons, static_gate, tensorio
+from . import backends, checks, launch, reasons, spare, static_gate, tensorio
 from .limits import Limits
 from .plan import Plan, make_plan
 from .stopwatch import add as add_spans
@@ -105,9 +104,11 @@ def evaluate(
     timeout_s: float | None = None,
     gate: str = "enforce",
     device: str | None = None,
+    warm_next: bool = False,
 ) -> Verdict:
     """Evaluate one candidate source for ``problem``. Failures of the candidate are verdicts;
-    only a broken problem or environment raises."""
+    only a broken problem or environment raises. ``warm_next``: more evaluations like this one
+    follow (a campaign), so leave a candidate worker starting up for the next."""
     cfg = settings_mod.get()
     if gate not in GATE_MODES:
         raise ValueError(f"gate must be one of {GATE_MODES}")
@@ -147,11 +148,32 @@ def evaluate(
         )
         verdict.timing_note = "no CUDA GPU here"
         return verdict
-    base = Path(tempfile.mkdtemp(prefix="kernelloop-eval-"))
+    timeout_s = timeout_s or cfg.timeout_s
+    gpu = device == "cuda"
+    # cuda-inline workers are started per source (their build folder); any other kind may use
+    # the worker a previous evaluation left warming (sandbox/spare.py).
+    reusable = verdict.backend != "cuda-inline"
+    key = (iso.NAME, device, launch.assigned_gpu.get(), timeout_s, cfg.memory_cap_bytes)
+    kept = spare.take(key) if reusable else None
+    base = kept.base if kept else spare.make_base()
     try:
-        return _run(problem, source, plan, verdict, iso, base, cfg, timeout_s or cfg.timeout_s)
+        worker = kept.worker if kept else None
+        return _run(problem, source, plan, verdict, iso, base, cfg, timeout_s, worker)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        if warm_next and reusable:
+
+            def start_next(work: Path) -> launch.WorkerRun:
+                wait = _await_s(gpu, timeout_s) + spare.IDLE_S  # idle time, then an evaluation
+                return _start_candidate(verdict, "", work, iso, cfg, gpu, timeout_s, await_s=wait)
+
+            spare.leave(key, start_next)
+
+
+def _await_s(gpu: bool, timeout_s: float) -> float:
+    """How long a candidate worker started ahead of need waits for its job: as long as the
+    reference (and, on a GPU, the baselines) may take."""
+    return (max(timeout_s, 600) + max(timeout_s, 900) if gpu else timeout_s) + 60
 
 
 def _candidate_job(problem: Problem, plan: Plan, cfg, gpu: bool) -> dict:
@@ -218,18 +240,21 @@ def _run(
     base: Path,
     cfg,
     timeout_s: float,
+    worker: launch.WorkerRun | None = None,
 ) -> Verdict:
     private, work = base / "private", base / "work"
     for d in (private / "ref", work / "inputs", work / "params", work / "out", work / "tmp"):
-        d.mkdir(parents=True, mode=0o700)
+        d.mkdir(parents=True, mode=0o700, exist_ok=True)
     (work / "candidate.py").write_text(source)
     gpu = plan.device == "cuda"
-    # 3a. The candidate worker starts now, ahead of need, so that its process start-up and
-    # `import torch` overlap the reference. It runs none of the candidate's code until its job is
-    # posted, which happens only after the reference outputs have left the disk (threat row 14).
-    # It waits as long as the reference (and, on a GPU, the baselines) may take.
-    await_s = (max(timeout_s, 600) + max(timeout_s, 900) if gpu else timeout_s) + 60
-    worker = _start_candidate(verdict, source, work, iso, cfg, gpu, timeout_s, await_s=await_s)
+    # 3a. The candidate worker starts now (unless a previous evaluation left one warming), ahead
+    # of need, so that its process start-up and `import torch` overlap the reference. It runs
+    # none of the candidate's code until its job is posted, which happens only after the
+    # reference outputs have left the disk (threat row 14).
+    if worker is None:
+        worker = _start_candidate(
+            verdict, source, work, iso, cfg, gpu, timeout_s, await_s=_await_s(gpu, timeout_s)
+        )
     try:
         return _reference_then_candidate(
             problem, source, plan, verdict, iso, private, work, cfg, timeout_s, worker

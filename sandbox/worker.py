@@ -299,6 +299,11 @@ def _warm_up() -> None:
 
     from . import guards, tensorio, timing  # noqa: F401
 
+    # The first switch into deterministic mode imports torch._dynamo (about 1 s on a 2-core
+    # machine): pay for it while waiting, not inside the first trial.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(False)
+
     try:  # what a Triton candidate imports first (guards import triton.runtime.jit anyway)
         import triton  # noqa: F401
         import triton.language  # noqa: F401

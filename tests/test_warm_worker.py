@@ -227,3 +227,39 @@ def test_a_worker_whose_orchestrator_is_gone_exits_by_itself(tmp_path):
         assert proc.wait(timeout=60) == 3
     finally:
         proc.kill()
+
+
+def test_a_campaign_evaluation_leaves_a_warm_worker_for_the_next_and_close_ends_it():
+    from kernelloop.sandbox import spare
+    from kernelloop.sandbox.executors.base import EvalSpec
+    from kernelloop.sandbox.executors.local import LocalExecutor
+
+    problem, source = load_one(RELU), SOLUTION.read_text()
+    executor = LocalExecutor(EvalSpec(size="cpu", sandbox="process"), cpu_workers=1)
+    try:
+        assert executor.submit(problem, source).result().accepted
+        (left,) = spare._spares.values()  # started for the next evaluation, waiting for a job
+        assert left.base.is_dir() and (left.base / "work" / "inputs").is_dir()
+        second = executor.submit(problem, source).result()
+        assert second.accepted, second.codes
+        (newer,) = spare._spares.values()
+        assert newer is not left and not left.base.exists()  # taken, used, cleaned up
+    finally:
+        executor.close()
+    assert spare._spares == {} and not newer.base.exists()
+    outcome, _, _ = newer.worker.wait()  # killed and reaped by close()
+    assert outcome.returncode != 0 or outcome.signal is not None
+
+
+def test_a_spare_left_idle_too_long_is_not_used(monkeypatch):
+    from kernelloop.sandbox import spare
+
+    class Worker:
+        cancelled = False
+
+        def cancel(self):
+            Worker.cancelled = True
+
+    base = spare.make_base()
+    spare._spares[("k",)] = spare.Spare(base, Worker(), time.monotonic() - spare.IDLE_S - 1)
+    assert spare.take(("k",)) is None and Worker.cancelled and not base.exists()

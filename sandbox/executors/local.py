@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from ... import settings as settings_mod
 from ...kernelbench.problem import Problem
 from .. import evaluate as evaluate_mod
-from .. import launch
+from .. import launch, spare
 from ..verdict import Verdict
 from .base import EvalSpec
 
@@ -50,7 +50,8 @@ class LocalExecutor:
     def _run(self, index: int, problem: Problem, source: str) -> Verdict:
         token = launch.assigned_gpu.set(index if self.gpus else None)
         try:
-            return evaluate_mod.evaluate(problem, source, **self.spec.kwargs())
+            # More evaluations follow: each leaves the next one's worker starting up.
+            return evaluate_mod.evaluate(problem, source, warm_next=True, **self.spec.kwargs())
         finally:
             launch.assigned_gpu.reset(token)
             with self._lock:
@@ -68,3 +69,4 @@ class LocalExecutor:
     def close(self) -> None:
         for queue in self._queues:
             queue.shutdown(wait=True)
+        spare.discard_all()  # the workers left for evaluations that will not come
