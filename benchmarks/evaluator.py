@@ -1,13 +1,16 @@
 """What one evaluation costs: wall time per problem, its phases and its slowest steps.
 
-    python benchmarks/evaluator.py [PROBLEM ...] [--size cpu|gpu] [--repeat N] [--json PATH]
+    python benchmarks/evaluator.py [PROBLEM ...] [--size cpu|gpu] [--repeat N] [--gap S]
+                                   [--json PATH]
 
 Each problem's bundled solution goes through the one evaluator (``kernelloop.sandbox.evaluate``)
-``--repeat`` times in this process, as a campaign would (the first run pays for imports and
-warm-up, later ones show the steady cost). Reported per problem: the median wall time with its
-range, the median of each phase (static gate, reference, candidate, compare) and the slowest
-steps inside them (``Verdict.phase_detail``). At GPU size an evaluation moves gigabytes through
-files: this is the benchmark to run before and after changing that path.
+``--repeat`` times in this process, as a campaign would: each evaluation leaves the next one's
+worker warming, and ``--gap`` seconds pass between them (a campaign's Coder and Judge steps).
+The first run pays for imports and start-up, later ones show the steady cost. Reported per
+problem: the median wall time with its range, the median of each phase (static gate, reference,
+candidate, compare) and the slowest steps inside them (``Verdict.phase_detail``). At GPU size an
+evaluation moves gigabytes through files: this is the benchmark to run before and after changing
+that path.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def _machine() -> dict:
     }
 
 
-def run(problem_id: str, size: str | None, repeat: int) -> dict:
+def run(problem_id: str, size: str | None, repeat: int, gap_s: float) -> dict:
     from kernelloop.kernelbench import loader
     from kernelloop.sandbox.evaluate import evaluate
 
@@ -52,8 +55,9 @@ def run(problem_id: str, size: str | None, repeat: int) -> dict:
     source = loader.solution_path(problem).read_text()
     walls, verdicts = [], []
     for _ in range(repeat):
+        time.sleep(gap_s)
         started = time.perf_counter()
-        verdicts.append(evaluate(problem, source, size=size))
+        verdicts.append(evaluate(problem, source, size=size, warm_next=True))
         walls.append(time.perf_counter() - started)
     steady = verdicts[1:] or verdicts  # the first run pays for imports and caches
 
@@ -85,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("problems", nargs="*", default=DEFAULT)
     ap.add_argument("--size", default=None, help="size profile (default: gpu on a GPU, else cpu)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--gap", type=float, default=2.0, help="seconds between evaluations")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    report = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "rows": []}
+    report = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "gap_s": args.gap,
+              "rows": []}  # fmt: skip
     for pid in args.problems:
-        row = run(pid, args.size, max(1, args.repeat))
+        row = run(pid, args.size, max(1, args.repeat), args.gap)
         report["rows"].append(row)
         w = row["wall_s"]
         phases = ", ".join(f"{k} {s:.2f}" for k, s in row["phases_s"].items())
@@ -100,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{steps}", flush=True)  # fmt: skip
         if args.json:  # after each problem: a run cut short keeps what it measured
             args.json.write_text(json.dumps(report, indent=1))
+    from kernelloop.sandbox import spare
+
+    spare.discard_all()
     return 0
 
 
