@@ -50,6 +50,8 @@ def _row(problem_id: str, v, seconds: float) -> dict:
         "codes": v.codes,
         "reasons": [r.message[:300] for r in v.reasons],
         "eval_seconds": round(seconds, 1),
+        "phases_s": v.phases,
+        "slowest_steps_s": dict(sorted(v.phase_detail.items(), key=lambda kv: -kv[1])[:6]),
     }
     t = v.timing
     if t:
