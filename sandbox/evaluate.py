@@ -158,16 +158,17 @@ def evaluate(
     base = kept.base if kept else spare.make_base()
     try:
         worker = kept.worker if kept else None
-        return _run(problem, source, plan, verdict, iso, base, cfg, timeout_s, worker)
+        verdict = _run(problem, source, plan, verdict, iso, base, cfg, timeout_s, worker)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-        if warm_next and reusable:
+    if warm_next and reusable:  # only after an evaluation that ended normally (not interrupted)
 
-            def start_next(work: Path) -> launch.WorkerRun:
-                wait = _await_s(gpu, timeout_s) + spare.IDLE_S  # idle time, then an evaluation
-                return _start_candidate(verdict, "", work, iso, cfg, gpu, timeout_s, await_s=wait)
+        def start_next(work: Path) -> launch.WorkerRun:
+            wait = _await_s(gpu, timeout_s) + spare.IDLE_S  # idle time, then an evaluation
+            return _start_candidate(verdict, "", work, iso, cfg, gpu, timeout_s, await_s=wait)
 
-            spare.leave(key, start_next)
+        spare.leave(key, start_next)
+    return verdict
 
 
 def _await_s(gpu: bool, timeout_s: float) -> float:
