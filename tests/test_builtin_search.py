@@ -117,6 +117,16 @@ def test_search_ends_at_a_local_optimum():
     assert search.next_configs(KNOBS, trials, search.Feedback(), 4) == []
 
 
+def _campaign(problems, options, evaluate, runs_dir, resume=None):
+    """A builtin campaign over ``problems`` with a fake evaluator; its run store."""
+    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=runs_dir,
+                                resume=resume)  # fmt: skip
+    campaign.run(store, problems, coder_model="builtin", judge_model="builtin",
+                 options=options, evaluate=evaluate)  # fmt: skip
+    return store
+
+
 # --- a whole builtin campaign on fake GPU verdicts ----------------------------------------------
 def _cost(config: dict) -> float:
     """A made-up landscape with its minimum at BLOCK=2048, num_warps=8."""
@@ -137,11 +147,7 @@ def test_builtin_campaign_climbs_to_the_best_config_on_timed_verdicts(tmp_path):
         return _timed(_cost(config))
 
     options = CampaignOptions(rounds=8, candidates=2, plateau_rounds=8)
-    store = campaign.open_store([problem], coder_model="builtin", judge_model="builtin",
-                                options=options, base_url=None, runs_dir=tmp_path,
-                                resume=None)  # fmt: skip
-    campaign.run(store, [problem], coder_model="builtin", judge_model="builtin",
-                 options=options, evaluate=evaluate)  # fmt: skip
+    store = _campaign([problem], options, evaluate, tmp_path)
     best = store.best_candidate("level1/01_relu")
     source = (store.path / best["source_path"]).read_text()
     assert module.header(source)["configs"][0] == {"BLOCK": 2048, "num_warps": 8}
@@ -189,11 +195,7 @@ def test_minutes_budget_is_for_the_whole_campaign(tmp_path):
         return _timed(0.5, problem=p.id)
 
     options = CampaignOptions(rounds=4, candidates=1, budget_minutes=0.02)  # 1.2 s
-    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
-                                options=options, base_url=None, runs_dir=tmp_path,
-                                resume=None)  # fmt: skip
-    campaign.run(store, problems, coder_model="builtin", judge_model="builtin",
-                 options=options, evaluate=slow)  # fmt: skip
+    store = _campaign(problems, options, slow, tmp_path)
     assert len(store.candidates("level1/01_relu")) == 1
     assert store.candidates("level1/02_gelu") == []  # nothing left for the second problem
     # ...and it is recorded as interrupted by the budget, not left "running"...
@@ -201,11 +203,7 @@ def test_minutes_budget_is_for_the_whole_campaign(tmp_path):
     assert gelu["status"] == "interrupted" and gelu["stop_reason"].startswith("budget")
     # ...so that a resumed sitting, with a budget of its own, takes it up where it stopped
     more = CampaignOptions(rounds=4, candidates=1, budget_minutes=0.03)
-    again = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
-                                options=more, base_url=None, runs_dir=tmp_path,
-                                resume=store.run_id)  # fmt: skip
-    campaign.run(again, problems, coder_model="builtin", judge_model="builtin",
-                 options=more, evaluate=slow)  # fmt: skip
+    again = _campaign(problems, more, slow, tmp_path, resume=store.run_id)
     assert len(again.candidates("level1/01_relu")) == 1  # finished before: not run again
     assert again.candidates("level1/02_gelu")  # its turn came
     gelu = next(p for p in again.summary()["problems"] if p["problem_id"] == "level1/02_gelu")
@@ -258,11 +256,7 @@ def test_a_config_too_big_for_the_gpu_is_retried_smaller_not_halted(tmp_path):
         return _timed(_cost(config))
 
     options = CampaignOptions(rounds=3, candidates=1, plateau_rounds=8)
-    store = campaign.open_store([problem], coder_model="builtin", judge_model="builtin",
-                                options=options, base_url=None, runs_dir=tmp_path,
-                                resume=None)  # fmt: skip
-    campaign.run(store, [problem], coder_model="builtin", judge_model="builtin",
-                 options=options, evaluate=evaluate)  # fmt: skip
+    store = _campaign([problem], options, evaluate, tmp_path)
     assert len(seen) >= 2 and seen[1]["BLOCK"] < seen[0]["BLOCK"]
     best = store.best_candidate("level1/01_relu")
     assert best is not None and best["accepted"]
@@ -293,11 +287,7 @@ def test_a_wrong_kernel_halts_the_search(tmp_path):
         return v
 
     options = CampaignOptions(rounds=3, candidates=1)
-    store = campaign.open_store([problem], coder_model="builtin", judge_model="builtin",
-                                options=options, base_url=None, runs_dir=tmp_path,
-                                resume=None)  # fmt: skip
-    campaign.run(store, [problem], coder_model="builtin", judge_model="builtin",
-                 options=options, evaluate=evaluate)  # fmt: skip
+    store = _campaign([problem], options, evaluate, tmp_path)
     (row,) = store.problems()
     assert len(store.candidates("level1/01_relu")) == 1  # smaller tiles would not make it right
     assert row["stop_reason"] == "the builtin kernel was rejected (WRONG_OUTPUT)"
