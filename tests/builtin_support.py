@@ -18,6 +18,13 @@ def traced(spec):
     return problem, overrides, trace.trace(problem, overrides)
 
 
+def traced_text(tmp_path, text: str):
+    """``traced`` for a problem given as source text (written to ``tmp_path/problem.py``)."""
+    path = tmp_path / "problem.py"
+    path.write_text(text)
+    return traced(path)
+
+
 def generate(problem, overrides, graph, override: dict | None = None, template: str | None = None):
     """The plan and candidate source: default configs, with ``override``'s knobs applied to the
     segments of ``template`` (every kernel segment when None)."""

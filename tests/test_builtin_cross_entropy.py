@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from builtin_support import assert_accepted, generate, kernel_templates, match_all, traced
+from builtin_support import (
+    assert_accepted,
+    generate,
+    kernel_templates,
+    match_all,
+    traced,
+    traced_text,
+)
 
 from kernelloop.agents.builtin.templates.cross_entropy import CrossEntropy
 
@@ -37,9 +44,7 @@ def get_init_inputs():
 
 
 def _problem(tmp_path, kwargs: str):
-    path = tmp_path / "problem.py"
-    path.write_text(_PROBLEM.format(kwargs=kwargs))
-    return traced(path)
+    return traced_text(tmp_path, _PROBLEM.format(kwargs=kwargs))
 
 
 def test_per_row_losses_are_accepted_with_the_smallest_block():

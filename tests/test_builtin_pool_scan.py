@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from builtin_support import assert_accepted, generate, kernel_templates, match_all, traced
+from builtin_support import (
+    assert_accepted,
+    generate,
+    kernel_templates,
+    match_all,
+    traced,
+    traced_text,
+)
 
 from kernelloop.agents.builtin.templates.pool import MaxPool2d
 
@@ -37,9 +44,7 @@ def get_init_inputs():
 
 
 def _problem(tmp_path, expr: str):
-    path = tmp_path / "problem.py"
-    path.write_text(_PROBLEM.format(expr=expr))
-    return traced(path)
+    return traced_text(tmp_path, _PROBLEM.format(expr=expr))
 
 
 @pytest.mark.parametrize(

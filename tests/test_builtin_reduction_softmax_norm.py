@@ -13,6 +13,7 @@ from builtin_support import (
     match_all,
     replace_op,
     traced,
+    traced_text,
 )
 
 from kernelloop.agents.builtin.templates.norm import Norm
@@ -53,9 +54,7 @@ def get_init_inputs():
 
 def _load(spec, tmp_path=None):
     if tmp_path is not None:  # a forward expression of x, y and self.weight
-        path = tmp_path / "problem.py"
-        path.write_text(_PROBLEM.format(expr=spec))
-        spec = path
+        return traced_text(tmp_path, _PROBLEM.format(expr=spec))
     return traced(spec)
 
 

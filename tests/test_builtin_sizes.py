@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from builtin_support import assert_accepted, generate, traced
+from builtin_support import assert_accepted, generate, traced, traced_text
 
 from kernelloop.agents.builtin import sizes
 from kernelloop.agents.builtin.trace import Input, Op, OpGraph, Ref, Value
@@ -97,11 +97,7 @@ def get_init_inputs():
 
 @pytest.mark.parametrize(("returned", "fused"), [("p @ v", True), ("(p @ v, p)", False)])
 def test_written_out_attention_is_fused_only_when_its_scores_stay_inside(tmp_path, returned, fused):
-    from kernelloop.kernelbench.problem import load_file
-
-    path = tmp_path / "attn.py"
-    path.write_text(_WRITTEN_OUT.replace("RETURN", returned))
-    problem, overrides, graph = traced(path)
+    problem, overrides, graph = traced_text(tmp_path, _WRITTEN_OUT.replace("RETURN", returned))
     pl, source = generate(problem, overrides, graph)
     assert ("attention" in [seg.template for seg in pl.segments]) is fused
-    assert_accepted(load_file(path), source)  # a float attribute scale, at two sequence lengths
+    assert_accepted(problem, source)  # a float attribute scale, at two sequence lengths

@@ -64,17 +64,7 @@ def _gone(pid: int) -> bool:
 
 
 def _children() -> set[int]:
-    me, found = str(os.getpid()), set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            if stat[stat.rfind(b")") + 2 :].split()[1].decode() == me:
-                found.add(int(entry))
-    return found
+    return {pid for pid, ppid in spawn._process_table().items() if ppid == os.getpid()}
 
 
 # --- spawn: arming -----------------------------------------------------------------------

@@ -156,14 +156,15 @@ def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
     others = []
     for extra in problem.holdout:  # the other sizes the evaluator will run
         try:
-            other, other_model = _trace_at(problem, {**(overrides or {}), **extra})
+            sized = {**(overrides or {}), **extra}
+            other, other_model = _trace_at(problem, sized, bind_attributes=False)
         except TraceError:
             return graph
         others.append(sizes.Trace(other, sizes.int_attributes(other_model)))
     return sizes.bind(sizes.Trace(graph, sizes.int_attributes(model)), others)
 
 
-def _trace_at(problem: Problem, overrides: dict[str, Any] | None):
+def _trace_at(problem: Problem, overrides: dict[str, Any] | None, *, bind_attributes=True):
     import inspect
 
     from ...kernelbench.instance import init_inputs, torch_dtype
@@ -183,6 +184,8 @@ def _trace_at(problem: Problem, overrides: dict[str, Any] | None):
     names = [p for p in inspect.signature(module.Model.forward).parameters if p != "self"]
     forward_args = names[: len(inputs)]
     graph = _graph(_export(model, inputs), forward_args)
+    if not bind_attributes:  # a hold-out trace is only compared with the main one's numbers
+        return graph, model
     return _bind_attributes(graph, model, inputs, forward_args), model
 
 

@@ -10,6 +10,8 @@ sequence, exact fp32 products for float32 and for bfloat16 under the CPU interpr
 
 from __future__ import annotations
 
+import math
+
 from ....modules import _attention_kernel as seed_kernel
 from ..trace import Op, OpGraph, Ref
 from . import seed
@@ -74,7 +76,7 @@ class Attention:
                 "seq_q": qv.shape[2],
                 "seq_k": kv.shape[2],
                 "element_size": 4 if qv.dtype == "float32" else 2,
-                "numel": _numel(out.shape),
+                "numel": math.prod(out.shape),
             },
         )
 
@@ -169,7 +171,7 @@ def _written_out(graph: OpGraph, index: int, claimed: set[str]) -> Segment | Non
             "seq_q": qv.shape[2],
             "seq_k": kv.shape[2],
             "element_size": 4 if qv.dtype == "float32" else 2,
-            "numel": _numel(out.value.shape),
+            "numel": math.prod(out.value.shape),
         },
     )
 
@@ -266,10 +268,3 @@ def _fit_smem(config: Config, spec: dict) -> tuple[int, int, int]:
         else:
             bm //= 2
     return bm, bn, stages
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

@@ -17,6 +17,8 @@ traced values stand in when that object has no such attribute.
 
 from __future__ import annotations
 
+import math
+
 from ....modules import _conv_kernel as seed_kernel
 from ..trace import Op, OpGraph, Ref
 from . import epilogue, seed
@@ -71,7 +73,7 @@ class Conv2d:
             "bn": bn,
             "dtype": vx.dtype,
             "channels": [vx.shape[1], vw.shape[0]],
-            "numel": _prod(out.shape),
+            "numel": math.prod(out.shape),
             "epilogue": {**ep, "out_dtype": ep["out_dtype"] or out.dtype},
         }
         return Segment(self.name, op.name, ops + more, inputs + operands, final, spec)
@@ -269,13 +271,6 @@ def _holder(graph: OpGraph, weight: Ref) -> str:
     for part in inp.target.split(".")[:-1]:
         out += f"[{part}]" if part.isdigit() else f".{part}"
     return out
-
-
-def _prod(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _pow2_at_least(n: int) -> int:

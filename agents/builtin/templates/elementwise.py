@@ -8,6 +8,8 @@ pays for the other.
 
 from __future__ import annotations
 
+import math
+
 from .. import pointwise
 from ..trace import OpGraph, Ref
 from .base import Config, EmitContext, Emitted, Segment, available_before
@@ -55,7 +57,7 @@ class Elementwise:
             chain.out,
             {
                 "rank": out.rank,
-                "numel": _numel(out.shape),
+                "numel": math.prod(out.shape),
                 "lines": chain.lines,
                 "result": chain.result,
                 "floats": [graph.value_of(r).dtype in _FLOATS for r in refs],
@@ -128,10 +130,3 @@ def _operand_load(i: int, rank: int, is_float: bool) -> list[str]:
         f"    p{i} = {strided}",
         f"x{i} = tl.load(in{i}_ptr + p{i}, mask=mask, other=0){cast}",
     ]
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

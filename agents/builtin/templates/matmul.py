@@ -13,6 +13,8 @@ float32 uses ``input_precision="ieee"``: the reference runs with TF32 off (toler
 
 from __future__ import annotations
 
+import math
+
 from ..trace import OpGraph, Ref
 from . import epilogue
 from .base import Config, EmitContext, Emitted, Segment, available_before, pow2_at_most
@@ -104,7 +106,7 @@ class Matmul:
             graph, Ref(op.name), claimed, available_before(graph, index)
         )
         flat = kind == "linear" or vb.rank == 2  # batch rows fold into one [M, K] GEMM
-        m = _prod(va.shape[:-1]) if flat else va.shape[-2]
+        m = math.prod(va.shape[:-1]) if flat else va.shape[-2]
         spec = {
             "kind": kind,
             "ranks": [va.rank, vb.rank],
@@ -113,7 +115,7 @@ class Matmul:
             "beta": beta,
             "dtype": va.dtype,
             "mnk": [m, out.shape[-1], va.shape[-1]],
-            "numel": _prod(out.shape),
+            "numel": math.prod(out.shape),
             "epilogue": {**ep, "out_dtype": ep["out_dtype"] or out.dtype},
         }
         inputs = [a, b] + ([bias] if bias is not None else []) + operands
@@ -260,13 +262,6 @@ def _bias_lines(spec: dict) -> str:
         scale = f" * {spec['beta']!r}" if spec["beta"] != 1.0 else ""
         lines.append(f"acc = acc + {load}{scale}")
     return "".join("    " + line + "\n" for line in lines)
-
-
-def _prod(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _pow2_at_least(n: int, cap: int) -> int:

@@ -12,6 +12,8 @@ a large mean does not cancel the variance as a plain sum/sum-of-squares would.
 
 from __future__ import annotations
 
+import math
+
 from ..trace import Op, OpGraph, Ref
 from . import epilogue
 from .base import Config, EmitContext, Emitted, Segment, available_before
@@ -100,7 +102,7 @@ class Norm:
                 "row": row,
                 "epilogue": ep,
                 "out_dtype": ep["out_dtype"] if ep_ops else out.dtype,
-                "numel": _numel(src.shape),
+                "numel": math.prod(src.shape),
             },
         )
 
@@ -235,13 +237,6 @@ def _eps(eps: float | str) -> str:
 def _is_weight(graph: OpGraph, ref: Ref, n: int) -> bool:
     v = graph.value_of(ref)
     return v is not None and v.shape == (n,)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _finish(spec: dict, cols: str) -> list[str]:

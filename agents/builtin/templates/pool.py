@@ -8,6 +8,8 @@ run time, so channels-last inputs work without a copy; the output is contiguous 
 
 from __future__ import annotations
 
+import math
+
 from ..trace import OpGraph, Ref
 from .base import Config, EmitContext, Emitted, Segment, available_before
 from .elementwise import TORCH_DTYPES
@@ -60,7 +62,7 @@ class MaxPool2d:
                 "padding": list(padding),
                 "dilation": list(dilation),
                 "out_dtype": out.dtype,
-                "numel": out.shape[0] * out.shape[1] * out.shape[2] * out.shape[3],
+                "numel": math.prod(out.shape),
             },
         )
 

@@ -20,6 +20,8 @@ matmul. A bias ``add`` (and W8A8's final cast) after the matmul is fused. The se
 
 from __future__ import annotations
 
+import math
+
 from ....modules import _qgemm_kernels as seed_kernel
 from ..trace import OpGraph, Ref
 from . import seed
@@ -90,12 +92,12 @@ class QLinear:
                 "symmetric": weight["symmetric"],
                 "has_bias": bias is not None,
                 "group_size": weight["group_size"],
-                "m": _numel(xv.shape[:-1]),
+                "m": math.prod(xv.shape[:-1]),
                 "n": weight["n"],
                 "k": weight["k"],
                 "out_dtype": outv.dtype,
                 "weight_dtype": weight["dtype"],
-                "numel": _numel(outv.shape),
+                "numel": math.prod(outv.shape),
             },
         )
 
@@ -211,10 +213,3 @@ def _w8a8_host(p: str, spec: dict, split: int, bk: int) -> list[str]:
         )
         + [f"{p}_split = triton.cdiv({p}_K, {p}_kps)"]
     )
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n

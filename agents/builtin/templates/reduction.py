@@ -9,6 +9,8 @@ ties resolve to the first index, as in PyTorch.
 
 from __future__ import annotations
 
+import math
+
 from ..trace import Op, OpGraph, Ref
 from . import rowview
 from .base import Config, EmitContext, Emitted, Segment
@@ -59,11 +61,7 @@ def _used(graph: OpGraph, op: Op) -> bool:
 
 class Reduction:
     name = "reduction"
-    knobs = {
-        "MAX_BLOCK": rowview.MAX_BLOCKS,
-        "BLOCK_I": rowview.INNER_BLOCKS,
-        "num_warps": rowview.WARPS,
-    }
+    knobs = rowview.KNOBS
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
@@ -104,9 +102,6 @@ class Reduction:
         reduced = 1
         for d in range(lo, hi):
             reduced *= src.shape[d]
-        numel = 1
-        for s in out.shape:
-            numel *= s
         return Segment(
             self.name,
             op.name,
@@ -121,7 +116,7 @@ class Reduction:
                 "keepdim": keepdim,
                 "out_dtype": out.dtype,
                 "reduced": reduced,
-                "numel": numel,
+                "numel": math.prod(out.shape),
             },
         )
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 MAX_BLOCKS = (256, 1024, 4096, 16384)
 INNER_BLOCKS = (16, 32, 64, 128)
 WARPS = (1, 2, 4, 8, 16)
+# The config space of every template on this view (reductions, softmax, cumulative sums).
+KNOBS = {"MAX_BLOCK": MAX_BLOCKS, "BLOCK_I": INNER_BLOCKS, "num_warps": WARPS}
 
 
 def span(dims: object, rank: int) -> tuple[int, int] | None:

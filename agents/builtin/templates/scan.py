@@ -7,6 +7,8 @@ before it, so any length works with one pass over memory. Sums are float32.
 
 from __future__ import annotations
 
+import math
+
 from ..trace import OpGraph, Ref
 from . import rowview
 from .base import Config, EmitContext, Emitted, Segment, available_before
@@ -17,11 +19,7 @@ _FLOATS = {"float32", "float16", "bfloat16"}
 
 class CumSum:
     name = "cumsum"
-    knobs = {
-        "MAX_BLOCK": rowview.MAX_BLOCKS,
-        "BLOCK_I": rowview.INNER_BLOCKS,
-        "num_warps": rowview.WARPS,
-    }
+    knobs = rowview.KNOBS
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
@@ -34,9 +32,6 @@ class CumSum:
         if op.kwargs.get("dtype") not in (None, src.dtype) or not available_before(graph, index)(x):
             return None
         d = dim % src.rank
-        numel = 1
-        for s in src.shape:
-            numel *= s
         return Segment(
             self.name,
             op.name,
@@ -48,7 +43,7 @@ class CumSum:
                 "dim": d,
                 "reduced": src.shape[d],
                 "out_dtype": op.value.dtype,
-                "numel": numel,
+                "numel": math.prod(src.shape),
             },
         )
 

@@ -9,6 +9,8 @@ no ``-inf - -inf`` NaN reaches the sums.
 
 from __future__ import annotations
 
+import math
+
 from ..trace import OpGraph, Ref
 from . import epilogue, rowview
 from .base import Config, EmitContext, Emitted, Segment, available_before
@@ -20,11 +22,7 @@ _OPS = {"softmax": False, "_softmax": False, "log_softmax": True, "_log_softmax"
 
 class Softmax:
     name = "softmax"
-    knobs = {
-        "MAX_BLOCK": rowview.MAX_BLOCKS,
-        "BLOCK_I": rowview.INNER_BLOCKS,
-        "num_warps": rowview.WARPS,
-    }
+    knobs = rowview.KNOBS
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
@@ -41,9 +39,6 @@ class Softmax:
         ep, ep_ops, ep_refs, final = epilogue.fuse(
             graph, Ref(op.name), claimed, available_before(graph, index)
         )
-        numel = 1
-        for s in src.shape:
-            numel *= s
         return Segment(
             self.name,
             op.name,
@@ -57,7 +52,7 @@ class Softmax:
                 "reduced": src.shape[d],
                 "epilogue": ep,
                 "out_dtype": ep["out_dtype"] if ep_ops else out.dtype,
-                "numel": numel,
+                "numel": math.prod(src.shape),
             },
         )
 
