@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -163,7 +164,7 @@ def file_hash(path) -> str:
     """The hash of a bundle file as written: equal to :func:`digest` of the items it holds."""
 
     def blocks():
-        with open(path, "rb") as fh:
+        with _open_regular(path) as fh:
             yield from iter(lambda: fh.read(_BLOCK), b"")
 
     return _tree_hash(blocks())
@@ -240,7 +241,31 @@ def write(path, items: list[Any], meta: dict[str, Any] | None = None) -> str:
 
 def read(path) -> tuple[list[Any], dict[str, Any]]:
     """Like :func:`decode`, but reads each tensor straight into its own storage (one copy)."""
-    with open(path, "rb") as fh:
+    items, meta, _ = _read(path, hashed=False)
+    return items, meta
+
+
+def read_hashed(path) -> tuple[list[Any], dict[str, Any], str]:
+    """:func:`read` plus the :func:`file_hash` of the file, from the bytes just read when the
+    tensors tile the payload in order (every bundle :func:`write` makes): a GPU-size output is
+    then read once, not once to hash and once to load, and the hash covers exactly the bytes
+    the caller goes on to compare. Any other layout (only a hand-made file has one) is hashed
+    by reading the file again."""
+    return _read(path, hashed=True)
+
+
+def _open_regular(path):
+    """The file for reading, if it is a plain file: a candidate may have swapped its output for
+    a FIFO (an open that never returns), a device or a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BundleError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _read(path, *, hashed: bool) -> tuple[list[Any], dict[str, Any], str]:
+    with _open_regular(path) as fh:
         prefix = fh.read(8)
         if len(prefix) < 8:
             raise BundleError("truncated bundle")
@@ -256,7 +281,25 @@ def read(path) -> tuple[list[Any], dict[str, Any]]:
                 target = item.flat.view(torch.uint8).numpy()
                 if fh.readinto(memoryview(target)) != item.nbytes:
                     raise BundleError("tensor data cut short")
-        return [i.tensor() if isinstance(i, _Pending) else i for i in items], meta
+    pending = [i for i in items if isinstance(i, _Pending)]
+    digest = ""
+    if hashed:
+        if _tiles(pending, size):
+            blocks = [memoryview(p.flat.view(torch.uint8).numpy()) for p in pending]
+            digest = _tree_hash([prefix + header, *blocks])
+        else:
+            digest = file_hash(path)
+    return [i.tensor() if isinstance(i, _Pending) else i for i in items], meta, digest
+
+
+def _tiles(pending: list[_Pending], size: int) -> bool:
+    """Whether the tensors' extents cover the payload exactly, back to back, in item order."""
+    at = 0
+    for p in pending:
+        if p.offset != at:
+            return False
+        at += p.nbytes
+    return at == size
 
 
 class _Pending:

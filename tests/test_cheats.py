@@ -63,6 +63,7 @@ CHEATS = [
     Cheat("r04_thread_pool", RELU, "enforce", (R.THREADS,)),
     Cheat("r04_thread_pool", RELU, "report", (R.THREAD_LEAK,)),
     Cheat("r04_rewrite_output_file", RELU, "report", (R.CHANNEL_TAMPERED,)),
+    Cheat("r04_garble_output_file", RELU, "report", (R.CHANNEL_TAMPERED,)),
     Cheat("r04_prestarted_thread_torch", RELU, "enforce", (R.THREADS, R.TORCH_COMPUTE)),
     # The op recorder cannot see another thread, but the thread itself is caught: it did not
     # exist before the candidate was loaded (found by this suite; the count used to be per call).

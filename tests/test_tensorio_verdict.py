@@ -108,6 +108,31 @@ def test_bundle_hash_is_the_same_from_items_written_bytes_and_file(tmp_path, mon
     assert tensorio.file_hash(path) != written
 
 
+@pytest.mark.parametrize("block", [7, 1 << 24])
+def test_read_hashed_hashes_the_bytes_it_loaded(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(tensorio, "_BLOCK", block)
+    items = [torch.arange(100, dtype=torch.float32), torch.empty(0), "x", torch.ones(3, 5)]
+    path = tmp_path / "b.bin"
+    written = tensorio.write(path, items)
+    got, _, digest = tensorio.read_hashed(path)
+    assert digest == written and torch.equal(got[0], items[0]) and got[2] == "x"
+    # Bytes past the last tensor (no `write` leaves any) are not loaded: the file is re-hashed.
+    with open(path, "ab") as fh:
+        fh.write(b"tail")
+    assert tensorio.read_hashed(path)[2] == tensorio.file_hash(path) != written
+
+
+def test_read_refuses_what_is_not_a_plain_file(tmp_path):
+    import os
+
+    tensorio.write(tmp_path / "b.bin", [torch.ones(3)])
+    os.mkfifo(tmp_path / "fifo")  # an open of a FIFO with no writer would never return
+    (tmp_path / "link").symlink_to(tmp_path / "b.bin")
+    for name in ("fifo", "link"):
+        with pytest.raises((tensorio.BundleError, OSError)):
+            tensorio.read_hashed(tmp_path / name)
+
+
 def test_bundle_hash_separates_lengths():
     assert tensorio._tree_hash([b""]) != tensorio._tree_hash([b"\0"])
     assert tensorio._tree_hash([b"ab", b"c"]) == tensorio._tree_hash([b"abc"])
