@@ -1,6 +1,7 @@
 """Efficiency modules against the best PyTorch path, timed on this machine's CUDA GPU.
 
     python benchmarks/modules.py [MODULE ...] [--budget-ms MS] [--warmup-ms MS] [--json PATH]
+                                 [--quick]
 
 Every number comes from kernelloop's one benchmarking routine (``sandbox.timing.benchmark``:
 CUDA events, device-wide synchronize, L2 flushed and fresh inputs before every call, repetitions
@@ -20,7 +21,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import torch
 class Options:
     budget_ms: float  # timed calls per function, in milliseconds of GPU time
     warmup_ms: float
+    quick: bool = False  # only the cases a target is set for, for a short device lease
 
 
 @dataclasses.dataclass
@@ -118,9 +120,12 @@ def _environment() -> dict[str, Any]:
     }
 
 
-def _print(rows: list[Row]) -> None:
+def _print_header() -> None:
     print(f"{'case':<36} {'impl':<20} {'median ms':>10} {'IQR':>8} {'n':>5} {'TFLOP/s':>8} "
           f"{'peak':>6} {'speedup [95% CI]':>22}")  # fmt: skip
+
+
+def _print(rows: list[Row]) -> None:
     for r in rows:
         speed = f"{r.speedup[0]:.2f}x [{r.speedup[1]:.2f}, {r.speedup[2]:.2f}]" if r.speedup else ""
         print(
@@ -145,7 +150,7 @@ def _verdicts(rows: list[Row]) -> list[str]:
 ATTENTION_TARGET = 0.9  # of SDPA's flash backend, per case
 
 
-def attention_benchmark(opts: Options) -> list[Row]:
+def attention_benchmark(opts: Options) -> Iterator[Row]:
     """``kernelloop.modules.attention`` vs SDPA's FlashAttention backend: bf16, B4 H16 S4096
     D128, causal and not. FLOPs are 4 * B * H * S^2 * D (two matmuls), halved for causal."""
     import torch.nn.functional as F
@@ -155,8 +160,7 @@ def attention_benchmark(opts: Options) -> list[Row]:
     from kernelloop.modules import attention
 
     batch, heads, seq, head_dim, dtype = 4, 16, 4096, 128, torch.bfloat16
-    rows: list[Row] = []
-    for causal in (False, True):
+    for causal in (False,) if opts.quick else (False, True):
         gen = torch.Generator(device="cuda").manual_seed(0)
         q, k, v = (
             torch.randn(batch, heads, seq, head_dim, device="cuda", dtype=dtype, generator=gen)
@@ -175,22 +179,19 @@ def attention_benchmark(opts: Options) -> list[Row]:
         flops = 4 * batch * heads * seq * seq * head_dim / (2 if causal else 1)
         case = f"B{batch} H{heads} S{seq} D{head_dim} bf16 {'causal' if causal else 'full'}"
         t_flash, t_ours = _time(flash, [q, k, v], opts), _time(ours, [q, k, v], opts)
-        rows.append(_row("attention", case, "sdpa-flash", t_flash, flops, dtype))
-        rows.append(
-            _row(
-                "attention",
-                case,
-                "kernelloop",
-                t_ours,
-                flops,
-                dtype,
-                speedup=_speedup(t_flash, t_ours),
-                target=ATTENTION_TARGET,
-                baseline="sdpa-flash",
-                note="ran: " + explain("attention", q, k, v, causal=causal, scale=head_dim**-0.5),
-            )
+        yield _row("attention", case, "sdpa-flash", t_flash, flops, dtype)
+        yield _row(
+            "attention",
+            case,
+            "kernelloop",
+            t_ours,
+            flops,
+            dtype,
+            speedup=_speedup(t_flash, t_ours),
+            target=ATTENTION_TARGET,
+            baseline="sdpa-flash",
+            note="ran: " + explain("attention", q, k, v, causal=causal, scale=head_dim**-0.5),
         )
-    return rows
 
 
 # --- qgemm ---------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ def _qgemm_bandwidth(weight_bytes: int, timed: _Timed, spec) -> str:
     )
 
 
-def qgemm_benchmark(opts: Options) -> list[Row]:
+def qgemm_benchmark(opts: Options) -> Iterator[Row]:
     """``kernelloop.modules.qgemm.qlinear`` (W4A16 and W8A16 with groups of 128, symmetric; W8A8
     with per-channel weight scales) vs fp16 cuBLAS (``torch.matmul`` on the fp16 weight), x fp16
     (M, K) at M in (1, 16, 128), N = K in (4096, 8192). FLOPs are 2 * M * N * K; each note gives
@@ -227,16 +228,15 @@ def qgemm_benchmark(opts: Options) -> list[Row]:
     from kernelloop.modules import _qgemm_kernels, qgemm
 
     spec, dtype = gpu_specs.current(), torch.float16
-    rows: list[Row] = []
-    for size in (4096, 8192):
+    variants = QGEMM_VARIANTS[:1] if opts.quick else QGEMM_VARIANTS  # W4A16 carries the target
+    for size in (4096,) if opts.quick else (4096, 8192):
         gen = torch.Generator(device="cuda").manual_seed(0)
         w = torch.randn(size, size, device="cuda", generator=gen) / size**0.5
         w16 = w.to(dtype)
         quantized = {
-            name: qgemm.quantize_weight(w, bits, group or size)
-            for name, bits, group, _ in QGEMM_VARIANTS
+            name: qgemm.quantize_weight(w, bits, group or size) for name, bits, group, _ in variants
         }
-        for m in (1, 16, 128):
+        for m in (1, 16) if opts.quick else (1, 16, 128):
             x = torch.randn(m, size, device="cuda", dtype=dtype, generator=gen)
             case, flops = f"M{m} N{size} K{size} fp16", 2 * m * size * size
 
@@ -245,8 +245,8 @@ def qgemm_benchmark(opts: Options) -> list[Row]:
 
             t_base = _time(cublas, [x], opts)
             note = _qgemm_bandwidth(w16.numel() * w16.element_size(), t_base, spec)
-            rows.append(_row("qgemm", case, "cublas-fp16", t_base, flops, dtype, note=note))
-            for name, bits, _, act_bits in QGEMM_VARIANTS:
+            yield _row("qgemm", case, "cublas-fp16", t_base, flops, dtype, note=note)
+            for name, bits, _, act_bits in variants:
                 qw = quantized[name]
 
                 def ours(x, qw=qw, act_bits=act_bits):
@@ -281,8 +281,7 @@ def qgemm_benchmark(opts: Options) -> list[Row]:
                         baseline="cublas-fp16",
                         note=bandwidth + what,
                     )  # fmt: skip
-                    rows.append(row)
-    return rows
+                    yield row
 
 
 # --- conv ----------------------------------------------------------------------------------------
@@ -290,7 +289,7 @@ def qgemm_benchmark(opts: Options) -> list[Row]:
 CONV_TARGET = 0.8  # of cuDNN's convolution alone (F.conv2d with bias, no activation), per layer
 
 
-def conv_benchmark(opts: Options) -> list[Row]:
+def conv_benchmark(opts: Options) -> Iterator[Row]:
     """``kernelloop.modules.conv`` (conv + bias + fused ReLU) vs cuDNN on ResNet-50's 3x3 layers:
     batch 32, fp16, channels-last, stride 1, padding 1; cuDNN with ``cudnn.benchmark`` on.
 
@@ -309,11 +308,10 @@ def conv_benchmark(opts: Options) -> list[Row]:
     batch, dtype = 32, torch.float16
     layers = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, H = W): conv2_x .. conv5_x
     cfg = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1), "activation": "relu"}
-    rows: list[Row] = []
     cudnn_benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = True
     try:
-        for channels, size in layers:
+        for channels, size in layers[:2] if opts.quick else layers:
             gen = torch.Generator(device="cuda").manual_seed(0)
             x = torch.randn(batch, channels, size, size, device="cuda", generator=gen)
             x = x.to(dtype).contiguous(memory_format=torch.channels_last)
@@ -340,14 +338,14 @@ def conv_benchmark(opts: Options) -> list[Row]:
             flops = 2 * batch * size * size * channels * channels * 9
             case = f"N{batch} {channels}->{channels} {size}x{size} k3 fp16 NHWC"
             timed = {f.__name__: _time(f, [x, w, b], opts) for f in (cudnn, cudnn_relu, seed, ours)}
-            rows.append(_row("conv", case, "cudnn", timed["cudnn"], flops, dtype))
-            rows.append(_row("conv", case, "cudnn+relu", timed["cudnn_relu"], flops, dtype))
+            yield _row("conv", case, "cudnn", timed["cudnn"], flops, dtype)
+            yield _row("conv", case, "cudnn+relu", timed["cudnn_relu"], flops, dtype)
             for impl, key, note in (
                 ("kernelloop-seed", "seed", "the seed kernel called directly: kernel time"),
                 ("kernelloop", "ours", "ran: " + explain("conv2d", x, w, b, **cfg)),
             ):
                 vs_relu = _speedup(timed["cudnn_relu"], timed[key])
-                rows.append(
+                yield (
                     _row(
                         "conv", case, impl, timed[key], flops, dtype,
                         speedup=_speedup(timed["cudnn"], timed[key]),
@@ -358,12 +356,11 @@ def conv_benchmark(opts: Options) -> list[Row]:
                 )  # fmt: skip
     finally:
         torch.backends.cudnn.benchmark = cudnn_benchmark
-    return rows
 
 
 # --- registry ------------------------------------------------------------------------------------
 
-BENCHMARKS: dict[str, Callable[[Options], list[Row]]] = {
+BENCHMARKS: dict[str, Callable[[Options], Iterator[Row]]] = {
     "attention": attention_benchmark,
     "conv": conv_benchmark,
     "qgemm": qgemm_benchmark,
@@ -376,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--budget-ms", type=float, default=None, help="timed GPU ms per function")
     ap.add_argument("--warmup-ms", type=float, default=None)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer cases, for a short device lease: attention non-causal; W4A16 at N=K=4096, "
+        "M 1 and 16; conv's first two layers",
+    )
     args = ap.parse_args(argv)
     unknown = sorted(set(args.modules) - set(BENCHMARKS))
     if unknown:
@@ -390,16 +393,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = Options(
         budget_ms=args.budget_ms if args.budget_ms is not None else cfg.timing_budget_ms,
         warmup_ms=args.warmup_ms if args.warmup_ms is not None else cfg.warmup_ms,
+        quick=args.quick,
     )
     env = _environment()
     print(", ".join(f"{k} {v}" for k, v in env.items()))
     rows: list[Row] = []
+    _print_header()
     for name in args.modules or list(BENCHMARKS):
-        rows += BENCHMARKS[name](opts)
-        if args.json:  # after each module: a run cut short keeps what it measured
-            report = {**env, "rows": [dataclasses.asdict(r) for r in rows]}
-            args.json.write_text(json.dumps(report, indent=2))
-    _print(rows)
+        # Each row is printed and saved as soon as it is measured: a run cut short by a device
+        # lease or a timeout keeps every number it got.
+        for row in BENCHMARKS[name](opts):
+            rows.append(row)
+            _print([row])
+            if args.json:
+                report = {**env, "rows": [dataclasses.asdict(r) for r in rows]}
+                args.json.write_text(json.dumps(report, indent=2))
     for line in _verdicts(rows):
         print(line)
     return 0

@@ -13,6 +13,7 @@
 #   NCU_PROBLEMS="01_relu"            level-1 stems to profile; NCU_EVAL: those evaluated first
 #   NCU_ARGS="--set batch_size=1024"  extra `kernelloop profile` arguments
 #   MODULES="qgemm"                   benchmarks/modules.py modules
+#   MODULES_ARGS="--quick"            its options (--quick: only the cases with a target)
 #   BUILTIN_PROBLEMS="level1/05_softmax level1/14_matmul_square"   (default: level1)
 #   BUILTIN_MINUTES, BUILTIN_ROUNDS, BUILTIN_CANDIDATES
 #   BUILTIN_RESUME=benchmarks/results/runs/<id>   continue that campaign (commit it back after)
@@ -70,9 +71,9 @@ then
 else
     echo "ncu not found: Nsight Compute stage skipped" | tee "$OUT/ncu.log"
 fi
-# shellcheck disable=SC2086  # MODULES is a list of names
+# shellcheck disable=SC2086  # MODULES and MODULES_ARGS are lists of words
 want modules && timeout "${MODULES_TIMEOUT:-240}" "$PY" benchmarks/modules.py ${MODULES:-} \
-    --json "$OUT/modules.json" 2>&1 | tee "$OUT/modules.log"
+    ${MODULES_ARGS:-} --json "$OUT/modules.json" 2>&1 | tee "$OUT/modules.log"
 # The builtin coder and judge on level 1, timed: fast_1 and geomean speedups land in builtin.json
 # (a run cut by the cap still reports what it finished: the run store is written as it goes).
 if want builtin; then
