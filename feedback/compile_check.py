@@ -10,7 +10,8 @@ imported triton interpreted holds interpreter versions of ``tl.sum``..., which t
 rejects), importing each kernel by module and qualified name, or from its file.
 
 Types follow a torch launch: a tensor is a pointer to its dtype (16-byte aligned), an int
-``i32``/``i64`` by value; ints equal to 1 or divisible by 16 are not specialised as a launch does.
+``i32``/``i64`` by value, specialised as a launch does (1 is a constant, multiples of 16 are
+marked divisible by 16), so registers and spills are those of the kernel the GPU would run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Launch:
     module: str
     qualname: str
     file: str  # where the child finds the module when it is not importable by name
-    signature: tuple[tuple[str, str], ...]  # non-constexpr argument -> "*fp16", "i32", ...
+    signature: tuple[tuple[str, str | int], ...]  # argument -> "*fp16", "i32", 1, 16 (_arg_type)
     constexprs: tuple[tuple[str, Any], ...]
     num_warps: int | None = None
     num_stages: int | None = None
@@ -54,18 +55,26 @@ class Launch:
         return dataclasses.replace(self, constexprs=tuple(values.items()))
 
     def describe(self) -> str:
-        types, consts = ",".join(t for _, t in self.signature), dict(self.constexprs)
+        types, consts = ",".join(str(t) for _, t in self.signature), dict(self.constexprs)
         return (
             f"{self.qualname}({types}; {consts}; {self.num_warps} warps, {self.num_stages} stages)"
         )
 
 
-def _arg_type(value: Any) -> str:
-    """A Triton signature type for a launch argument (the rules of a torch launch)."""
+def _arg_type(value: Any) -> str | int:
+    """A Triton signature type for a launch argument (the rules of a torch launch); an integer
+    becomes the smallest value a launch specialises alike (1, 16, 2**35 when divisible by 16),
+    so that the compile sees a channel stride of 1 as the constant it is on the GPU, while
+    launches differing only in sizes stay one record."""
     from .static_resources import _triton_type
 
     if not isinstance(value, bool | int | float) and not hasattr(value, "data_ptr"):
         raise TypeError(f"argument of type {type(value).__name__} is not recorded")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value == 1:
+            return 1
+        if value % 16 == 0:
+            return 16 if _triton_type(value) == "i32" else 1 << 35
     return _triton_type(getattr(value, "dtype", value))  # a tensor: a pointer to its dtype
 
 

@@ -235,6 +235,10 @@ def _triton_type(value: Any) -> str:
     raise TypeError(f"cannot turn {value!r} into a Triton argument type; use e.g. '*fp32', 'i32'")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def from_triton(
     jit_fn,
     signature: Mapping[str, Any],
@@ -248,9 +252,11 @@ def from_triton(
     """Compile a ``@triton.jit`` kernel for ``cuda:arch`` without launching it, and report.
 
     ``signature`` maps argument names to Triton types (``"*fp32"``, ``"i32"``, a torch dtype for a
-    pointer to it); constexpr arguments take their values from ``constexprs`` or from
-    ``signature``, and may be left out when they have defaults. ``aligned_pointers`` marks pointers
-    16-byte aligned, as a launch with torch tensors does (it changes vectorisation, so registers).
+    pointer to it) or, for integers, to a launch's value, specialised as a launch does: 1 becomes
+    a constant, a multiple of 16 is marked divisible by 16 (a channel stride of 1 or a row length
+    of 4096 changes vectorisation, so registers and spills). Constexpr arguments take their values
+    from ``constexprs`` or from ``signature``, and may be left out when they have defaults.
+    ``aligned_pointers`` marks pointers 16-byte aligned, as a launch with torch tensors does.
     Raises Triton's ``CompilationError`` when the kernel does not compile.
     """
     import triton
@@ -276,13 +282,17 @@ def from_triton(
             else:
                 raise TypeError(f"constexpr argument '{p.name}' of {fn.__name__} needs a value")
         elif p.name in given:
-            sig[p.name] = _triton_type(given[p.name])
+            value = given[p.name]
+            sig[p.name] = _triton_type(value)
+            if _is_int(value) and value == 1:
+                sig[p.name], consts[p.name] = "constexpr", 1
         else:
             raise TypeError(f"argument '{p.name}' of {fn.__name__} needs a type, e.g. '*fp32'")
     attrs = {
         (i,): [["tt.divisibility", 16]]
         for i, p in enumerate(params)
-        if aligned_pointers and sig[p.name].startswith("*")
+        if (aligned_pointers and sig[p.name].startswith("*"))
+        or (_is_int(given.get(p.name)) and given[p.name] % 16 == 0 and not p.is_constexpr)
     }
     options = {k: v for k, v in (("num_warps", num_warps), ("num_stages", num_stages)) if v}
     src = triton.compiler.ASTSource(fn, signature=sig, constexprs=consts, attrs=attrs)

@@ -155,6 +155,9 @@ def _gpu_configs() -> list[triton.Config]:
         (256, 64, 64, 8, 3),
         (128, 256, 64, 8, 3),
         (64, 32, 64, 4, 4),
+        # narrow reductions (C_in <= 32: a stem layer's 3 channels, early layers' 16 or 32)
+        (128, 64, 32, 4, 4),
+        (64, 32, 32, 4, 4),
     ]
     return [
         triton.Config(
@@ -174,7 +177,8 @@ def _prune(configs, named_args, **kwargs):
         if c.kwargs["BLOCK_N"] <= max(32, triton.next_power_of_2(c_out))
         and c.kwargs["BLOCK_K"] <= max(32, triton.next_power_of_2(c_in))
     ]
-    return kept or configs[:1]
+    # Nothing fits (C_out and C_in both tiny): the smallest tile wastes the fewest masked lanes.
+    return kept or [min(configs, key=lambda c: c.kwargs["BLOCK_N"] * c.kwargs["BLOCK_K"])]
 
 
 _kernel = triton.heuristics({"EVEN_K": lambda args: args["C_in"] % args["BLOCK_K"] == 0})(
