@@ -1,4 +1,4 @@
-"""The verified-kernel library on CPU: promotion rules, the store, dispatch, re-validation, CLI.
+"""The verified-kernel library on CPU: promotion rules, the store, dispatch, the CLI.
 
 A tiny op (``test_library.scale``: x * 2) and a problem file in tmp_path stand in for the
 efficiency modules; verdicts with timings are built by hand from the real statistics helpers, so
@@ -11,171 +11,30 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import sys
 import tarfile
 
 import pytest
 import torch
+from library_support import (
+    ENTRY_SOURCE,
+    FAKE_ENV,
+    FAKE_GPU,
+    OP,
+    PROBLEM_ID,
+    entry_module,
+    make_verdict,
+    promoted,
+    with_env,
+)
 from typer.testing import CliRunner
 
 from kernelloop import settings
 from kernelloop.cli import app
-from kernelloop.kernelbench.problem import load_file
-from kernelloop.library import dispatch, dispatcher, explain, fingerprint, ops
+from kernelloop.library import dispatch, dispatcher, explain, fingerprint
 from kernelloop.library.manifest import Manifest, ManifestError, entry_id_for
 from kernelloop.library.promote import NotPromotable, promote, promote_from_run
 from kernelloop.library.store import EntryNotFound, Library, LibraryError
-from kernelloop.library.verify import verify
 from kernelloop.runs.store import RunStore
-from kernelloop.sandbox.stats import bootstrap_ratio, summarize
-from kernelloop.sandbox.verdict import TimingResult, Verdict
-
-OP = "test_library.scale"  # the registry is global: a name no module will use
-PROBLEM_ID = "test_library_scale"
-FAKE_GPU = "Fake GPU 80GB"
-FAKE_ENV = {
-    "gpu": FAKE_GPU,
-    "compute_capability": None,
-    "driver": "999.1",
-    "cuda": "12.8",
-    "torch": "2.13.0",
-    "triton": "3.9.0",
-    "python": "3.12.0",
-}
-
-PROBLEM_SOURCE = '''"""Scale by two."""
-
-import torch
-import torch.nn as nn
-
-rows = 8
-n = 4096
-
-SIZES = {"cpu": {"n": 100}}
-
-
-class Model(nn.Module):
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        return x * self.factor
-
-
-def get_inputs():
-    return [torch.randn(rows, n)]
-
-
-def get_init_inputs():
-    return [2.0]
-'''
-
-# The entry computes the same values as the reference; it records each call, which is how the
-# dispatch test proves that the entry, not the reference, ran.
-ENTRY_SOURCE = """import torch
-
-CALLS = []
-
-
-class ModelNew(torch.nn.Module):
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        CALLS.append(tuple(x.shape))
-        return x * self.factor
-"""
-
-ops.register(
-    ops.OpSpec(
-        name=OP,
-        problems=(PROBLEM_ID,),
-        reference=lambda x, factor=2.0: x * factor,
-        seed=lambda x, factor=2.0: x * factor,
-        init_args=lambda config: [config.get("factor", 2.0)],
-        config_from_init=lambda init: {"factor": init[0]},
-        bucket=lambda tensors, config: f"n{ops.pow2_bucket(tensors[0].shape[-1])}",
-    )
-)
-
-
-# --- fixtures and builders ------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def fake_machine(monkeypatch):
-    """A pinned fingerprint: arch "cpu" (what dispatch sees for CPU tensors), fake versions."""
-    monkeypatch.setattr(fingerprint, "arch", lambda: "cpu")
-    monkeypatch.setattr(fingerprint, "environment", lambda: dict(FAKE_ENV))
-    dispatcher.clear_cache()
-    yield
-    dispatcher.clear_cache()
-
-
-@pytest.fixture
-def lib(tmp_path):
-    """The default library, pointed at an empty user folder."""
-    with settings.override(library_dir=tmp_path / "userlib"):
-        yield Library.default()
-
-
-@pytest.fixture
-def problem(tmp_path):
-    path = tmp_path / f"{PROBLEM_ID}.py"
-    path.write_text(PROBLEM_SOURCE)
-    return load_file(path)
-
-
-def _samples(center: float, spread: float = 0.01, n: int = 21) -> list[float]:
-    return [center * (1 + spread * (i - n // 2) / (n // 2)) for i in range(n)]
-
-
-def make_verdict(
-    *,
-    candidate_ms: float = 1.0,
-    eager_ms: float = 2.0,
-    compile_ms: float | None = 1.6,
-    timed: bool = True,
-    size: str = "gpu",
-) -> Verdict:
-    timing = None
-    if timed:
-        cand, eager = _samples(candidate_ms), _samples(eager_ms)
-        comp = _samples(compile_ms) if compile_ms is not None else None
-        timing = TimingResult(
-            gpu=FAKE_GPU,
-            candidate=summarize(cand),
-            eager=summarize(eager),
-            compiled=summarize(comp) if comp else None,
-            speedup_eager=bootstrap_ratio(eager, cand, n_boot=200),
-            speedup_compile=bootstrap_ratio(comp, cand, n_boot=200) if comp else None,
-            order=["candidate", "eager", "compiled"],
-        )
-    return Verdict(
-        accepted=True,
-        reasons=[],
-        problem_id=PROBLEM_ID,
-        size=size,
-        backend="triton",
-        device=FAKE_GPU if timed else "cpu (Triton interpreter)",
-        sandbox="process",
-        timing=timing,
-        timing_note=None if timed else "no CUDA GPU here: correctness only, timing skipped",
-    )
-
-
-def promoted(lib, problem, **verdict_args) -> Manifest:
-    return promote(
-        make_verdict(**verdict_args),
-        ENTRY_SOURCE,
-        problem,
-        provenance={"run_id": "run-1", "candidate_id": "c1"},
-        library=lib,
-    )
-
-
-def _entry_module(entry_id: str):
-    return sys.modules[f"kernelloop_entry_{entry_id.replace('-', '_')}"]
 
 
 # --- manifest and fingerprint ---------------------------------------------------------------------
@@ -272,7 +131,7 @@ def test_dispatch_runs_the_promoted_entry_and_says_so(lib, problem, capsys):
     with settings.override(dispatch_log=True):
         out = dispatch(OP, x)
     torch.testing.assert_close(out, x * 2)
-    assert _entry_module(m.entry_id).CALLS == [(8, 4096)]
+    assert entry_module(m.entry_id).CALLS == [(8, 4096)]
     log = capsys.readouterr().err
     assert f"[kernelloop dispatch] {OP}: library entry {m.entry_id} (user, " in log
 
@@ -294,95 +153,6 @@ def test_dispatch_falls_back_when_no_entry_fits(lib, problem, monkeypatch):
     )
     lib.update(stale)
     assert "no verified entry for cpu/float32/n4096" in explain(OP, torch.randn(8, 4096))
-
-
-# --- re-validation --------------------------------------------------------------------------------
-def _with_env(lib, m, **env) -> Manifest:
-    return lib.update(dataclasses.replace(m, env={**m.env, **env}))
-
-
-def _fake_evaluate(verdict, calls):
-    def evaluate(problem, source, **kwargs):
-        calls.append((problem.id, source, kwargs))
-        return verdict
-
-    return evaluate
-
-
-def test_verify_marks_an_entry_stale_when_torch_changed_and_revalidation_fails(lib, problem):
-    m = _with_env(lib, promoted(lib, problem), torch="2.12.0")
-    rejected = make_verdict()
-    rejected.reject("wrong_output", "max abs error 3.0")
-    calls: list = []
-    (result,) = verify(lib, evaluate=_fake_evaluate(rejected, calls))
-    assert calls == [(PROBLEM_ID, ENTRY_SOURCE, {"size": "gpu", "backend": "triton"})]
-    assert result["changed"] == {"torch": ["2.12.0", "2.13.0"]}
-    assert result["stale"] and result["written"] and result["ran"] and not result["accepted"]
-    assert "wrong_output" in result["reason"] and "torch 2.12.0 -> 2.13.0" in result["reason"]
-    after = lib.get(m.entry_id)
-    assert after.stale and after.stale_reason == result["reason"]
-    assert "no verified entry" in explain(OP, torch.randn(8, 4096))  # dispatch skips it
-    # Again: the same outcome, and the record on disk is the outcome, not "in progress".
-    (again,) = verify(lib, evaluate=_fake_evaluate(rejected, calls))
-    assert again["reason"] == result["reason"] and not again["written"]
-    assert lib.get(m.entry_id).stale_reason == result["reason"]
-
-
-def test_verify_reports_a_missing_problem(lib, problem):
-    m = _with_env(lib, promoted(lib, problem), driver="1.0")
-    problem.path.unlink()
-    (result,) = verify(lib, evaluate=_fake_evaluate(None, []))
-    assert not result["ran"] and result["stale"] and "is not bundled" in result["reason"]
-    assert "driver 1.0 -> 999.1" in lib.get(m.entry_id).stale_reason
-
-
-def test_verify_restores_an_entry_that_passes_again(lib, problem):
-    m = _with_env(lib, promoted(lib, problem), torch="2.12.0")
-    calls: list = []
-    (result,) = verify(lib, evaluate=_fake_evaluate(make_verdict(candidate_ms=0.8), calls))
-    assert result["ran"] and result["accepted"] and not result["stale"] and result["written"]
-    after = lib.get(m.entry_id)
-    assert not after.stale and after.env == FAKE_ENV
-    assert after.timing.median_ms == pytest.approx(0.8)
-    assert after.verification.verified_at >= m.verification.verified_at
-    # Unchanged now: --changed-only does not re-run it.
-    (again,) = verify(lib, evaluate=_fake_evaluate(None, calls), changed_only=True)
-    assert len(calls) == 1 and not again["ran"] and not again["stale"] and not again["written"]
-
-
-def test_verify_cannot_rerun_a_gpu_entry_on_this_machine(lib, problem):
-    m = promoted(lib, problem)
-    gpu_entry = dataclasses.replace(
-        m,
-        arch="sm_90",
-        entry_id=entry_id_for(OP, ENTRY_SOURCE, "sm_90", m.dtype, m.bucket),
-        env={**m.env, "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"},
-    )
-    lib.add(gpu_entry, ENTRY_SOURCE)
-    calls: list = []
-    results = {
-        r["entry_id"]: r for r in verify(lib, evaluate=_fake_evaluate(make_verdict(), calls))
-    }
-    r = results[gpu_entry.entry_id]
-    assert not r["ran"] and r["stale"] and r["written"]
-    assert "re-validation needs a sm_90 GPU" in r["reason"]
-    assert "gpu NVIDIA H100 80GB HBM3 -> Fake GPU 80GB" in r["reason"]
-    assert [c[0] for c in calls] == [PROBLEM_ID]  # only the cpu entry ran
-
-
-def test_shipped_entries_are_reported_never_written(tmp_path, lib, problem):
-    m = promoted(lib, problem)
-    shipped = Library(tmp_path / "other-user", lib.user_dir)  # lib's folder, seen as shipped
-    _with_env(lib, m, torch="2.12.0")
-    before = (lib.user_dir / OP / m.entry_id / "manifest.json").read_text()
-    (result,) = verify(shipped, evaluate=_fake_evaluate(make_verdict(), []))
-    assert result["location"] == "shipped" and not result["written"]
-    assert "read-only" in result["note"]
-    assert (lib.user_dir / OP / m.entry_id / "manifest.json").read_text() == before
-    with pytest.raises(LibraryError, match="shipped with kernelloop"):
-        shipped.remove(m.entry_id)
-    with pytest.raises(LibraryError, match="read-only"):
-        shipped.update(m)
 
 
 # --- the store ------------------------------------------------------------------------------------
@@ -494,7 +264,7 @@ def test_cli_list_show_verify_export_import_remove(tmp_path, lib, problem, monke
     import kernelloop.sandbox.evaluate as evaluate_mod
 
     monkeypatch.setattr(evaluate_mod, "evaluate", lambda p, s, **kw: make_verdict())
-    _with_env(lib, m, triton="3.8.0")
+    with_env(lib, m, triton="3.8.0")
     checked = run("verify", "--json")
     assert checked.exit_code == 0, checked.output
     (r,) = json.loads(checked.stdout)

@@ -1,0 +1,287 @@
+"""Static gate: each cheat is caught with the code that names it (one small source per code)."""
+
+from __future__ import annotations
+
+import pytest
+from gate_sources import HONEST_CUDA, HONEST_INLINE, candidate
+
+from kernelloop.sandbox import reasons
+from kernelloop.sandbox.static_gate import check_source
+
+NO_LAUNCH_CUDA = HONEST_CUDA.replace(
+    "self.kernel(((n + threads - 1) // threads,), (threads,), x, y, n, shared_mem=0)", "y.zero_()"
+)
+NO_CALL_INLINE = HONEST_INLINE.replace("return self.ext.relu_cuda(x)", "return torch.empty_like(x)")
+INLINE_ATEN = HONEST_INLINE.replace("auto y = torch::empty_like(x);", "return at::relu(x);")
+
+CHEATS = [
+    # NO_MODELNEW / NO_KERNEL / KERNEL_NOT_LAUNCHED (row 9)
+    ("no-modelnew", candidate().replace("class ModelNew", "class Solution"), reasons.NO_MODELNEW),
+    (
+        "no-kernel",
+        "import torch.nn as nn\nclass ModelNew(nn.Module):\n    def forward(self, x):\n"
+        "        return x\n",
+        reasons.NO_KERNEL,
+    ),
+    (
+        "triton-never-launched",
+        candidate().replace("_copy_kernel[(triton.cdiv(x.numel(), 1024),)]", "print"),
+        reasons.KERNEL_NOT_LAUNCHED,
+    ),
+    (
+        "triton-helper-never-called",
+        candidate(prelude="@triton.jit\ndef _helper(a):\n    return a\n"),
+        reasons.KERNEL_NOT_LAUNCHED,
+    ),
+    ("cuda-kernel-never-called", NO_LAUNCH_CUDA, reasons.KERNEL_NOT_LAUNCHED),
+    ("inline-module-never-called", NO_CALL_INLINE, reasons.KERNEL_NOT_LAUNCHED),
+    # TORCH_COMPUTE (row 9)
+    ("torch.matmul", candidate("return torch.matmul(x, w)"), reasons.TORCH_COMPUTE),
+    (
+        "F.relu",
+        candidate("return torch.nn.functional.relu(x)", "import torch.nn.functional as F"),
+        reasons.TORCH_COMPUTE,
+    ),
+    (
+        "F-alias",
+        candidate("return F.softmax(x, dim=-1)", "import torch.nn.functional as F"),
+        reasons.TORCH_COMPUTE,
+    ),
+    ("tensor.sum", candidate("return launch(x).sum(dim=0)"), reasons.TORCH_COMPUTE),
+    ("tensor.add_", candidate("y = launch(x)\ny.add_(1)\nreturn y"), reasons.TORCH_COMPUTE),
+    ("at-operator", candidate("return x @ w"), reasons.TORCH_COMPUTE),
+    ("nn-module-call", candidate("return self.linear(x)"), reasons.TORCH_COMPUTE),
+    ("nn-module-forward", candidate("return self.linear.forward(x)"), reasons.TORCH_COMPUTE),
+    ("nn-module-via-local", candidate("lin = self.linear\nreturn lin(x)"), reasons.TORCH_COMPUTE),
+    (
+        "nn-class-method",
+        candidate("return nn.Linear.forward(self.linear, x)"),
+        reasons.TORCH_COMPUTE,
+    ),
+    ("torch.special", candidate("return torch.special.expit(x)"), reasons.TORCH_COMPUTE),
+    ("torch.compile", candidate("return torch.compile(launch)(x)"), reasons.TORCH_COMPUTE),
+    (
+        "cuda-graph",
+        candidate("g = torch.cuda.CUDAGraph()\nreturn launch(x)"),
+        reasons.TORCH_COMPUTE,
+    ),
+    ("aliased-op", candidate("return mm(x, w)", "mm = torch.matmul"), reasons.TORCH_COMPUTE),
+    (
+        "imported-op",
+        candidate("return matmul(x, w)", "from torch import matmul"),
+        reasons.TORCH_COMPUTE,
+    ),
+    ("getattr-op", candidate("return getattr(x, 'relu')()"), reasons.TORCH_COMPUTE),
+    (
+        "nn-modulelist-loop",
+        candidate("for layer in self.layers:\n    x = layer(x)\nreturn x").replace(
+            "self.linear = nn.Linear(4, 4)", "self.layers = nn.ModuleList([nn.Linear(4, 4)])"
+        ),
+        reasons.TORCH_COMPUTE,
+    ),
+    ("nn.functional-via-nn", candidate("return nn.functional.gelu(x)"), reasons.TORCH_COMPUTE),
+    (
+        "param-shadows-module",
+        candidate("return math.exp()").replace("w=None", "math=None"),
+        reasons.TORCH_COMPUTE,
+    ),
+    (
+        "torch-in-jit",
+        candidate().replace("tl.load(x_ptr + offs", "torch.relu(x_ptr + offs"),
+        reasons.TORCH_COMPUTE,
+    ),
+    ("aten-in-inline", INLINE_ATEN, reasons.TORCH_COMPUTE),
+    (
+        "cublas-in-inline",
+        HONEST_INLINE.replace("int n = x.numel();", "cublasSgemm(h, 0, 0, 1, 1, 1);"),
+        reasons.TORCH_COMPUTE,
+    ),
+    # EXCEPTION_FALLBACK (row 10)
+    (
+        "try-except",
+        candidate("try:\n    return launch(x)\nexcept Exception:\n    return torch.relu(x)"),
+        reasons.EXCEPTION_FALLBACK,
+    ),
+    (
+        "contextlib.suppress",
+        candidate(
+            "with suppress(Exception):\n    return launch(x)", "from contextlib import suppress"
+        ),
+        reasons.EXCEPTION_FALLBACK,
+    ),
+    (
+        "swallowing-__exit__",
+        candidate(prelude="class Quiet:\n    def __exit__(self, *a):\n        return True\n"),
+        reasons.EXCEPTION_FALLBACK,
+    ),
+    # INHERITS_REFERENCE (row 11)
+    (
+        "inherits-Model",
+        candidate().replace("class ModelNew(nn.Module)", "class ModelNew(Model)"),
+        reasons.INHERITS_REFERENCE,
+    ),
+    (
+        "inherits-unknown",
+        candidate().replace("ModelNew(nn.Module)", "ModelNew(nn.Module, Base)"),
+        reasons.INHERITS_REFERENCE,
+    ),
+    (
+        "metaclass",
+        candidate().replace("ModelNew(nn.Module)", "ModelNew(nn.Module, metaclass=M)"),
+        reasons.INHERITS_REFERENCE,
+    ),
+    # THREADS (row 4)
+    (
+        "threading",
+        candidate(
+            "threading.Thread(target=launch, args=(x,)).start()\nreturn torch.empty_like(x)",
+            "import threading",
+        ),
+        reasons.THREADS,
+    ),
+    (
+        "concurrent.futures",
+        candidate(
+            "return ThreadPoolExecutor(1).submit(launch, x).result()",
+            "from concurrent.futures import ThreadPoolExecutor",
+        ),
+        reasons.THREADS,
+    ),
+    (
+        "torch.multiprocessing",
+        candidate("torch.multiprocessing.Process(target=launch).start()\nreturn launch(x)"),
+        reasons.THREADS,
+    ),
+    ("async-def", candidate(prelude="async def later(x):\n    return x\n"), reasons.THREADS),
+    # STREAMS (row 3)
+    (
+        "cuda.Stream",
+        candidate("s = torch.cuda.Stream()\nwith torch.cuda.stream(s):\n    return launch(x)"),
+        reasons.STREAMS,
+    ),
+    (
+        "stream-kwarg",
+        candidate("return _copy_kernel[(1,)](x, x, 1, BLOCK=1, stream=7)"),
+        reasons.STREAMS,
+    ),
+    (
+        "cudaStreamCreate",
+        HONEST_CUDA.replace("long i =", "cudaStream_t s; cudaStreamCreate(&s); long i ="),
+        reasons.STREAMS,
+    ),
+    # TIMER_PATCH (row 6)
+    (
+        "patch-synchronize",
+        candidate(prelude="torch.cuda.synchronize = lambda: None"),
+        reasons.TIMER_PATCH,
+    ),
+    (
+        "patch-elapsed_time",
+        candidate(prelude="torch.cuda.Event.elapsed_time = lambda s, e: 0.0"),
+        reasons.TIMER_PATCH,
+    ),
+    (
+        "setattr-torch",
+        candidate(prelude="setattr(torch.cuda, 'synchronize', print)"),
+        reasons.TIMER_PATCH,
+    ),
+    (
+        "patch-imported-name",
+        candidate(prelude="from torch.cuda import Event\nEvent.elapsed_time = lambda s, e: 0.0"),
+        reasons.TIMER_PATCH,
+    ),
+    # TENSOR_SUBCLASS (row 5)
+    (
+        "tensor-subclass",
+        candidate(prelude="class Lazy(torch.Tensor):\n    pass\n"),
+        reasons.TENSOR_SUBCLASS,
+    ),
+    (
+        "__torch_function__",
+        candidate(
+            prelude="class Box:\n    @classmethod\n"
+            "    def __torch_function__(cls, f, t, a=(), k=None):\n"
+            "        return f(*a)\n"
+        ),
+        reasons.TENSOR_SUBCLASS,
+    ),
+    (
+        "torch._C",
+        candidate("torch._C._set_grad_enabled(False)\nreturn launch(x)"),
+        reasons.TENSOR_SUBCLASS,
+    ),
+    (
+        "dispatch-mode",
+        candidate(prelude="from torch.utils._python_dispatch import TorchDispatchMode"),
+        reasons.TENSOR_SUBCLASS,
+    ),
+    (
+        "_make_subclass",
+        candidate("return torch.Tensor._make_subclass(torch.Tensor, launch(x))"),
+        reasons.TENSOR_SUBCLASS,
+    ),
+    # FORBIDDEN_IMPORT (row 14)
+    ("import-os", candidate(prelude="import os"), reasons.FORBIDDEN_IMPORT),
+    ("import-numpy", candidate(prelude="import numpy as np"), reasons.FORBIDDEN_IMPORT),
+    ("import-time", candidate(prelude="import time"), reasons.FORBIDDEN_IMPORT),
+    (
+        "from-importlib",
+        candidate(prelude="from importlib import import_module"),
+        reasons.FORBIDDEN_IMPORT,
+    ),
+    ("star-import", candidate(prelude="from torch import *"), reasons.FORBIDDEN_IMPORT),
+    ("relative-import", candidate(prelude="from . import reference"), reasons.FORBIDDEN_IMPORT),
+    # DYNAMIC_CODE (row 14)
+    ("exec", candidate(prelude="exec('import os')"), reasons.DYNAMIC_CODE),
+    ("eval", candidate("return eval('launch')(x)"), reasons.DYNAMIC_CODE),
+    ("__import__", candidate(prelude="os = __import__('os')"), reasons.DYNAMIC_CODE),
+    (
+        "getattr-computed",
+        candidate("name = 'mat' + 'mul'\nreturn getattr(torch, name)(x, w)"),
+        reasons.DYNAMIC_CODE,
+    ),
+    ("globals", candidate("return globals()['launch'](x)"), reasons.DYNAMIC_CODE),
+    # FILE_ACCESS (rows 7, 14)
+    (
+        "open",
+        candidate("open('/tmp/cache', 'w').write('1')\nreturn launch(x)"),
+        reasons.FILE_ACCESS,
+    ),
+    ("torch.load", candidate("return torch.load('/tmp/answer.pt')"), reasons.FILE_ACCESS),
+    (
+        "pathlib",
+        candidate("Path('ref.py').read_text()\nreturn launch(x)", "from pathlib import Path"),
+        reasons.FILE_ACCESS,
+    ),
+    (
+        "fopen-in-cuda",
+        HONEST_CUDA.replace("long i =", 'FILE* f = fopen("/tmp/x", "r"); long i ='),
+        reasons.FILE_ACCESS,
+    ),
+    # INTROSPECTION (row 14)
+    ("__class__", candidate("return launch(x).__class__(x)"), reasons.INTROSPECTION),
+    ("__globals__", candidate("return launch.__globals__['launch'](x)"), reasons.INTROSPECTION),
+    (
+        "frame-walk",
+        candidate("f = sys._getframe(1).f_back.f_locals\nreturn launch(x)", "import sys"),
+        reasons.INTROSPECTION,
+    ),
+    (
+        "__subclasses__",
+        candidate("nn.Module.__subclasses__()\nreturn launch(x)"),
+        reasons.INTROSPECTION,
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "code"), [c[1:] for c in CHEATS], ids=[c[0] for c in CHEATS])
+def test_cheat_is_caught(source, code):
+    result = check_source(source)
+    assert code in result.codes, result.findings
+    assert not result.ok
+    for finding in result.findings:
+        assert finding.code in reasons.STATIC_CODES and finding.message
+
+
+def test_every_static_code_has_a_cheat():
+    assert {c[2] for c in CHEATS} | {reasons.SYNTAX_ERROR} == set(reasons.STATIC_CODES)
