@@ -113,7 +113,8 @@ def judge(
                 verdict.reject(code, f"trial {name}: {result.message}")
         result.passed = ok
         if name.endswith(".repeat"):
-            _check_repeat(verdict, outputs, first_outputs.get(base), tol)
+            with timed(detail, "compare.repeat"):
+                _check_repeat(verdict, outputs, first_outputs.get(base), tol, plan.device)
         else:
             first_outputs.setdefault(base, outputs)
     ran = {t.name for t in trials.trials}
@@ -170,13 +171,15 @@ def _guard_reports(verdict: Verdict, frame: dict, device: str) -> None:
         verdict.reject(reasons.FUNCTION_PATCHED, f"replaced: {', '.join(frame['patched'])}")
 
 
-def _check_repeat(verdict: Verdict, again: list, first: list | None, tol: dict) -> None:
+def _check_repeat(
+    verdict: Verdict, again: list, first: list | None, tol: dict, device: str
+) -> None:
     if first is None:
         return
     # Two runs on identical inputs must agree far more closely than the tolerance allows the
     # candidate to differ from the reference: disagreement means reads of garbage (row 17).
     for a, b in zip(again, first, strict=False):
-        cmp = compare(a, b, atol=tol["atol"] / 10, rtol=tol["rtol"] / 10)
+        cmp = compare(a, b, atol=tol["atol"] / 10, rtol=tol["rtol"] / 10, device=device)
         if not cmp.passed:
             verdict.reject(
                 reasons.NONDETERMINISTIC, f"two runs on the same inputs differ: {cmp.message}"

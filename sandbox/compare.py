@@ -48,8 +48,11 @@ def compare(
     max_abs = max_rel = 0.0
     mismatched = nonfinite = 0
     for start in range(0, numel, _CHUNK):
-        x = a[start : start + _CHUNK].to(device=device, dtype=torch.float64)
-        y = b[start : start + _CHUNK].to(device=device, dtype=torch.float64)
+        x = a[start : start + _CHUNK].to(device=device)
+        y = b[start : start + _CHUNK].to(device=device)
+        if torch.equal(x, y):  # bit-identical (no NaN): passes, error 0, no float64 temporaries
+            continue
+        x, y = x.to(torch.float64), y.to(torch.float64)
         finite = torch.isfinite(y)
         special_ok = torch.where(
             torch.isnan(y), torch.isnan(x), torch.where(finite, torch.isfinite(x), x == y)

@@ -55,6 +55,21 @@ def test_compare_tolerances_nan_and_shape():
     assert not compare(nan_for_inf, ref, atol=1, rtol=1).passed
 
 
+def test_compare_chunks_bit_identical_or_not(monkeypatch):
+    """Bit-identical chunks skip the float64 arithmetic; every other chunk still gets it."""
+    from kernelloop.sandbox import compare as compare_mod
+
+    monkeypatch.setattr(compare_mod, "_CHUNK", 4)
+    ref = torch.arange(12, dtype=torch.float32)
+    same = compare(ref.clone(), ref, atol=0.0, rtol=0.0)
+    assert same.passed and same.max_abs_err == 0.0 and same.numel == 12
+    out = ref.clone()
+    out[9] += 0.5  # the third chunk only
+    result = compare(out, ref, atol=0.1, rtol=0.0)
+    assert not result.passed and result.mismatched == 1 and result.max_abs_err == 0.5
+    assert compare(torch.tensor([-0.0]), torch.tensor([0.0]), atol=0.0, rtol=0.0).passed
+
+
 def test_verdict_round_trips_through_json():
     times = [1.0, 1.1, 0.9, 1.05, 0.95]
     v = Verdict(
