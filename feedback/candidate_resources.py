@@ -29,7 +29,7 @@ from .static_resources import (
 
 NEEDS_LAUNCH = (
     "needs a launch to know argument types: pass signatures={kernel: {arg: type or constexpr "
-    "value}} (the profile step records them on the GPU)"
+    "value}}, as an interpreted run records them (kernelloop profile, sandbox/static_job.py)"
 )
 
 

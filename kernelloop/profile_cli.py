@@ -4,8 +4,9 @@ On a GPU with Nsight Compute: the evaluator's verdict (correctness, timing, NVML
 of the candidate's own kernels (profiled in the sandbox), the static resources of its kernels,
 and the summary the Judge would read. On a machine without a GPU: what can be known without one,
 namely the static resources (CUDA kernels compiled by NVRTC for sm_90: registers, spills, shared
-memory; Triton kernels need a launch to know their argument types) and the roofline of the
-problem at its size on an H100, and a line naming what was skipped and why. Nothing pretends a
+memory; Triton kernels, whose argument types are known only at launch, are run at the problem's
+CPU size under the interpreter and what they launched is compiled for sm_90), the roofline of
+the problem at its size on an H100, and a line naming what was skipped and why. Nothing pretends a
 CPU number is a GPU number. Heavy imports stay inside the command (``kernelloop --help`` stays
 instant).
 """
@@ -51,7 +52,8 @@ def profile_cmd(
         bool,
         typer.Option(
             "--eval/--no-eval",
-            help="On a GPU, evaluate first (the verdict feeds the Judge's summary).",
+            help="Evaluate first: on a GPU the verdict feeds the Judge's summary; on a CPU the "
+            "run at CPU size tells Triton kernels' argument types, so they can be compiled.",
         ),
     ] = True,
     raw_out: Annotated[
@@ -158,10 +160,7 @@ def collect(
     if not gpu:
         doc["skipped"].append(NO_GPU)
         if backend == "triton":
-            doc["skipped"].append(
-                "Triton resources: a kernel's argument types are known only at launch, and "
-                "launching needs a GPU"
-            )
+            _triton_static_on_cpu(doc, problem, source, evaluate_first, sandbox, timeout_s)
         return doc
     verdict = None
     if evaluate_first:
@@ -207,6 +206,39 @@ def collect(
 
 
 # --- the pieces -------------------------------------------------------------------------------
+def _triton_static_on_cpu(doc, problem, source, evaluate_first, sandbox, timeout_s) -> None:
+    """Triton kernels' argument types are known only at launch: run the candidate at its CPU
+    size under the interpreter (the evaluator, sandboxed), then compile what it launched for
+    sm_90 in a sandbox worker. The verdict and the summary the Judge would read come along."""
+    if not evaluate_first:
+        doc["skipped"].append(
+            "Triton resources (--no-eval): a kernel's argument types come from a run"
+        )
+        return
+    from .feedback import static_resources
+    from .feedback.summary import judge_summary
+    from .sandbox import static_job
+    from .sandbox.evaluate import evaluate
+
+    size = "cpu" if "cpu" in problem.sizes else None
+    verdict = evaluate(problem, source, size=size, sandbox=sandbox, timeout_s=timeout_s)
+    doc["verdict"] = verdict.to_dict()
+    if not verdict.launches:
+        doc["skipped"].append("Triton resources: the CPU run launched no kernel it could record")
+    else:
+        try:
+            found = static_job.compile_recorded(source, verdict.launches, sandbox=sandbox)
+        except RuntimeError as exc:
+            doc["skipped"].append(f"Triton resources: {exc}")
+        else:
+            note = f"argument types and constexprs of its launch at size {verdict.size} (CPU run)"
+            for r in found:
+                r.notes.append(note)
+            doc["static"] = [r.to_dict() for r in found]
+    static = [static_resources.StaticResources.from_dict(s) for s in doc["static"]]
+    doc["summary"] = judge_summary(verdict, static=static, ncu=None, dtype=problem.dtype)
+
+
 def _has_gpu() -> bool:
     import torch
 

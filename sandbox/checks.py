@@ -34,7 +34,7 @@ def judge(
         by_type.setdefault(f["type"], []).append(f)
     if bad:
         verdict.reject(reasons.CHANNEL_TAMPERED, f"verdict channel: {bad}")
-    for kind in ("hello", "build", "timing", "done", "wall_begin", "wall_end"):
+    for kind in ("hello", "build", "timing", "launches", "done", "wall_begin", "wall_end"):
         if len(by_type.get(kind, [])) > 1:
             verdict.reject(reasons.CHANNEL_TAMPERED, f"more than one {kind!r} frame")
 
@@ -52,6 +52,7 @@ def judge(
             verdict.reject(reasons.INHERITS_REFERENCE, "ModelNew derives from a class named Model")
 
     _containment(verdict, outcome, by_type)
+    _launch_records(verdict, by_type.get("launches"))
     trials = CorrectnessResult(passed=False, tolerance=dict(tol))
     verdict.correctness = trials
     first_outputs: dict[str, list] = {}
@@ -128,6 +129,21 @@ def judge(
         "no_drift": reasons.DRIFT not in verdict.codes,
     }
     trials.passed = bool(trials.trials) and all(t.passed for t in trials.trials) and not missing
+
+
+def _launch_records(verdict: Verdict, frames: list[dict] | None) -> None:
+    """Keep the interpreted launches the worker reported, if they have the expected shape:
+    feedback for a static compile, never evidence (the candidate could have written them)."""
+    kernels = (frames or [{}])[0].get("kernels")
+    if not isinstance(kernels, list):
+        return
+    verdict.launches = [
+        {"kernel": k["kernel"], "args": k["args"], "unsupported": str(k.get("unsupported", ""))}
+        for k in kernels[:32]
+        if isinstance(k, dict)
+        and isinstance(k.get("kernel"), str)
+        and isinstance(k.get("args"), dict)
+    ]
 
 
 def _reject_trial_error(verdict: Verdict, frame: dict) -> None:

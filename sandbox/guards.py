@@ -81,6 +81,7 @@ class Guards:
     def __init__(self) -> None:
         self._launches = 0
         self._compiled: dict[int, tuple[str, object]] = {}
+        self._interpreted: dict[tuple, dict] = {}  # distinct interpreted launches, in order
         self._threads = {t.ident for t in threading.enumerate()}
         self._install_launch_counters()
         self._identities = self._snapshot()
@@ -128,9 +129,12 @@ class Guards:
         for cls in classes:
             original = cls.run
 
-            def counted(self, *args, _original=original, **kwargs):
+            def counted(self, *args, _original=original, _interpreted=cls is not classes[0],
+                        **kwargs):  # fmt: skip
                 if not kwargs.get("warmup", False):
                     guards._launches += 1
+                if _interpreted:
+                    guards._note_interpreted(self, args, kwargs)
                 kernel = _original(self, *args, **kwargs)
                 # The compiled kernel a GPU launch returns knows its registers and spills.
                 if getattr(kernel, "n_regs", None) is not None:
@@ -138,6 +142,25 @@ class Guards:
                 return kernel
 
             cls.run = counted
+
+    def _note_interpreted(self, fn, args: tuple, kwargs: dict) -> None:
+        """An interpreted launch as a GPU compile would key it (argument types, constexprs,
+        warps, stages): with it a CPU machine can compile the kernel for a GPU target."""
+        if len(self._interpreted) >= MAX_LAUNCH_RECORDS:
+            return
+        try:
+            from ..feedback.compile_check import launch_of
+
+            rec = launch_of(fn.fn, args, kwargs)
+            key = rec.key()
+            if key not in self._interpreted:
+                self._interpreted[key] = launch_record(rec)
+        except Exception:  # feedback only: never let it fail the launch
+            pass
+
+    def interpreted_launches(self) -> list[dict]:
+        """The distinct interpreted Triton launches, first seen first (advisory feedback)."""
+        return list(self._interpreted.values())
 
     def launches(self) -> int:
         from . import nvrtc
@@ -166,6 +189,28 @@ class Guards:
     def new_threads(self) -> int:
         """Live Python threads that were not there when the guards were installed."""
         return len({t.ident for t in threading.enumerate()} - self._threads)
+
+
+MAX_LAUNCH_RECORDS = 32
+_JSON_SCALARS = (bool, int, float, str, type(None))
+
+
+def launch_record(rec) -> dict:
+    """A ``compile_check.Launch`` as JSON: the kernel's name, and its arguments as
+    ``static_resources.from_triton`` takes them (types, or launch-specialised ints, and
+    constexpr values), plus warps and stages. A constexpr that is no JSON scalar (a
+    ``tl.dtype``, say) leaves the record uncompilable, and says so."""
+    args: dict = dict(rec.signature)
+    why = rec.unsupported
+    for name, value in rec.constexprs:
+        if isinstance(value, _JSON_SCALARS):
+            args[name] = value
+        else:
+            why = why or f"constexpr '{name}' is a {type(value).__name__}"
+    for option in ("num_warps", "num_stages"):
+        if getattr(rec, option) is not None:
+            args[option] = getattr(rec, option)
+    return {"kernel": rec.qualname, "args": args, "unsupported": why}
 
 
 def resources_of(name: str, kernel) -> dict:

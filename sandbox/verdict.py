@@ -106,6 +106,10 @@ class Verdict:
     # seconds per step inside the phases ("candidate.forward", "compare.read", ...), summed
     phase_detail: dict[str, float] = dataclasses.field(default_factory=dict)
     worker: dict[str, Any] = dataclasses.field(default_factory=dict)  # exit status, output tails
+    # The Triton launches the worker saw under the interpreter (guards.launch_record): kernel,
+    # argument types as a GPU launch specialises them, constexprs, warps, stages. Advisory (the
+    # candidate shares the worker); with them a CPU machine compiles the kernels for a GPU target.
+    launches: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     @property

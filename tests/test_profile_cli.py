@@ -40,14 +40,33 @@ def _no_gpu(monkeypatch):
 
 
 def test_triton_solution_on_cpu_shows_static_roofline_and_skips(repo, monkeypatch):
+    """The CPU run (interpreter, sandboxed) tells the launch's argument types; a sandbox worker
+    compiles the kernel for sm_90 with them: ptxas's registers, spills and shared memory."""
     monkeypatch.chdir(repo)
     result = runner.invoke(app, ["profile", "level1/01_relu", TRITON])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert "skipped: no GPU: Nsight Compute, NVML and timing skipped" in out
-    assert "_relu_kernel" in out and "needs a launch to know argument types" in out
     assert "roofline on H100 SXM (float32" in out
     assert "memory-bound at the roofline" in out  # relu at 8192 x 32768: 2 GiB, no FLOPs
+    assert "verdict: accepted" in out and "Judge summary" in out
+    assert "argument types and constexprs of its launch at size cpu" in out
+    result = runner.invoke(app, ["profile", "level1/01_relu", TRITON, "--json"])
+    doc = json.loads(result.stdout)
+    (static,) = doc["static"]
+    assert static["kernel"] == "_relu_kernel" and static["arch"] == "sm_90a"
+    assert static["source"] == "ptxas-log", static["notes"]
+    assert 0 < static["registers_per_thread"] <= 64 and static["spill_stores_bytes"] == 0
+    assert "resources of _relu_kernel (ptxas-log, sm_90a)" in doc["summary"]
+
+
+def test_triton_without_a_run_says_its_resources_need_one(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    result = runner.invoke(app, ["profile", "level1/01_relu", TRITON, "--no-eval"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "Triton resources (--no-eval): a kernel's argument types come from a run" in out
+    assert "needs a launch to know argument types" in out and "verdict:" not in out
 
 
 def test_cuda_example_on_cpu_reports_nvrtc_resources(repo):
@@ -72,7 +91,7 @@ def test_size_and_set_change_the_roofline(repo, monkeypatch):
     result = runner.invoke(
         app,
         ["profile", "level1/14_matmul_square", TRITON.replace("01_relu", "14_matmul_square"),
-         "--set", "N=1024", "--json"],
+         "--set", "N=1024", "--json", "--no-eval"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
