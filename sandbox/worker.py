@@ -13,6 +13,7 @@ orchestrator.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -191,8 +192,25 @@ class Worker:
         out_file = f"out/{label}.bin"
         # The hash of what was written, so that a file rewritten after this frame (by a process
         # or thread the candidate left running) is caught rather than compared.
-        with timed(spans, "write"):
-            written = self._write(self.work / out_file, outputs)
+        try:
+            with timed(spans, "write"):
+                written = self._write(self.work / out_file, outputs)
+        except OSError as exc:
+            if exc.errno != errno.EFBIG:
+                raise
+            cap = self.job["limits"]["file_bytes"]
+            size = sum(o.numel() * o.element_size() for o in outputs)
+            self.out.send(
+                "trial",
+                **report,
+                ok=False,
+                stage="output",
+                kind="memory",
+                error=f"the outputs ({size / 2**30:.2f} GiB) pass this worker's file-size cap "
+                f"({cap / 2**30:.0f} GiB; a CPU worker's is smaller than a GPU worker's): "
+                "evaluate this size on a GPU, or a smaller size here",
+            )
+            return
         with timed(spans, "hash_inputs"):
             inputs_sha256 = self.digest(inputs)
         self.out.send(
@@ -285,6 +303,9 @@ class Worker:
             self.run_trial(trial, trial["name"])
         if job.get("repeat"):
             self.run_trial(trials[job["repeat"]], job["repeat"] + ".repeat")
+        recorded = self.guards.interpreted_launches()
+        if recorded:  # under the interpreter: what a compile for a GPU target needs (advisory)
+            self.out.send("launches", kernels=recorded)
         if job.get("timing"):
             self.run_timing(job["timing"])
             for name in job.get("drift", []):

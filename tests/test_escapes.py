@@ -289,6 +289,23 @@ def test_memory_hog_is_stopped(sandbox):
     assert verdict.correctness is not None  # it became a verdict, not an exception here
 
 
+def test_outputs_past_the_file_size_cap_are_a_memory_verdict(monkeypatch):
+    """The worker's file-size rlimit (1 GiB on CPU) also binds its own output files: relu at a
+    GPU size evaluated on a CPU passes it. That is a named verdict, not a worker error."""
+    from kernelloop.sandbox import evaluate as evaluate_mod
+
+    real = evaluate_mod.Limits
+
+    def small_files(**kw):
+        return real(**{**kw, "file_bytes": 16 << 10})  # relu's CPU-size output is 64 KB
+
+    monkeypatch.setattr(evaluate_mod, "Limits", small_files)
+    solution = (REPO / "kernelbench/problems/level1/solutions/01_relu.py").read_text()
+    verdict = run(solution, "process")
+    assert verdict.codes == [R.MEMORY_LIMIT], verdict.reasons
+    assert "pass this worker's file-size cap" in verdict.reasons[0].message
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_infinite_loop_times_out(sandbox):
