@@ -30,7 +30,7 @@ from .qlinear_chain import Walk, activation_quant, trailing, weight_chain
 
 _FLOATS = {"float32", "float16", "bfloat16"}
 _TORCH = {f: f"torch.{f}" for f in _FLOATS}
-_KERNELS_A16 = ["_load_codes", "_tile_ids", "_store_tile", "_dot", "_wxa16_kernel"]
+_KERNELS_A16 = ["_load_codes", "_tile_ids", "_store_tile", "_dot", "_partial", "_wxa16_kernel"]
 _KERNELS_A8 = ["_tile_ids", "_store_tile", "_quantize_rows_kernel", "_w8a8_kernel"]
 
 
