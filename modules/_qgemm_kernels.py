@@ -34,22 +34,38 @@ from ._qgemm_pack import ACT_EPS
 
 
 @triton.jit
-def _load_codes(w_rows, offs_k, mask, BITS: tl.constexpr):
-    """int32 codes of the packed weight at input features ``offs_k`` (BLOCK_K x 1) for the rows
-    ``w_rows`` (1 x BLOCK_N pointers to each row's first byte); INT8 and INT6 (the kernel reads
-    INT4 bytes itself, two codes at a time)."""
+def _load_codes(w_rows, k0, k_end, mask_n, BITS: tl.constexpr, BLOCK_N: tl.constexpr,
+                BLOCK_K: tl.constexpr):  # fmt: skip
+    """int32 codes (BLOCK_K x BLOCK_N) of the packed weight at input features k0 + [0, BLOCK_K)
+    for the rows ``w_rows`` (1 x BLOCK_N pointers to each row's first byte).
+
+    Every packed byte is loaded once, from a tile laid along K (each row's bytes are
+    contiguous there), and the codes are cut out and put back in K order in registers. Loading
+    the bytes of each code instead (byte k // 2 for INT4; two bytes per code for INT6) fetched
+    each byte two or more times as 1-byte gathers: on sm_90 at the small-batch tile (16x64x128,
+    4 warps) that took 234 (INT4) and 255 (INT6) registers per thread.
+    """
+    rows = w_rows.T  # BLOCK_N x 1
     if BITS == 8:
-        q = tl.load(w_rows + offs_k, mask=mask, other=0).to(tl.int32)
-    else:
-        # INT6: code k starts at bit 6 * (k % 4) of the 24-bit word at byte 3 * (k // 4); it needs
-        # the next byte too when it starts above bit 2 of its first byte.
-        bit = (offs_k % 4) * 6
-        byte_idx = (offs_k // 4) * 3 + bit // 8
-        shift = bit % 8
-        lo = tl.load(w_rows + byte_idx, mask=mask, other=0).to(tl.int32)
-        hi = tl.load(w_rows + byte_idx + 1, mask=mask & (shift > 2), other=0).to(tl.int32)
-        q = ((lo | (hi << 8)) >> shift) & 0x3F
-    return q
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        mask = mask_n[:, None] & (offs_k < k_end)[None, :]
+        q = tl.load(rows + offs_k[None, :], mask=mask, other=0).to(tl.int32)
+    elif BITS == 4:  # byte j = code 2j (low nibble) | code 2j + 1 (high nibble)
+        j = k0 // 2 + tl.arange(0, BLOCK_K // 2)  # k0 is even: k_per_split and BLOCK_K are
+        mask = mask_n[:, None] & (2 * j < k_end)[None, :]
+        byte = tl.load(rows + j[None, :], mask=mask, other=0).to(tl.int32)
+        q = tl.reshape(tl.join(byte & 0xF, byte >> 4), (BLOCK_N, BLOCK_K))
+    else:  # INT6: bytes 3j..3j+2 = the 24-bit word of codes 4j..4j+3, 6 bits each, low first
+        j = k0 // 4 + tl.arange(0, BLOCK_K // 4)
+        mask = mask_n[:, None] & (4 * j < k_end)[None, :]
+        word = tl.load(rows + 3 * j[None, :], mask=mask, other=0).to(tl.int32)
+        word |= tl.load(rows + 3 * j[None, :] + 1, mask=mask, other=0).to(tl.int32) << 8
+        word |= tl.load(rows + 3 * j[None, :] + 2, mask=mask, other=0).to(tl.int32) << 16
+        # join stacks on a new last axis: join(join(c0, c2), join(c1, c3)) flattens to c0..c3
+        even = tl.join(word & 0x3F, (word >> 12) & 0x3F)
+        odd = tl.join((word >> 6) & 0x3F, (word >> 18) & 0x3F)
+        q = tl.reshape(tl.join(even, odd), (BLOCK_N, BLOCK_K))
+    return tl.trans(q)
 
 
 @triton.jit
@@ -159,17 +175,7 @@ def _wxa16_kernel(
         mask_k = offs_k < k_end
         w_mask = mask_k[:, None] & mask_n[None, :]
         x = tl.load(x_rows + offs_k[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-        if BITS == 4:
-            # Each packed byte once: a BLOCK_N x (BLOCK_K / 2) tile, contiguous along K (16-byte
-            # loads, pipelined), split into its nibbles and interleaved back into K order in
-            # registers. Loading the byte of every code instead (k // 2) fetched each byte twice
-            # as 1-byte gathers: 234 registers per thread at 16x64x128 on sm_90, against 102.
-            half = k0 // 2 + tl.arange(0, BLOCK_K // 2)  # k0 is even: k_per_split, BLOCK_K are
-            b_mask = mask_n[:, None] & (2 * half < k_end)[None, :]
-            byte = tl.load(w_rows.T + half[None, :], mask=b_mask, other=0).to(tl.int32)
-            q = tl.trans(tl.reshape(tl.join(byte & 0xF, byte >> 4), (BLOCK_N, BLOCK_K)))
-        else:
-            q = _load_codes(w_rows, offs_k[:, None], w_mask, BITS)
+        q = _load_codes(w_rows, k0, k_end, mask_n, BITS, BLOCK_N, BLOCK_K)
         acc += _partial(x, q, offs_k, k0, mask_n, w_mask, s_rows, z_rows,
                         GROUP, MID, SYMMETRIC, SCALE_PER_BLOCK, DOT_FP32)  # fmt: skip
     _store_tile(out_ptr, b_ptr, acc, offs_m, offs_n, M, N, stride_om, stride_os, HAS_BIAS, SPLIT_K)
