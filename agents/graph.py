@@ -164,8 +164,12 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     elif verdict.timing is not None and verdict.timing.kernels:  # Triton, compiled on the GPU
         statics = static_resources.from_launched(verdict.timing.kernels)
     counters = None
-    if verdict.timing is not None:
+    if verdict.timing is not None and state["round"] + 1 < ctx.options.rounds:
         counters = _ncu_counters(ctx, cid, source)
+    elif verdict.timing is not None:
+        # Nsight Compute replays every kernel (tens of seconds at GPU size) and its counters
+        # serve only the next round's Judge: the last round has none.
+        ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=NCU_LAST_ROUND)
     best_id = state.get("best_id")
     previous = ctx.store.verdict_for(best_id) if best_id and best_id != cid else None
     text = summary.judge_summary(verdict, static=statics, ncu=counters, previous=previous)
@@ -175,6 +179,9 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     measured = measurements(verdict, counters, statics, dtype=ctx.problem.dtype)
     ctx.store.event("measured", ctx.problem.id, candidate=cid, **measured)
     return {"profile": text}
+
+
+NCU_LAST_ROUND = "Nsight Compute skipped: the last round, no Judge reads its counters"
 
 
 def _ncu_counters(ctx: CampaignContext, cid: str, source: str) -> dict | None:

@@ -1,11 +1,16 @@
-"""A finished campaign promotes its winner, and the next ``dispatch`` of the op runs it.
+"""Campaigns whose verdicts carry a GPU timing, on CPU: what a timed campaign does after the
+evaluator. The evaluator is the real one, with a GPU timing added to its verdicts as a GPU run
+would have measured it on a (fake) GPU.
 
-The whole chain on CPU: the builtin coder writes a conv2d kernel for the bundled module problem,
+A finished campaign promotes its winner, and the next ``dispatch`` of the op runs it. The whole
+chain: the builtin coder writes a conv2d kernel for the bundled module problem,
 the real evaluator accepts it (Triton interpreter), the campaign finishes the problem and offers
 the winner to the library, and ``kernelloop.modules.conv2d`` then runs that entry (the dispatch
 log says so). A CPU verdict has no timing, and the library promotes only GPU-timed kernels whose
-speedup's lower bound beats PyTorch: the evaluator here is the real one with a GPU timing added
-to its verdict, as a GPU run would have measured it on a (fake) GPU whose fingerprint is pinned.
+speedup's lower bound beats PyTorch; the fake GPU's fingerprint is pinned.
+
+Nsight Compute runs on the best kernel of every round but the last: its counters serve only the
+next round's Judge.
 """
 
 from __future__ import annotations
@@ -89,3 +94,29 @@ def test_campaign_winner_is_promoted_then_dispatched(tmp_path, monkeypatch, caps
         torch.testing.assert_close(y.float(), expected, atol=1e-2, rtol=1e-2)
         assert entry.entry_id in capsys.readouterr().err  # the dispatch log names what ran
     dispatcher.clear_cache()
+
+
+def test_nsight_compute_runs_for_every_round_but_the_last(tmp_path, monkeypatch):
+    pytest.importorskip("langgraph")
+    from kernelloop.agents import campaign, graph
+    from kernelloop.agents.state import CampaignOptions
+    from kernelloop.feedback import ncu
+    from kernelloop.kernelbench import loader
+    from kernelloop.sandbox.evaluate import evaluate
+
+    calls: list[str] = []
+    monkeypatch.setattr(
+        ncu, "profile_candidate", lambda problem, *a, **k: calls.append(problem.id) or "no ncu"
+    )
+    problems = loader.load("level1/01_relu")
+    options = CampaignOptions(rounds=2, candidates=1, size="cpu")
+    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=tmp_path,
+                                resume=None)  # fmt: skip
+    campaign.run(
+        store, problems, coder_model="builtin", judge_model="builtin", options=options,
+        evaluate=lambda problem, source, **kw: _timed(evaluate(problem, source, **kw)),
+    )  # fmt: skip
+    notes = [e["payload"]["note"] for e in store.events() if e["kind"] == "profile_note"]
+    assert calls == ["level1/01_relu"]  # round 0 only
+    assert notes == ["no ncu", graph.NCU_LAST_ROUND]
