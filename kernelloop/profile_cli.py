@@ -220,8 +220,7 @@ def _triton_static_on_cpu(doc, problem, source, evaluate_first, sandbox, timeout
     from .sandbox import static_job
     from .sandbox.evaluate import evaluate
 
-    size = "cpu" if "cpu" in problem.sizes else None
-    verdict = evaluate(problem, source, size=size, sandbox=sandbox, timeout_s=timeout_s)
+    verdict = evaluate(problem, source, sandbox=sandbox, timeout_s=timeout_s)  # its CPU size
     doc["verdict"] = verdict.to_dict()
     if not verdict.launches:
         doc["skipped"].append("Triton resources: the CPU run launched no kernel it could record")

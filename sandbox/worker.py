@@ -63,6 +63,10 @@ def _error_kind(exc: BaseException) -> str:
     return "runtime"
 
 
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB"
+
+
 class Worker:
     def __init__(self, job: dict[str, Any]):
         self.job = job
@@ -206,8 +210,8 @@ class Worker:
                 ok=False,
                 stage="output",
                 kind="memory",
-                error=f"the outputs ({size / 2**30:.2f} GiB) pass this worker's file-size cap "
-                f"({cap / 2**30:.0f} GiB; a CPU worker's is smaller than a GPU worker's): "
+                error=f"the outputs ({_mib(size)}) pass this worker's file-size cap "
+                f"({_mib(cap)}; a CPU worker's is smaller than a GPU worker's): "
                 "evaluate this size on a GPU, or a smaller size here",
             )
             return
