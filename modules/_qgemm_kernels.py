@@ -115,7 +115,7 @@ def _dot(a, b, DOT_FP32: tl.constexpr):
 @triton.jit
 def _partial(x, q, offs_k, k0, mask_n, w_mask, s_rows, z_rows, GROUP: tl.constexpr,
              MID: tl.constexpr, SYMMETRIC: tl.constexpr, SCALE_PER_BLOCK: tl.constexpr,
-             DOT_FP32: tl.constexpr):  # fmt: skip
+             DOT_FP32: tl.constexpr, BLOCK_K: tl.constexpr):  # fmt: skip
     """x (BLOCK_M x k) times the weight of the int32 codes ``q`` (k x BLOCK_N) at input features
     ``offs_k``, dequantised with their groups' scales and zeros, in fp32."""
     if SCALE_PER_BLOCK:
@@ -135,13 +135,24 @@ def _partial(x, q, offs_k, k0, mask_n, w_mask, s_rows, z_rows, GROUP: tl.constex
             part = _dot(x, q.to(x.dtype), DOT_FP32)
         x_sum = tl.sum(x.to(tl.float32), axis=1)
         return (part - x_sum[:, None] * z[None, :]) * s[None, :]
-    else:  # a slice spans groups: dequantise each element with its own scale and zero
-        g = offs_k[:, None] // GROUP
-        s = tl.load(s_rows[None, :] + g, mask=w_mask, other=0.0).to(tl.float32)
-        if SYMMETRIC:
-            z = MID
-        else:
-            z = tl.load(z_rows[None, :] + g, mask=w_mask, other=0.0).to(tl.float32)
+    else:  # dequantise each element, rounded to x's dtype, then the dot
+        if GROUP % BLOCK_K == 0:
+            # The slice lies in one group (k0 steps by BLOCK_K): one scale and zero per column,
+            # broadcast. Gathering a BLOCK_K x BLOCK_N tile of them instead held 255 registers
+            # and spilled (sm_90, 16x64x128, INT4).
+            g = k0 // GROUP
+            s = tl.load(s_rows + g, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+            if SYMMETRIC:
+                z = MID
+            else:
+                z = tl.load(z_rows + g, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        else:  # the slice spans groups: each element's own scale and zero
+            g = offs_k[:, None] // GROUP
+            s = tl.load(s_rows[None, :] + g, mask=w_mask, other=0.0).to(tl.float32)
+            if SYMMETRIC:
+                z = MID
+            else:
+                z = tl.load(z_rows[None, :] + g, mask=w_mask, other=0.0).to(tl.float32)
         w = ((q.to(tl.float32) - z) * s).to(x.dtype)
         return _dot(x, w, DOT_FP32)
 
@@ -177,7 +188,7 @@ def _wxa16_kernel(
         x = tl.load(x_rows + offs_k[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         q = _load_codes(w_rows, k0, k_end, mask_n, BITS, BLOCK_N, BLOCK_K)
         acc += _partial(x, q, offs_k, k0, mask_n, w_mask, s_rows, z_rows,
-                        GROUP, MID, SYMMETRIC, SCALE_PER_BLOCK, DOT_FP32)  # fmt: skip
+                        GROUP, MID, SYMMETRIC, SCALE_PER_BLOCK, DOT_FP32, BLOCK_K)  # fmt: skip
     _store_tile(out_ptr, b_ptr, acc, offs_m, offs_n, M, N, stride_om, stride_os, HAS_BIAS, SPLIT_K)
 
 
