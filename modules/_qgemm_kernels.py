@@ -51,7 +51,7 @@ def _load_codes(w_rows, k0, k_end, mask_n, BITS: tl.constexpr, BLOCK_N: tl.const
         mask = mask_n[:, None] & (offs_k < k_end)[None, :]
         q = tl.load(rows + offs_k[None, :], mask=mask, other=0).to(tl.int32)
     elif BITS == 4:  # byte j = code 2j (low nibble) | code 2j + 1 (high nibble)
-        j = k0 // 2 + tl.arange(0, BLOCK_K // 2)  # k0 is even: k_per_split and BLOCK_K are
+        j = k0 // 2 + tl.arange(0, BLOCK_K // 2)  # k0 is a multiple of BLOCK_K, so even
         mask = mask_n[:, None] & (2 * j < k_end)[None, :]
         byte = tl.load(rows + j[None, :], mask=mask, other=0).to(tl.int32)
         q = tl.reshape(tl.join(byte & 0xF, byte >> 4), (BLOCK_N, BLOCK_K))
