@@ -146,8 +146,9 @@ def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     """Hardware feedback on the round's best correct kernel, the one the Judge will be shown:
     timing and roofline from its verdict, compiler resources (CUDA: ptxas's registers and
-    spills; Triton: what the driver reported for the kernels it loaded), and Nsight Compute
-    counters where a GPU and ncu are present."""
+    spills; Triton: what the driver reported for the kernels it loaded, or, without a GPU, the
+    interpreted launches compiled for sm_90), and Nsight Compute counters where a GPU and ncu
+    are present."""
     best = _round_best(ctx, state["round_ids"])
     if best is None:
         return {"profile": None}
@@ -163,6 +164,8 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
             ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:300])
     elif verdict.timing is not None and verdict.timing.kernels:  # Triton, compiled on the GPU
         statics = static_resources.from_launched(verdict.timing.kernels)
+    elif verdict.launches and _llm_judge_reads_next(ctx, state):  # Triton, run interpreted
+        statics = _compiled_from_launches(ctx, cid, source, verdict)
     counters = None
     if verdict.timing is not None and state["round"] + 1 < ctx.options.rounds:
         counters = _ncu_counters(ctx, cid, source)
@@ -182,6 +185,27 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
 
 NCU_LAST_ROUND = "Nsight Compute skipped: the last round, no Judge reads its counters"
+
+
+def _llm_judge_reads_next(ctx: CampaignContext, state: ProblemState) -> bool:
+    """An LLM Judge advises another round. (Without a GPU timing the builtin judge has no
+    search to guide: it stops once the default config is verified.)"""
+    from .builtin.judge import BuiltinJudge
+
+    last = state["round"] + 1 >= ctx.options.rounds
+    return not last and not isinstance(ctx.judge_agent, BuiltinJudge)
+
+
+def _compiled_from_launches(ctx: CampaignContext, cid: str, source: str, verdict) -> list | None:
+    """Registers, spills and shared memory for sm_90 of the Triton kernels a CPU evaluation ran
+    under the interpreter: their recorded launches compiled in a sandbox worker (seconds)."""
+    from ..sandbox import static_job
+
+    try:
+        return static_job.compile_recorded(source, verdict.launches, sandbox=ctx.options.sandbox)
+    except RuntimeError as exc:  # feedback is optional; the loop goes on without it
+        ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:500])
+        return None
 
 
 def _ncu_counters(ctx: CampaignContext, cid: str, source: str) -> dict | None:

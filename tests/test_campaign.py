@@ -101,6 +101,25 @@ def test_wrong_kernel_is_repaired_and_the_run_store_shows_both(tmp_path):
     assert summary["problems"][0]["accepted"] == 1
 
 
+def test_without_a_gpu_the_judge_reads_the_kernels_compiled_for_sm90(tmp_path):
+    """A CPU evaluation runs Triton interpreted, which compiles nothing; its recorded launches
+    are compiled for sm_90 in a sandbox worker, and the Judge's prompt carries the result."""
+    script = Script()
+    script.coder_calls = 1  # right from the first reply
+    options = CampaignOptions(rounds=2, candidates=1)
+    with FakeOpenAI(responder=script) as server:
+        store = campaign.open_store([_problem()], coder_model="coder-x", judge_model="judge-y",
+                                    options=options, base_url=server.base_url,
+                                    runs_dir=tmp_path, resume=None)  # fmt: skip
+        campaign.run(store, [_problem()], coder_model="coder-x", judge_model="judge-y",
+                     options=options, base_url=server.base_url)  # fmt: skip
+        requests = list(server.requests)
+    judge = [r for r in requests if "kernel engineer" not in r["messages"][0]["content"]]
+    prompt = judge[0]["messages"][-1]["content"]
+    assert "resources of _relu_kernel (ptxas-log, sm_90a):" in prompt, prompt
+    assert "registers/thread" in prompt
+
+
 def test_graph_diagram_snapshot(tmp_path):
     ctx = campaign.CampaignContext(
         problem=_problem(), store=None, options=CampaignOptions(), coder=None, judge=None,
