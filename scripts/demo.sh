@@ -2,8 +2,8 @@
 # `make demo`: the main job on any machine, no API key needed.
 # A campaign with the builtin coder (Triton kernels from templates matched to the traced
 # reference) and the builtin judge (config search from measured time and hardware feedback) on a
-# few bundled problems, every kernel through the sandboxed evaluator; then a cheating candidate,
-# rejected with a named reason. On a CPU the kernels run under the Triton interpreter: each is
+# few bundled problems, every kernel through the sandboxed evaluator; then the hardware feedback
+# on one solution (`kernelloop profile`), and a cheating candidate, rejected with a named reason. On a CPU the kernels run under the Triton interpreter: each is
 # verified, and the search stops because nothing can be timed. On a GPU the same command times
 # every config against eager PyTorch and torch.compile and keeps searching.
 set -e
@@ -13,8 +13,10 @@ RUNS=${KERNELLOOP_DEMO_RUNS:-runs}
 $KL doctor
 echo
 SIZE=""
+PROFILE_SET="--set N=2048"  # on a GPU: a quick evaluation before Nsight Compute
 if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     SIZE="--size cpu"  # the problems' small CPU sizes: the interpreter runs every kernel
+    PROFILE_SET=""     # the roofline at the problem's GPU size; the run is at its CPU size
 fi
 echo "== kernelloop optimize --coder builtin (no LLM): 7 bundled problems, ReLU to a transformer block"
 # shellcheck disable=SC2086
@@ -23,6 +25,12 @@ $KL optimize level1/01_relu level1/05_softmax level1/07_layernorm level1/09_sum_
     --coder builtin --rounds 4 --candidates 2 $SIZE --run-dir "$RUNS"
 RUN=$(ls -1t "$RUNS" | head -n 1)
 $KL report "$RUN" --run-dir "$RUNS" --output "$RUNS/$RUN/report.html"
+echo
+echo "== hardware feedback on the matmul solution: registers, spills and shared memory for sm_90"
+echo "   (compiled from the launches of a sandboxed run), the roofline on an H100, the Judge's view"
+# shellcheck disable=SC2086
+$KL profile level1/14_matmul_square kernelbench/problems/level1/solutions/14_matmul_square.py \
+    $PROFILE_SET || echo "(profile: exit status $?)"
 echo
 echo "== a cheating candidate: calls torch.relu instead of launching its kernel"
 $KL eval level1/01_relu examples/cheat_calls_torch.py || echo "(rejected, exit status $?: as it should be)"
