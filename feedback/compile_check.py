@@ -134,16 +134,25 @@ def record_launches() -> Iterator[list[Launch]]:
 
 
 def compile_all(
-    records: Iterable[Launch], arch: int = 90, *, jobs: int | None = None, timeout: float = 900
+    records: Iterable[Launch],
+    arch: int = 90,
+    *,
+    jobs: int | None = None,
+    timeout: float = 900,
+    triton_dir: str | None = None,
 ) -> list[tuple[str, bool, str]]:
     """Compile each record for ``cuda:arch``: ``(kernel name, ok, message)`` per record, in order;
     the message describes the record, then Triton's error or ptxas's figures. ``jobs`` children
-    share the records (one compile uses one core)."""
+    share the records (one compile uses one core). ``triton_dir``: a folder holding another
+    Triton (``scripts/fetch-triton.sh``), which the children import instead of this one: the
+    GPU machine's version, say, whose compiler may refuse what this one accepts."""
     records = list(records)
     if not records:
         return []
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(records)))
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if triton_dir:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [triton_dir, env.get("PYTHONPATH")]))
     out: list[tuple[str, bool, str]] = [("", False, "")] * len(records)
     with tempfile.TemporaryDirectory(prefix="kl-compile-") as tmp:
         children = []
@@ -249,7 +258,12 @@ def _main(argv: list[str]) -> int:
     if os.environ.get("TRITON_INTERPRET"):  # from_triton would only note that it cannot compile
         sys.exit("compile_check: run without TRITON_INTERPRET")
     _older_dot_default()
-    results = [_compile_one(r, arch) for r in pickle.loads(Path(src).read_bytes())]
+    import triton
+
+    results = [
+        (name, ok, f"{msg} [Triton {triton.__version__}]")
+        for name, ok, msg in (_compile_one(r, arch) for r in pickle.loads(Path(src).read_bytes()))
+    ]
     Path(dst).write_bytes(pickle.dumps(results))
     return 0
 

@@ -17,8 +17,10 @@ Where the CPU path differs from a GPU launch, what is compiled is the GPU launch
 - conv2d on a GPU autotunes fp16/bf16 over ``_conv_kernel._gpu_configs`` where the CPU takes one
   fixed tile: every config the autotuner keeps for the shape is recorded without running it;
 - qgemm picks split-K only on a GPU (from the SM count): explicit split-K configs cover it.
-Triton specialises int arguments equal to 1 (or divisible by 16) at a GPU launch; the compiled
-kernels here are the general ones.
+Int arguments are specialised as a GPU launch does (1 a constant, multiples of 16 divisible).
+
+CI's Triton is not the GPU machine's: with ``KERNELLOOP_COMPILE_TRITON`` naming a folder from
+``scripts/fetch-triton.sh VERSION``, every launch is compiled by that Triton as well.
 """
 
 import os
@@ -57,13 +59,22 @@ def _as_on_gpu(launches):
     return list(out.values())
 
 
+# Another Triton to compile with as well (scripts/fetch-triton.sh), e.g. the GPU machine's.
+OTHER_TRITON = os.environ.get("KERNELLOOP_COMPILE_TRITON")
+
+
 def _assert_compiled(launches):
-    results = compile_all(_as_on_gpu(launches), arch=90)
-    assert results, "no Triton launch was recorded"
-    failed = [f"{name}: {message}" for name, ok, message in results if not ok]
-    report = "\n\n".join(failed)
-    assert not failed, f"{len(failed)} of {len(results)} launches fail for sm_90:\n{report}"
-    return results
+    """Compiled by this Triton, and by OTHER_TRITON too when set; this Triton's results."""
+    records = _as_on_gpu(launches)
+    outcomes = []
+    for triton_dir in [None, *([OTHER_TRITON] if OTHER_TRITON else [])]:
+        results = compile_all(records, arch=90, triton_dir=triton_dir)
+        assert results, "no Triton launch was recorded"
+        failed = [f"{name}: {message}" for name, ok, message in results if not ok]
+        report = "\n\n".join(failed)
+        assert not failed, f"{len(failed)} of {len(results)} launches fail for sm_90:\n{report}"
+        outcomes.append(results)
+    return outcomes[0]
 
 
 # --- module seed kernels --------------------------------------------------------------------------
