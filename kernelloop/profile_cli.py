@@ -223,7 +223,12 @@ def _triton_static_on_cpu(doc, problem, source, evaluate_first, sandbox, timeout
     verdict = evaluate(problem, source, sandbox=sandbox, timeout_s=timeout_s)  # its CPU size
     doc["verdict"] = verdict.to_dict()
     if not verdict.launches:
-        doc["skipped"].append("Triton resources: the CPU run launched no kernel it could record")
+        why = (
+            "the CPU run launched no kernel it could record"
+            if verdict.build
+            else "the evaluator rejected the candidate before it ran"
+        )
+        doc["skipped"].append(f"Triton resources: {why}")
     else:
         try:
             found = static_job.compile_recorded(source, verdict.launches, sandbox=sandbox)
