@@ -1,7 +1,7 @@
 """What one evaluation costs: wall time per problem, its phases and its slowest steps.
 
-    python benchmarks/evaluator.py [PROBLEM ...] [--size cpu|gpu] [--repeat N] [--gap S]
-                                   [--json PATH]
+    python benchmarks/evaluator.py [PROBLEM ...] [--size cpu|gpu] [--set NAME=VALUE ...]
+                                   [--repeat N] [--gap S] [--json PATH]
 
 Each problem's bundled solution goes through the one evaluator (``kernelloop.sandbox.evaluate``)
 ``--repeat`` times in this process, as a campaign would: each evaluation leaves the next one's
@@ -10,7 +10,8 @@ The first run pays for imports and start-up, later ones show the steady cost. Re
 problem: the median wall time with its range, the median of each phase (static gate, reference,
 candidate, compare) and the slowest steps inside them (``Verdict.phase_detail``). At GPU size an
 evaluation moves gigabytes through files: this is the benchmark to run before and after changing
-that path.
+that path. Without a GPU, ``--size gpu --set ...`` exercises that path at a size a CPU can run,
+e.g. ``level1/01_relu --size gpu --set batch_size=2048`` (256 MiB per tensor).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _machine() -> dict:
     }
 
 
-def run(problem_id: str, size: str | None, repeat: int, gap_s: float) -> dict:
+def run(problem_id: str, size: str | None, repeat: int, gap_s: float, sets: dict) -> dict:
     from kernelloop.kernelbench import loader
     from kernelloop.sandbox.evaluate import evaluate
 
@@ -57,7 +58,7 @@ def run(problem_id: str, size: str | None, repeat: int, gap_s: float) -> dict:
     for _ in range(repeat):
         time.sleep(gap_s)
         started = time.perf_counter()
-        verdicts.append(evaluate(problem, source, size=size, warm_next=True))
+        verdicts.append(evaluate(problem, source, size=size, sets=sets, warm_next=True))
         walls.append(time.perf_counter() - started)
     steady = verdicts[1:] or verdicts  # the first run pays for imports and caches
 
@@ -70,6 +71,7 @@ def run(problem_id: str, size: str | None, repeat: int, gap_s: float) -> dict:
     return {
         "problem": problem_id,
         "size": verdicts[0].size,
+        "sets": sets,
         "device": verdicts[0].device,
         "accepted": all(v.accepted for v in verdicts),
         "wall_s": {
@@ -88,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("problems", nargs="*", default=DEFAULT)
     ap.add_argument("--size", default=None, help="size profile (default: gpu on a GPU, else cpu)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a module constant, as kernelloop eval --set")  # fmt: skip
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--gap", type=float, default=2.0, help="seconds between evaluations")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    from kernelloop.cli import _parse_sets
+
+    sets = _parse_sets(args.sets)
     report = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "gap_s": args.gap,
               "rows": []}  # fmt: skip
     for pid in args.problems:
-        row = run(pid, args.size, max(1, args.repeat), args.gap)
+        row = run(pid, args.size, max(1, args.repeat), args.gap, sets)
         report["rows"].append(row)
         w = row["wall_s"]
         phases = ", ".join(f"{k} {s:.2f}" for k, s in row["phases_s"].items())
