@@ -3,10 +3,10 @@ evaluator. The evaluator is the real one, with a GPU timing added to its verdict
 would have measured it on a (fake) GPU.
 
 A finished campaign promotes its winner, and the next ``dispatch`` of the op runs it. The whole
-chain: the builtin coder writes a conv2d kernel for the bundled module problem,
-the real evaluator accepts it (Triton interpreter), the campaign finishes the problem and offers
-the winner to the library, and ``kernelloop.modules.conv2d`` then runs that entry (the dispatch
-log says so). A CPU verdict has no timing, and the library promotes only GPU-timed kernels whose
+chain: the builtin coder writes a conv2d kernel for the bundled module problem, the real
+evaluator accepts it (Triton interpreter), the campaign finishes the problem and offers the
+winner to the library, and ``kernelloop.modules.conv2d`` then runs that entry (the dispatch log
+says so). A CPU verdict has no timing, and the library promotes only GPU-timed kernels whose
 speedup's lower bound beats PyTorch; the fake GPU's fingerprint is pinned.
 
 Nsight Compute runs on the best kernel of every round but the last: its counters serve only the
