@@ -3,9 +3,10 @@
 # A campaign with the builtin coder (Triton kernels from templates matched to the traced
 # reference) and the builtin judge (config search from measured time and hardware feedback) on a
 # few bundled problems, every kernel through the sandboxed evaluator; then the hardware feedback
-# on one solution (`kernelloop profile`), and a cheating candidate, rejected with a named reason. On a CPU the kernels run under the Triton interpreter: each is
-# verified, and the search stops because nothing can be timed. On a GPU the same command times
-# every config against eager PyTorch and torch.compile and keeps searching.
+# on one solution (`kernelloop profile`), and a cheating candidate, rejected with a named reason.
+# On a CPU the kernels run under the Triton interpreter: each is verified, and the search stops
+# because nothing can be timed. On a GPU the same command times every config against eager
+# PyTorch and torch.compile and keeps searching.
 set -e
 cd "$(dirname "$0")/.."
 KL=.venv/bin/kernelloop
