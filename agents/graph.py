@@ -167,7 +167,7 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     elif verdict.launches and _llm_judge_reads_next(ctx, state):  # Triton, run interpreted
         statics = _compiled_from_launches(ctx, cid, source, verdict)
     counters = None
-    if verdict.timing is not None and state["round"] + 1 < ctx.options.rounds:
+    if verdict.timing is not None and _another_round(ctx, state):
         counters = _ncu_counters(ctx, cid, source)
     elif verdict.timing is not None:
         # Nsight Compute replays every kernel (tens of seconds at GPU size) and its counters
@@ -187,13 +187,17 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 NCU_LAST_ROUND = "Nsight Compute skipped: the last round, no Judge reads its counters"
 
 
+def _another_round(ctx: CampaignContext, state: ProblemState) -> bool:
+    """Whether a round follows this one (only the rounds limit is known in advance)."""
+    return state["round"] + 1 < ctx.options.rounds
+
+
 def _llm_judge_reads_next(ctx: CampaignContext, state: ProblemState) -> bool:
     """An LLM Judge advises another round. (Without a GPU timing the builtin judge has no
     search to guide: it stops once the default config is verified.)"""
     from .builtin.judge import BuiltinJudge
 
-    last = state["round"] + 1 >= ctx.options.rounds
-    return not last and not isinstance(ctx.judge_agent, BuiltinJudge)
+    return _another_round(ctx, state) and not isinstance(ctx.judge_agent, BuiltinJudge)
 
 
 def _compiled_from_launches(ctx: CampaignContext, cid: str, source: str, verdict) -> list | None:

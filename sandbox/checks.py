@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..kernelbench.problem import Problem
-from . import reasons, tensorio
+from . import guards, reasons, tensorio
 from .compare import compare
 from .plan import Plan
 from .stopwatch import timed
@@ -139,7 +139,7 @@ def _launch_records(verdict: Verdict, frames: list[dict] | None) -> None:
         return
     verdict.launches = [
         {"kernel": k["kernel"], "args": k["args"], "unsupported": str(k.get("unsupported", ""))}
-        for k in kernels[:32]
+        for k in kernels[: guards.MAX_LAUNCH_RECORDS]
         if isinstance(k, dict)
         and isinstance(k.get("kernel"), str)
         and isinstance(k.get("args"), dict)

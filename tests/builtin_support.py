@@ -57,3 +57,18 @@ def match_all(template, graph):
 def replace_op(graph, name: str, **changes):
     ops = [dataclasses.replace(o, **changes) if o.name == name else o for o in graph.ops]
     return dataclasses.replace(graph, ops=ops)
+
+
+def builtin_campaign(problems, runs_dir, *, rounds: int, evaluate=None):
+    """A finished builtin-coder campaign over ``problems`` at their CPU sizes, one candidate a
+    round (``evaluate``: the campaign's evaluator, the real one by default); its run store."""
+    from kernelloop.agents import campaign
+    from kernelloop.agents.state import CampaignOptions
+
+    options = CampaignOptions(rounds=rounds, candidates=1, size="cpu")
+    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
+                                options=options, base_url=None, runs_dir=runs_dir,
+                                resume=None)  # fmt: skip
+    campaign.run(store, problems, coder_model="builtin", judge_model="builtin", options=options,
+                 evaluate=evaluate)  # fmt: skip
+    return store

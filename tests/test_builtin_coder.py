@@ -131,16 +131,10 @@ def test_builtin_coder_and_an_llm_judge_do_not_mix():
 
 def test_campaign_reports_no_template_as_an_outcome_not_a_crash(tmp_path):
     pytest.importorskip("langgraph")
-    from kernelloop.agents import campaign
-    from kernelloop.agents.state import CampaignOptions
+    from builtin_support import builtin_campaign
 
     unknown = _cumprod(tmp_path)
-    problems = [*loader.load("level1/01_relu"), unknown]
-    options = CampaignOptions(rounds=3, candidates=1, size="cpu")
-    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
-                                options=options, base_url=None, runs_dir=tmp_path,
-                                resume=None)  # fmt: skip
-    campaign.run(store, problems, coder_model="builtin", judge_model="builtin", options=options)
+    store = builtin_campaign([*loader.load("level1/01_relu"), unknown], tmp_path, rounds=3)
     rows = {p["problem_id"]: p for p in store.problems()}
     assert rows[unknown.id]["status"] == "unsolved"
     assert rows[unknown.id]["stop_reason"] == "no template for: cumprod"

@@ -71,16 +71,19 @@ def _problem():
     return loader.load_one("level1/01_relu")
 
 
-def test_wrong_kernel_is_repaired_and_the_run_store_shows_both(tmp_path):
-    script = Script()
-    options = CampaignOptions(rounds=2, candidates=1)
-    with FakeOpenAI(responder=script) as server:
-        store = campaign.open_store([_problem()], coder_model="coder-x", judge_model="judge-y",
+def _run_in_process(tmp_path, responder, **option_changes):
+    options = CampaignOptions(**{"rounds": 2, "candidates": 1, **option_changes})
+    with FakeOpenAI(responder=responder) as server:
+        store = campaign.open_store([_problem()], coder_model="c", judge_model="j",
                                     options=options, base_url=server.base_url,
                                     runs_dir=tmp_path, resume=None)  # fmt: skip
-        campaign.run(store, [_problem()], coder_model="coder-x", judge_model="judge-y",
-                     options=options, base_url=server.base_url)  # fmt: skip
-        requests = list(server.requests)
+        campaign.run(store, [_problem()], coder_model="c", judge_model="j", options=options,
+                     base_url=server.base_url)  # fmt: skip
+        return store, list(server.requests)
+
+
+def test_wrong_kernel_is_repaired_and_the_run_store_shows_both(tmp_path):
+    store, requests = _run_in_process(tmp_path, Script())
     cands = store.candidates("level1/01_relu")
     assert [c["round"] for c in cands] == [0, 1]
     assert cands[0]["accepted"] == 0 and "WRONG_OUTPUT" in cands[0]["codes"]
@@ -106,14 +109,7 @@ def test_without_a_gpu_the_judge_reads_the_kernels_compiled_for_sm90(tmp_path):
     are compiled for sm_90 in a sandbox worker, and the Judge's prompt carries the result."""
     script = Script()
     script.coder_calls = 1  # right from the first reply
-    options = CampaignOptions(rounds=2, candidates=1)
-    with FakeOpenAI(responder=script) as server:
-        store = campaign.open_store([_problem()], coder_model="coder-x", judge_model="judge-y",
-                                    options=options, base_url=server.base_url,
-                                    runs_dir=tmp_path, resume=None)  # fmt: skip
-        campaign.run(store, [_problem()], coder_model="coder-x", judge_model="judge-y",
-                     options=options, base_url=server.base_url)  # fmt: skip
-        requests = list(server.requests)
+    _, requests = _run_in_process(tmp_path, script)
     judge = [r for r in requests if "kernel engineer" not in r["messages"][0]["content"]]
     prompt = judge[0]["messages"][-1]["content"]
     assert "resources of _relu_kernel (ptxas-log, sm_90a):" in prompt, prompt
@@ -180,17 +176,6 @@ def test_optimize_without_an_endpoint_says_what_to_set(monkeypatch):
                                           "--judge", "m"])  # fmt: skip
     assert result.exit_code == 2
     assert "KERNELLOOP_BASE_URL" in result.output and "--base-url" in result.output
-
-
-def _run_in_process(tmp_path, responder, **option_changes):
-    options = CampaignOptions(**{"rounds": 2, "candidates": 1, **option_changes})
-    with FakeOpenAI(responder=responder) as server:
-        store = campaign.open_store([_problem()], coder_model="c", judge_model="j",
-                                    options=options, base_url=server.base_url,
-                                    runs_dir=tmp_path, resume=None)  # fmt: skip
-        campaign.run(store, [_problem()], coder_model="c", judge_model="j", options=options,
-                     base_url=server.base_url)  # fmt: skip
-        return store, list(server.requests)
 
 
 def test_malformed_judge_reply_is_retried_then_recorded_and_the_loop_goes_on(tmp_path):

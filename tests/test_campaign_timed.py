@@ -53,28 +53,27 @@ def _timed(verdict):
     return verdict
 
 
+def _timed_evaluate(problem, source, **kwargs):
+    """The real evaluator, its verdict timed as above."""
+    from kernelloop.sandbox.evaluate import evaluate
+
+    return _timed(evaluate(problem, source, **kwargs))
+
+
 def test_campaign_winner_is_promoted_then_dispatched(tmp_path, monkeypatch, capsys):
     pytest.importorskip("langgraph")
-    from kernelloop.agents import campaign
-    from kernelloop.agents.state import CampaignOptions
+    from builtin_support import builtin_campaign
+
     from kernelloop.kernelbench import loader
     from kernelloop.modules import conv2d
-    from kernelloop.sandbox.evaluate import evaluate
 
     env = {**fingerprint.environment(), "gpu": FAKE_GPU}
     monkeypatch.setattr(fingerprint, "arch", lambda: "cpu")  # what dispatch sees for CPU tensors
     monkeypatch.setattr(fingerprint, "environment", lambda: dict(env))
     dispatcher.clear_cache()
-    problems = loader.load(PROBLEM)
-    options = CampaignOptions(rounds=1, candidates=1, size="cpu")
     with settings.override(library_dir=tmp_path / "userlib", dispatch_log=True):
-        store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
-                                    options=options, base_url=None, runs_dir=tmp_path / "runs",
-                                    resume=None)  # fmt: skip
-        campaign.run(
-            store, problems, coder_model="builtin", judge_model="builtin", options=options,
-            evaluate=lambda problem, source, **kw: _timed(evaluate(problem, source, **kw)),
-        )  # fmt: skip
+        store = builtin_campaign(loader.load(PROBLEM), tmp_path / "runs", rounds=1,
+                                 evaluate=_timed_evaluate)  # fmt: skip
         kinds = [e["kind"] for e in store.events(PROBLEM)]
         assert "promoted" in kinds, [e for e in store.events(PROBLEM) if "promot" in e["kind"]]
         (entry,) = Library.default().entries("conv2d")
@@ -98,25 +97,18 @@ def test_campaign_winner_is_promoted_then_dispatched(tmp_path, monkeypatch, caps
 
 def test_nsight_compute_runs_for_every_round_but_the_last(tmp_path, monkeypatch):
     pytest.importorskip("langgraph")
-    from kernelloop.agents import campaign, graph
-    from kernelloop.agents.state import CampaignOptions
+    from builtin_support import builtin_campaign
+
+    from kernelloop.agents import graph
     from kernelloop.feedback import ncu
     from kernelloop.kernelbench import loader
-    from kernelloop.sandbox.evaluate import evaluate
 
     calls: list[str] = []
     monkeypatch.setattr(
         ncu, "profile_candidate", lambda problem, *a, **k: calls.append(problem.id) or "no ncu"
     )
-    problems = loader.load("level1/01_relu")
-    options = CampaignOptions(rounds=2, candidates=1, size="cpu")
-    store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
-                                options=options, base_url=None, runs_dir=tmp_path,
-                                resume=None)  # fmt: skip
-    campaign.run(
-        store, problems, coder_model="builtin", judge_model="builtin", options=options,
-        evaluate=lambda problem, source, **kw: _timed(evaluate(problem, source, **kw)),
-    )  # fmt: skip
+    store = builtin_campaign(loader.load("level1/01_relu"), tmp_path, rounds=2,
+                             evaluate=_timed_evaluate)  # fmt: skip
     notes = [e["payload"]["note"] for e in store.events() if e["kind"] == "profile_note"]
     assert calls == ["level1/01_relu"]  # round 0 only
     assert notes == ["no ncu", graph.NCU_LAST_ROUND]
