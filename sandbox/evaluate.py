@@ -133,6 +133,7 @@ def evaluate(
     if device == "cpu" and verdict.backend != "triton":
         verdict.device = "cpu"  # only Triton has an interpreter to run on
     verdict.static = [f.to_dict() for f in result.findings]
+    verdict.notes.extend(result.notes)
     if result.findings and gate == "enforce":
         for f in result.findings:
             where = f" (line {f.line})" if f.line else ""

@@ -20,11 +20,6 @@ def words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Row 14: the only modules a candidate may import (numpy is out: host-side compute, row 9).
-ALLOWED_IMPORTS = words("""torch torch.nn torch.nn.functional triton triton.language math typing
-    functools itertools operator dataclasses enum numbers __future__ kernelloop.sandbox.nvrtc
-    torch.utils.cpp_extension""")
-
 # Qualified names (resolved through imports and aliases): a use of one, or of anything under
 # it, gets the code. Checked in this order; the first match wins.
 NAME_RULES = (
@@ -59,7 +54,8 @@ NAME_RULES = (
     # row 14: code the gate cannot read
     (
         words("""importlib builtins types code runpy pickle marshal operator.attrgetter
-        operator.methodcaller"""),
+        operator.methodcaller typing.get_type_hints typing.get_args typing.get_origin
+        dataclasses.fields"""),
         reasons.DYNAMIC_CODE,
         "{} runs code the gate cannot read; remove it",
     ),
@@ -76,13 +72,21 @@ NAME_RULES = (
         "{} swallows exceptions; let errors propagate",
     ),
 )
-# Builtins and attribute names flagged wherever they appear (rows 5, 14).
-DYNAMIC_BUILTINS = words("exec eval compile __import__ globals locals vars breakpoint")
+# Builtins and attribute names flagged wherever they appear (rows 5, 14, 23).
+DYNAMIC_BUILTINS = words("exec eval compile __import__ globals locals vars breakpoint help input")
+# Builtins that reach objects by name or build classes: callable directly, never values (row 23:
+# `ga = getattr`, a lambda default, `functools.reduce(getattr, ...)` hide the call from the gate).
+NAME_BUILTINS = words(
+    "getattr setattr delattr hasattr vars globals locals open __import__ compile eval exec type"
+)
+# Tensor methods that hand tensor values to host code (row 26): the host never reads values, so
+# a kernel that only copies a host-computed buffer cannot pass either.
+VALUE_READS = words("item tolist numpy untyped_storage storage _typed_storage to_dlpack")
 SUBCLASS_ATTRS = words("""_make_subclass _make_wrapper_subclass as_subclass TorchFunctionMode
     TorchDispatchMode __torch_function__ __torch_dispatch__""")
 FILE_ATTRS = words("read_text read_bytes write_text write_bytes from_file load_library")
 FRAME_ATTRS = words("""f_back f_globals f_locals f_code f_builtins gi_frame gi_code cr_frame
-    ag_frame tb_frame tb_next _getframe co_code co_consts""")
+    ag_frame tb_frame tb_next _getframe co_code co_consts mro""")
 ALLOWED_DUNDERS = words("__init__ __name__")
 DUNDER_DEFS = {  # defining these changes how results behave (rows 5, 10); others: INTROSPECTION
     "__torch_function__": reasons.TENSOR_SUBCLASS,
@@ -125,7 +129,14 @@ COMPUTE_METHODS = words("""matmul mm bmm mv dot vdot inner outer addmm addmv add
     roll rot90 repeat repeat_interleave tile tril triu diag trace cross cdist layer_norm
     batch_norm group_norm instance_norm normalize dropout embedding one_hot pad interpolate
     max_pool1d max_pool2d max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool2d
-    adaptive_max_pool2d scaled_dot_product_attention cosine_similarity numpy tolist apply_ map_""")
+    adaptive_max_pool2d scaled_dot_product_attention cosine_similarity apply_ map_""")
+# Names under compute namespaces that only wrap or set up the candidate's own work: parameter
+# initialisation, torch.autograd.Function (Liger-style wrappers run their forward under no_grad),
+# and Inductor's @triton.jit helper library.
+HOST_NAMESPACES = words("""torch.nn.init torch.autograd.Function torch.autograd.function
+    torch._inductor.runtime.triton_helpers""")
+# Base classes a candidate's classes may have (besides its own).
+GOOD_BASES = words("torch.nn.Module object torch.autograd.Function")
 # nn classes that only hold parameters or other modules: constructing and keeping them is fine.
 NN_HOLDERS = words("""Parameter ParameterList ParameterDict Module ModuleList ModuleDict
     Sequential Identity Buffer UninitializedParameter""")

@@ -14,11 +14,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import reasons
+from . import gate_reach, reasons
 from .gate_rules import (
     ALLOW_ALIASES,
     ALLOWED_DUNDERS,
-    ALLOWED_IMPORTS,
     BACKENDS,
     COMPUTE_METHODS,
     COMPUTE_NAMES,
@@ -32,14 +31,18 @@ from .gate_rules import (
     DYNAMIC_BUILTINS,
     FILE_ATTRS,
     FRAME_ATTRS,
+    GOOD_BASES,
     HINT,
+    HOST_NAMESPACES,
     KEEP,
     LOAD_KERNEL,
     MARKER_TEXT,
+    NAME_BUILTINS,
     NAME_RULES,
     NN_HOLDERS,
     SUBCLASS_ATTRS,
     TORCH_HOST_OK,
+    VALUE_READS,
 )
 from .gate_source import (
     SourceModel,
@@ -66,6 +69,7 @@ class Finding:
 class GateResult:
     backend: str | None  # "triton" | "cuda" | "cuda-inline" | None (no marker found)
     findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()  # worth saying, not a reason to reject (an unused helper kernel)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +81,12 @@ class GateResult:
 
     def to_dict(self) -> dict:
         findings = [f.to_dict() for f in self.findings]
-        return {"backend": self.backend, "ok": self.ok, "findings": findings}
+        return {
+            "backend": self.backend,
+            "ok": self.ok,
+            "findings": findings,
+            "notes": [*self.notes],
+        }
 
 
 class _Gate(ast.NodeVisitor):
@@ -97,6 +106,18 @@ class _Gate(ast.NodeVisitor):
         self.indirect = False  # some helper launches a kernel it was handed
         self.edges: dict[str, set[str]] = {}  # jit kernel -> jit functions it calls
         self.used_loads: set[str] = set()
+        self.notes: list[str] = []
+        self.parent = {id(c): p for p in src.nodes for c in ast.iter_child_nodes(p)}
+        # Whose attributes the candidate may set: its own classes, and the first parameter of
+        # their methods (self, cls, an autograd Function's ctx). Anything else is an object it
+        # did not create: a module, a foreign class, a guard (row 24).
+        classes = [n for n in src.nodes if isinstance(n, ast.ClassDef)]
+        self.own_roots = {c.name for c in classes} | {
+            f.args.args[0].arg
+            for c in classes
+            for f in ast.walk(c)
+            if isinstance(f, ast.FunctionDef) and f.args.args
+        }
 
     def add(self, code: str, where: ast.AST | int | None, message: str) -> None:
         line = where if isinstance(where, int) or where is None else getattr(where, "lineno", None)
@@ -123,6 +144,9 @@ class _Gate(ast.NodeVisitor):
             if under(q, names) or (code == reasons.TENSOR_SUBCLASS and last in SUBCLASS_ATTRS):
                 self.add(code, node, message.format(q))
                 return
+        if why := gate_reach.reach(q):
+            self.add(reasons.FORBIDDEN_MODULE, node, why)
+            return
         if q.startswith("builtins.") and last in DYNAMIC_BUILTINS:
             self.add(reasons.DYNAMIC_CODE, node, f"{q} runs code the gate cannot read; remove it")
         elif self.jit_stack and q.split(".")[0] == "torch":
@@ -132,8 +156,8 @@ class _Gate(ast.NodeVisitor):
 
     @staticmethod
     def _is_compute(q: str, call: bool) -> bool:
-        if under(q, ("torch.nn.init",)):
-            return False  # parameter initialisation (the evaluator overwrites the weights)
+        if under(q, HOST_NAMESPACES):
+            return False  # parameter init, autograd.Function wrappers, Inductor's jit helpers
         if under(q, COMPUTE_NAMES) or any(q.startswith(p + ".") for p in COMPUTE_NAMESPACES):
             return True
         parts = q.split(".")
@@ -155,10 +179,16 @@ class _Gate(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         n, load = node.id, isinstance(node.ctx, ast.Load)
+        if load and n in NAME_BUILTINS and not self._called(node) and n not in self.src.aliases:
+            message = f"{n} may only be called directly, never passed, stored or renamed"
+            self.add(reasons.DYNAMIC_CODE, node, message)
         if n in SUBCLASS_ATTRS:
             self.add(reasons.TENSOR_SUBCLASS, node, f"{n} intercepts tensor dispatch; remove it")
         elif load and n in self.src.aliases:
             self._classify(self.src.aliases[n], node, call=False)
+            self._module_value(node, self.src.aliases[n])
+        elif load and n == "memoryview":
+            self.add(reasons.HOST_READS_VALUES, node, "memoryview reads memory on the host")
         elif load and n in DYNAMIC_BUILTINS:
             self.add(reasons.DYNAMIC_CODE, node, f"{n} runs code the gate cannot read; remove it")
         elif load and n == "open":
@@ -174,20 +204,49 @@ class _Gate(ast.NodeVisitor):
             self.add(reasons.INTROSPECTION, node, f".{a} is interpreter internals; remove it")
         elif a in FILE_ATTRS:
             self.add(reasons.FILE_ACCESS, node, f".{a} touches files; candidates may not")
-        if isinstance(node.ctx, ast.Load) and (q := self.src.qual(node)) is not None:
+        elif a in VALUE_READS and not self.jit_stack:
+            message = f".{a}() hands tensor values to host code; compute in the kernel instead"
+            self.add(reasons.HOST_READS_VALUES, node, message)
+        q = self.src.qual(node)
+        if isinstance(node.ctx, ast.Load) and q is not None:
             self._classify(q, node, call=False)
+            self._module_value(node, q)
+        elif q is None and a in gate_reach.escape_attrs():
+            message = f".{a} reaches the interpreter or the OS (the module {a}); remove it"
+            self.add(reasons.FORBIDDEN_MODULE, node, message)
         self.generic_visit(node)
 
+    def _called(self, node: ast.AST) -> bool:
+        parent = self.parent.get(id(node))
+        return isinstance(parent, ast.Call) and parent.func is node
+
+    def _module_value(self, node: ast.AST, q: str) -> None:
+        """A module may be named (``torch.nn``) and renamed (``tl = triton.language``), but
+        never held as a value: in a container, a default, an argument, a return (row 23)."""
+        parent = self.parent.get(id(node))
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            return  # a longer chain: judged whole
+        if isinstance(parent, ast.Assign) and parent.value is node:
+            if all(isinstance(t, ast.Name) for t in parent.targets):
+                return  # an alias the gate follows (SourceModel.aliases)
+        if gate_reach.is_module(q):
+            message = f"the module {q} is used as a value; use its members by name ({q}.name)"
+            self.add(reasons.FORBIDDEN_MODULE, node, message)
+
     # --- imports ---------------------------------------------------------------------------------
-    def _import(self, names: Iterable[str], full: str, node: ast.AST) -> None:
-        if not any(n in ALLOWED_IMPORTS or n.startswith("triton.language.") for n in names):
-            message = f"import of {full} is not allowed; import only torch, triton and math"
+    def _import(self, module: str, full: str, node: ast.AST) -> None:
+        if not gate_reach.allowed_module(module):
+            message = (
+                f"import of {full} is not allowed; candidates import torch, triton, math and a "
+                "few pure standard modules (typing, functools, itertools, operator, dataclasses, "
+                "enum, collections)"
+            )
             self.add(reasons.FORBIDDEN_IMPORT, node, message)
         self._classify(full, node, call=False)
 
     def visit_Import(self, node: ast.Import) -> None:
         for a in node.names:
-            self._import([a.name], a.name, node)
+            self._import(a.name, a.name, node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         mod = node.module or ""
@@ -196,7 +255,7 @@ class _Gate(ast.NodeVisitor):
                 what = f"from {'.' * node.level}{mod} import {a.name}"
                 self.add(reasons.FORBIDDEN_IMPORT, node, f"{what} is not allowed; import by name")
             else:
-                self._import([mod, f"{mod}.{a.name}"], f"{mod}.{a.name}", node)
+                self._import(mod, f"{mod}.{a.name}", node)
 
     # --- definitions -----------------------------------------------------------------------------
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
@@ -206,7 +265,7 @@ class _Gate(ast.NodeVisitor):
         good = True
         for base in node.bases:
             q = self.src.qual(base) or dotted(base) or ast.unparse(base)
-            if q in ("torch.nn.Module", "object") or (q in self.good_classes and q != "Model"):
+            if q in GOOD_BASES or (q in self.good_classes and q != "Model"):
                 continue
             good = False
             if q.endswith("Tensor"):
@@ -240,8 +299,11 @@ class _Gate(ast.NodeVisitor):
 
     # --- statements ------------------------------------------------------------------------------
     def visit_Try(self, node: ast.Try) -> None:
-        if node.handlers:
-            message = "try/except can hide a fallback path; remove it and let errors propagate"
+        if node.handlers and not _import_fallback(node):
+            message = (
+                "try/except can hide a fallback path; remove it and let errors propagate (only "
+                "a try whose body and handlers just import, catching ImportError, is allowed)"
+            )
             self.add(reasons.EXCEPTION_FALLBACK, node, message)
         self.generic_visit(node)
 
@@ -250,9 +312,15 @@ class _Gate(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Delete) -> None:
         targets = getattr(node, "targets", None) or [node.target]
         for t in targets:
-            for e in t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]:
+            for e in t.elts if isinstance(t, (ast.Tuple, ast.List, ast.Starred)) else [t]:
                 if isinstance(e, (ast.Attribute, ast.Subscript)) and root(e) in self.src.aliases:
                     message = f"changing {ast.unparse(e)} patches an imported module; {KEEP}"
+                    self.add(reasons.TIMER_PATCH, e, message)
+                elif isinstance(e, ast.Attribute) and _attr_root(e) not in self.own_roots:
+                    message = (
+                        f"setting {ast.unparse(e)} changes an object the candidate did not "
+                        "create; set attributes only on self (or ctx) and on its own classes"
+                    )
                     self.add(reasons.TIMER_PATCH, e, message)
         if isinstance(getattr(node, "op", None), ast.MatMult):
             self._matmul(node)
@@ -286,6 +354,12 @@ class _Gate(ast.NodeVisitor):
         for m in calls:
             if m.group(1) not in TORCH_HOST_OK and not self._allowed(m.group(1)):
                 self._compute(self._line(node, m), m.group(0).rstrip("( ") + " in native source")
+
+    def _type_test(self, node: ast.Call) -> bool:
+        parent = self.parent.get(id(node))
+        return isinstance(parent, ast.Compare) or (
+            isinstance(parent, ast.Attribute) and parent.attr == "__name__"
+        )
 
     @staticmethod
     def _line(node: ast.Constant, m: re.Match) -> int:
@@ -345,9 +419,21 @@ class _Gate(ast.NodeVisitor):
         if name == "type" and len(node.args) == 3:
             message = "type() with 3 arguments builds a class; write a class statement"
             self.add(reasons.DYNAMIC_CODE, node, message)
-        if name not in ("getattr", "setattr", "delattr") or len(node.args) < 2:
+        if name == "type" and len(node.args) == 1 and not self._type_test(node):
+            message = "type(x) may only be compared or named (type(x) is T, type(x).__name__)"
+            self.add(reasons.DYNAMIC_CODE, node, message)
+        if name not in ("getattr", "setattr", "delattr", "hasattr") or len(node.args) < 2:
             return
         obj, attr = node.args[0], literal(node.args[1:2])
+        if name in ("setattr", "delattr") and _attr_root(obj) not in self.own_roots:
+            message = f"{name} on {ast.unparse(obj)} changes an object the candidate did not create"
+            self.add(reasons.TIMER_PATCH, node, message)
+        q = self.src.qual(obj)
+        if q is None and attr in gate_reach.escape_attrs():
+            message = f"{name}(..., {attr!r}) reaches the module {attr}; remove it"
+            self.add(reasons.FORBIDDEN_MODULE, node, message)
+        elif q is not None and attr is not None:
+            self._classify(f"{q}.{attr}", node, call=False)
         if attr is None:
             self.add(reasons.DYNAMIC_CODE, node, f"{name} with a computed name; use obj.attr")
         elif is_dunder(attr) and attr not in ALLOWED_DUNDERS:
@@ -364,25 +450,33 @@ class _Gate(ast.NodeVisitor):
 
     # --- launches --------------------------------------------------------------------------------
     def report_unlaunched(self) -> None:
+        """A file where nothing is launched is rejected; one that launches something and also
+        keeps an unused helper gets a note: the run-time launch counter proves the launch."""
         done = self.launched | (self.passed if self.indirect else set())
+        anything = bool(done) or bool(self.used_loads)
         todo = list(done)
         while todo:  # a jit function called from a launched kernel runs too
             for callee in self.edges.get(todo.pop(), ()):
                 if callee not in done:
                     done.add(callee)
                     todo.append(callee)
-        for name, fn in self.src.jit.items():
-            if name not in done:
-                message = f"@triton.jit {name} is never launched; launch it as {name}[grid](...)"
-                self.add(reasons.KERNEL_NOT_LAUNCHED, fn, message)
+        unused = [
+            (f"@triton.jit {name} is never launched or called", fn.lineno)
+            for name, fn in self.src.jit.items()
+            if name not in done
+        ]
         for label, line in self.src.loads.items():
-            if label in self.used_loads:
-                continue
-            if label.startswith(LOAD_KERNEL):
-                message = "load_kernel(...) result never launched; call kernel(grid, block, ...)"
+            if label not in self.used_loads:
+                what = "load_kernel(...)" if label.startswith(LOAD_KERNEL) else "load_inline(...)"
+                unused.append((f"{what} result never used", line))
+        for message, line in unused:
+            if anything:
+                self.notes.append(f"line {line}: {message} (unused code; remove it)")
             else:
-                message = "load_inline(...) module never used; call its functions from forward"
-            self.add(reasons.KERNEL_NOT_LAUNCHED, line, message)
+                how = (
+                    "launch a kernel from forward as kernel[grid](...) or kernel(grid, block, ...)"
+                )
+                self.add(reasons.KERNEL_NOT_LAUNCHED, line, f"{message}; {how}")
 
 
 def _parse(source: str) -> ast.Module | SyntaxError:
@@ -441,4 +535,30 @@ def _check(tree: ast.Module, backend: str | None, allow_torch: Iterable[str]) ->
         gate.add(reasons.NO_MODELNEW, None, message)
     gate.visit(tree)
     gate.report_unlaunched()
-    return GateResult(backend, gate.result())
+    return GateResult(backend, gate.result(), tuple(gate.notes))
+
+
+def _attr_root(node: ast.AST) -> str | None:
+    """The name an attribute target hangs from, through attributes and subscripts only: for
+    ``self.cache[k].x`` it is ``self``; for ``type(x).y`` or ``[m][0].y`` there is none."""
+    return root(node.value) if isinstance(node, ast.Attribute) else root(node)
+
+
+def _import_fallback(node: ast.Try) -> bool:
+    """``try: from a import f`` / ``except ImportError: from b import f``: how real projects find
+    libdevice across Triton builds. Nothing but imports runs, so nothing can fall back to torch."""
+    imports = (ast.Import, ast.ImportFrom, ast.Pass)
+    caught = [h.type for h in node.handlers]
+    names = [n for t in caught for n in (t.elts if isinstance(t, ast.Tuple) else [t])]
+    return (
+        all(
+            isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
+            for n in names
+        )
+        and bool(names)
+        and len(names) >= len(caught)
+        and all(isinstance(st, imports) for st in node.body)
+        and all(isinstance(st, imports) for h in node.handlers for st in h.body)
+        and not node.orelse
+        and not node.finalbody
+    )

@@ -110,6 +110,9 @@ class Verdict:
     # argument types as a GPU launch specialises them, constexprs, warps, stages. Advisory (the
     # candidate shares the worker); with them a CPU machine compiles the kernels for a GPU target.
     launches: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # What the evaluator noticed without rejecting (an unlaunched helper kernel, a check skipped
+    # at this size) and what a CPU verdict does not prove.
+    notes: list[str] = dataclasses.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     @property

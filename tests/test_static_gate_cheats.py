@@ -28,11 +28,6 @@ CHEATS = [
         candidate().replace("_copy_kernel[(triton.cdiv(x.numel(), 1024),)]", "print"),
         reasons.KERNEL_NOT_LAUNCHED,
     ),
-    (
-        "triton-helper-never-called",
-        candidate(prelude="@triton.jit\ndef _helper(a):\n    return a\n"),
-        reasons.KERNEL_NOT_LAUNCHED,
-    ),
     ("cuda-kernel-never-called", NO_LAUNCH_CUDA, reasons.KERNEL_NOT_LAUNCHED),
     ("inline-module-never-called", NO_CALL_INLINE, reasons.KERNEL_NOT_LAUNCHED),
     # TORCH_COMPUTE (row 9)
@@ -190,6 +185,87 @@ CHEATS = [
         candidate(prelude="from torch.cuda import Event\nEvent.elapsed_time = lambda s, e: 0.0"),
         reasons.TIMER_PATCH,
     ),
+    # TIMER_PATCH (row 24): objects the candidate did not create, however they were reached
+    ("set-attr-of-type", candidate("type(x).relu = print\nreturn launch(x)"), reasons.TIMER_PATCH),
+    (
+        "set-attr-through-subscript",
+        candidate(prelude="[torch.Tensor][0].relu = print"),
+        reasons.TIMER_PATCH,
+    ),
+    (
+        "set-attr-of-local-class",
+        candidate("cls = x.new_empty(1)\ncls.relu = print\nreturn launch(x)"),
+        reasons.TIMER_PATCH,
+    ),
+    (
+        "setattr-on-parameter",
+        candidate(prelude="def off(m):\n    setattr(m, 'note', print)\n"),
+        reasons.TIMER_PATCH,
+    ),
+    # FORBIDDEN_MODULE (row 23): a module outside the allowlist reached through an allowed one
+    (
+        "torch.sys.modules",
+        candidate(prelude="g = torch.sys.modules['gc']"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "torch.os.write",
+        candidate("torch.os.write(2, b'x')\nreturn launch(x)"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    ("torch.builtins.open", candidate(prelude="f = torch.builtins.open"), reasons.FORBIDDEN_MODULE),
+    (
+        "torch.importlib",
+        candidate(prelude="m = torch.importlib.import_module('ctypes')"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    ("typing.sys", candidate(prelude="import typing\ns = typing.sys"), reasons.FORBIDDEN_MODULE),
+    (
+        "F.np",
+        candidate(prelude="import torch.nn.functional as F\nn = F.np"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "nvrtc-ctypes",
+        candidate(prelude="import kernelloop.sandbox.nvrtc as nv\nc = nv.ctypes"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "kernelloop-guards",
+        candidate(prelude="import kernelloop.sandbox.nvrtc\ng = kernelloop.sandbox.guards"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "module-in-a-container",
+        candidate(prelude="mods = [torch]\ns = mods[0].sys"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "module-as-default",
+        candidate(prelude="def f(t=torch):\n    return t\n"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "escape-name-after-call",
+        candidate(prelude="def f():\n    return (lambda: 0)().os\n"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "getattr-escape-name",
+        candidate(prelude="def f(m):\n    return getattr(m, '_sys')\n"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "enum-builtins",
+        candidate(prelude="import enum\nb = enum.bltns"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    # HOST_READS_VALUES (row 26): the host never reads tensor values
+    ("item", candidate("s = x.sum_of = x.item()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
+    ("tolist", candidate("v = x.tolist()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
+    ("numpy", candidate("v = x.numpy()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
+    ("storage", candidate("v = x.untyped_storage()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
+    ("memoryview", candidate("v = memoryview(b'')\nreturn launch(x)"), reasons.HOST_READS_VALUES),
     # TENSOR_SUBCLASS (row 5)
     (
         "tensor-subclass",
@@ -235,6 +311,25 @@ CHEATS = [
     ("exec", candidate(prelude="exec('import os')"), reasons.DYNAMIC_CODE),
     ("eval", candidate("return eval('launch')(x)"), reasons.DYNAMIC_CODE),
     ("__import__", candidate(prelude="os = __import__('os')"), reasons.DYNAMIC_CODE),
+    # getattr and friends may be called, never renamed or passed (row 23)
+    ("getattr-alias", candidate(prelude="ga = getattr"), reasons.DYNAMIC_CODE),
+    (
+        "getattr-default",
+        candidate(prelude="def f(o, n, ga=getattr):\n    return ga(o, n)\n"),
+        reasons.DYNAMIC_CODE,
+    ),
+    (
+        "getattr-reduce",
+        candidate(prelude="import functools\nf = functools.reduce(getattr, ['sys'], torch)"),
+        reasons.DYNAMIC_CODE,
+    ),
+    ("type-as-value", candidate(prelude="t = type"), reasons.DYNAMIC_CODE),
+    ("type-of-call-result", candidate("c = type(x)\nreturn launch(x)"), reasons.DYNAMIC_CODE),
+    (
+        "get-type-hints",
+        candidate(prelude="import typing\nh = typing.get_type_hints(print)"),
+        reasons.DYNAMIC_CODE,
+    ),
     (
         "getattr-computed",
         candidate("name = 'mat' + 'mul'\nreturn getattr(torch, name)(x, w)"),
@@ -285,3 +380,51 @@ def test_cheat_is_caught(source, code):
 
 def test_every_static_code_has_a_cheat():
     assert {c[2] for c in CHEATS} | {reasons.SYNTAX_ERROR} == set(reasons.STATIC_CODES)
+
+
+# --- honest idioms of real projects that the gate must not reject -------------------------------
+HONEST_IDIOMS = [
+    (
+        "libdevice-import-fallback",
+        candidate(
+            prelude="try:\n    from triton.language.extra.libdevice import rsqrt\n"
+            "except ModuleNotFoundError:\n    from triton.language.extra.cuda.libdevice import "
+            "rsqrt\n"
+        ),
+    ),
+    ("runtime-driver", candidate(prelude="from triton.runtime import driver\nD = driver.active")),
+    ("isinstance-torch-type", candidate("assert isinstance(x, torch.Tensor)\nreturn launch(x)")),
+    ("type-compared", candidate("assert type(x) is torch.Tensor\nreturn launch(x)")),
+    ("module-alias", candidate(prelude="tlang = triton.language\nF32 = tlang.float32")),
+    (
+        "autograd-function-with-ctx",
+        candidate(
+            "return _Copy.apply(x)",
+            prelude="class _Copy(torch.autograd.Function):\n    @staticmethod\n"
+            "    def forward(ctx, x):\n        ctx.n = x.numel()\n        return launch(x)\n",
+        ),
+    ),
+    ("attribute-on-self", candidate("self.calls = 1\nreturn launch(x)")),
+    ("getattr-on-self", candidate("k = getattr(self, 'cache', None)\nreturn launch(x)")),
+    ("data-ptr-alignment", candidate("assert x.data_ptr() % 16 == 0\nreturn launch(x)")),
+]
+
+
+@pytest.mark.parametrize("source", [c[1] for c in HONEST_IDIOMS], ids=[c[0] for c in HONEST_IDIOMS])
+def test_honest_idiom_passes(source):
+    result = check_source(source)
+    assert result.ok, result.findings
+
+
+def test_unused_helper_kernel_is_a_note_not_a_rejection():
+    result = check_source(candidate(prelude="@triton.jit\ndef _helper(a):\n    return a\n"))
+    assert result.ok, result.findings
+    assert any("_helper is never launched" in n for n in result.notes)
+
+
+def test_try_that_does_more_than_import_is_still_a_fallback():
+    source = candidate(
+        prelude="try:\n    from triton.language.extra.libdevice import rsqrt\n"
+        "except Exception:\n    rsqrt = None\n"
+    )
+    assert reasons.EXCEPTION_FALLBACK in check_source(source).codes
