@@ -35,7 +35,7 @@ ALLOWED_MODULES = frozenset(
     triton triton.language triton.runtime triton.runtime.jit triton.runtime.autotuner
     triton.runtime.driver
     math typing functools itertools operator dataclasses enum numbers __future__ collections
-    collections.abc warnings
+    collections.abc warnings logging
     kernelloop kernelloop.sandbox kernelloop.sandbox.nvrtc
     """.split()
 )
@@ -48,6 +48,30 @@ MEMBERS = {
     "kernelloop.sandbox.nvrtc": frozenset({"load_kernel", "CudaCompileError"}),
     "torch._inductor": frozenset({"runtime"}),
     "torch._inductor.runtime": frozenset({"triton_helpers"}),
+    # The pure standard modules, by member: what kernels and their wrappers use. Left out on
+    # purpose: typing.ForwardRef (evaluates strings), get_type_hints and dataclasses.fields
+    # (hand out classes), operator.attrgetter/methodcaller/call (reach objects by name).
+    "typing": frozenset(
+        """Any Optional Union List Tuple Dict Set FrozenSet Callable Sequence Iterable Iterator
+        Mapping MutableMapping Type Literal Final ClassVar TYPE_CHECKING cast overload TypeVar
+        Generic Protocol NamedTuple TypedDict Annotated Hashable Generator Self NoReturn
+        Never TypeAlias Concatenate ParamSpec DefaultDict OrderedDict Counter Deque""".split()
+    ),
+    "functools": frozenset(
+        """partial reduce lru_cache cache cached_property wraps total_ordering partialmethod
+        cmp_to_key""".split()
+    ),
+    "operator": frozenset(
+        """abs add and_ concat contains eq floordiv ge getitem gt index inv invert is_ is_not
+        itemgetter le lshift lt matmul mod mul ne neg not_ or_ pos pow rshift sub truediv
+        truth xor""".split()
+    ),
+    "dataclasses": frozenset("dataclass field replace asdict astuple is_dataclass".split()),
+    "enum": frozenset("Enum IntEnum StrEnum Flag IntFlag auto unique".split()),
+    "collections": frozenset("namedtuple OrderedDict defaultdict deque Counter abc".split()),
+    "warnings": frozenset({"warn"}),
+    "logging": frozenset("getLogger debug info warning error DEBUG INFO WARNING ERROR".split()),
+    "__future__": frozenset({"annotations"}),
 }
 # Modules that hand out the interpreter, the OS or raw memory. Their names, and the names under
 # which allowed modules hold them, are refused on any object the walk cannot follow.

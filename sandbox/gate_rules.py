@@ -136,7 +136,9 @@ COMPUTE_METHODS = words("""matmul mm bmm mv dot vdot inner outer addmm addmv add
 HOST_NAMESPACES = words("""torch.nn.init torch.autograd.Function torch.autograd.function
     torch._inductor.runtime.triton_helpers""")
 # Base classes a candidate's classes may have (besides its own).
-GOOD_BASES = words("torch.nn.Module object torch.autograd.Function")
+GOOD_BASES = words("""torch.nn.Module object torch.autograd.Function enum.Enum enum.IntEnum
+    enum.StrEnum enum.Flag enum.IntFlag typing.NamedTuple typing.Generic typing.Protocol
+    Exception ValueError RuntimeError int float str tuple dict list""")
 # nn classes that only hold parameters or other modules: constructing and keeping them is fine.
 NN_HOLDERS = words("""Parameter ParameterList ParameterDict Module ModuleList ModuleDict
     Sequential Identity Buffer UninitializedParameter""")

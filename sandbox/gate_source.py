@@ -20,6 +20,10 @@ from .gate_rules import (
     TRITON_JIT,
 )
 
+# Rounds of label propagation: an honest file needs a handful; thousands of chained renames
+# (a = b; b = c; ...) would cost quadratic time in the orchestrator.
+MAX_ROUNDS = 32
+
 
 def dotted(node: ast.AST) -> str | None:
     """``a.b.c`` for a chain of attributes on a name, else None."""
@@ -85,6 +89,7 @@ class SourceModel:
     """Name resolution and value tracking over one parsed candidate."""
 
     def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
         self.nodes = list(ast.walk(tree))
         self.aliases: dict[str, str] = {}  # local name -> qualified name
         for node in self.nodes:
@@ -186,8 +191,11 @@ class SourceModel:
 
     def _track(self) -> None:
         """Propagate labels through assignments, loops, registrations and returns to a fixpoint."""
-        size = -1
+        size, rounds = -1, 0
         while size != (size := sum(map(len, [*self.held.values(), *self.factories.values()]))):
+            rounds += 1
+            if rounds > MAX_ROUNDS:  # each round follows one more link of a chain
+                raise RecursionError("value flow too long to follow")
             for node in self.nodes:
                 for target, value in flows(node):
                     if labels := self.labels(value):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ast
 import re
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import gate_reach, reasons
+from . import gate_names, gate_reach, reasons
 from .gate_rules import (
     ALLOW_ALIASES,
     ALLOWED_DUNDERS,
@@ -108,16 +109,14 @@ class _Gate(ast.NodeVisitor):
         self.used_loads: set[str] = set()
         self.notes: list[str] = []
         self.parent = {id(c): p for p in src.nodes for c in ast.iter_child_nodes(p)}
-        # Whose attributes the candidate may set: its own classes, and the first parameter of
-        # their methods (self, cls, an autograd Function's ctx). Anything else is an object it
-        # did not create: a module, a foreign class, a guard (row 24).
-        classes = [n for n in src.nodes if isinstance(n, ast.ClassDef)]
-        self.own_roots = {c.name for c in classes} | {
-            f.args.args[0].arg
-            for c in classes
-            for f in ast.walk(c)
-            if isinstance(f, ast.FunctionDef) and f.args.args
-        }
+        # Whose attributes the candidate may set (anything else is an object it did not create:
+        # a module, a foreign class, a guard; row 24), which names it binds at all, which hold
+        # plain containers, and what sits in annotations (gate_names.py).
+        self.own_roots = gate_names.own_roots(src.tree)
+        self.bound = gate_names.bound_names(src.tree)
+        self.containers = gate_names.containers(src.tree)
+        self.annotations = gate_names.annotation_nodes(src.tree)
+        self.own_classes = {n.name for n in src.nodes if isinstance(n, ast.ClassDef)}
 
     def add(self, code: str, where: ast.AST | int | None, message: str) -> None:
         line = where if isinstance(where, int) or where is None else getattr(where, "lineno", None)
@@ -186,7 +185,7 @@ class _Gate(ast.NodeVisitor):
             self.add(reasons.TENSOR_SUBCLASS, node, f"{n} intercepts tensor dispatch; remove it")
         elif load and n in self.src.aliases:
             self._classify(self.src.aliases[n], node, call=False)
-            self._module_value(node, self.src.aliases[n])
+            self._value_use(node, self.src.aliases[n])
         elif load and n == "memoryview":
             self.add(reasons.HOST_READS_VALUES, node, "memoryview reads memory on the host")
         elif load and n in DYNAMIC_BUILTINS:
@@ -195,6 +194,12 @@ class _Gate(ast.NodeVisitor):
             self.add(reasons.FILE_ACCESS, node, "open() touches files; candidates may not")
         elif is_dunder(n) and n not in ALLOWED_DUNDERS:
             self.add(reasons.INTROSPECTION, node, f"{n} is interpreter internals; remove it")
+        elif load and n not in self.bound | gate_names.SAFE_BUILTINS | NAME_BUILTINS:
+            message = (
+                f"{n} is never defined in the candidate: a name must come from its imports "
+                "and definitions or be a plain builtin"
+            )
+            self.add(reasons.DYNAMIC_CODE, node, message)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         a = node.attr
@@ -208,9 +213,12 @@ class _Gate(ast.NodeVisitor):
             message = f".{a}() hands tensor values to host code; compute in the kernel instead"
             self.add(reasons.HOST_READS_VALUES, node, message)
         q = self.src.qual(node)
+        if _private(a) and _attr_root(node) not in self.own_roots and not _private_ok(q):
+            message = f".{a} is private to an object the candidate did not create; remove it"
+            self.add(reasons.INTROSPECTION, node, message)
         if isinstance(node.ctx, ast.Load) and q is not None:
             self._classify(q, node, call=False)
-            self._module_value(node, q)
+            self._value_use(node, q)
         elif q is None and a in gate_reach.escape_attrs():
             message = f".{a} reaches the interpreter or the OS (the module {a}); remove it"
             self.add(reasons.FORBIDDEN_MODULE, node, message)
@@ -220,18 +228,37 @@ class _Gate(ast.NodeVisitor):
         parent = self.parent.get(id(node))
         return isinstance(parent, ast.Call) and parent.func is node
 
-    def _module_value(self, node: ast.AST, q: str) -> None:
-        """A module may be named (``torch.nn``) and renamed (``tl = triton.language``), but
-        never held as a value: in a container, a default, an argument, a return (row 23)."""
+    def _value_use(self, node: ast.AST, q: str) -> None:
+        """A module or a class of a library may be named (``torch.nn``, ``torch.Tensor``) and
+        renamed (``tl = triton.language``), but never held as a value: in a container, a
+        default, an argument, a return. Held, it can be patched or searched where the gate
+        cannot see (rows 23, 24). Classes may also be tested against, derived from, called."""
         parent = self.parent.get(id(node))
         if isinstance(parent, ast.Attribute) and parent.value is node:
             return  # a longer chain: judged whole
         if isinstance(parent, ast.Assign) and parent.value is node:
             if all(isinstance(t, ast.Name) for t in parent.targets):
                 return  # an alias the gate follows (SourceModel.aliases)
-        if gate_reach.is_module(q):
+        _, obj = gate_reach.walk(q)
+        if isinstance(obj, types.ModuleType):
             message = f"the module {q} is used as a value; use its members by name ({q}.name)"
             self.add(reasons.FORBIDDEN_MODULE, node, message)
+        elif isinstance(obj, type) and not self._class_use_ok(node, parent):
+            message = (
+                f"the class {q} is used as a value; a library class may be called, tested "
+                "(isinstance, is), derived from or named in annotations only"
+            )
+            self.add(reasons.DYNAMIC_CODE, node, message)
+
+    def _class_use_ok(self, node: ast.AST, parent: ast.AST | None) -> bool:
+        if id(node) in self.annotations or self._called(node):
+            return True
+        while isinstance(parent, ast.Tuple):  # isinstance(x, (A, B)), except (A, B)
+            node, parent = parent, self.parent.get(id(parent))
+        if isinstance(parent, ast.Call):
+            f = parent.func
+            return isinstance(f, ast.Name) and f.id in ("isinstance", "issubclass")
+        return isinstance(parent, (ast.Compare, ast.ClassDef, ast.ExceptHandler))
 
     # --- imports ---------------------------------------------------------------------------------
     def _import(self, module: str, full: str, node: ast.AST) -> None:
@@ -340,6 +367,14 @@ class _Gate(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         """Scan native source (CUDA C++, compiler flags) for cheats the Python AST cannot see."""
         s = node.value
+        if isinstance(s, str) and is_dunder(s) and s not in ALLOWED_DUNDERS | {"__main__"}:
+            message = f"the string {s!r} names interpreter internals; remove it"
+            self.add(reasons.INTROSPECTION, node, message)
+        if isinstance(s, str) and self.jit_stack and re.search(r"^\s*(async\s+)?def\s", s, re.M):
+            # The interpreter finds a kernel's source by its text: a `def` line in a string
+            # would make it run code other than the kernel this gate read.
+            message = "a string inside a kernel holds a `def` line; remove it from the kernel"
+            self.add(reasons.DYNAMIC_CODE, node, message)
         if not isinstance(s, str) or not (s.startswith("-") or any(m in s for m in CPP_MARKERS)):
             return
         for rx, code, what in CPP_RULES:
@@ -397,6 +432,10 @@ class _Gate(ast.NodeVisitor):
         f = node.func
         if not isinstance(f, ast.Attribute) or root(f.value) in self.src.modules:
             return  # module functions (math.exp, torch.max) are judged by name in _classify
+        if gate_names.is_container(f.value) or (
+            isinstance(f.value, ast.Name) and f.value.id in self.containers
+        ):
+            return  # seen.add(k), sizes.sort(): a plain Python container's method
         if base_op(f.attr) not in COMPUTE_METHODS or self._allowed(f.attr):
             return
         if root(f.value) in ("self", "cls") and f.attr in self.src.defined:
@@ -538,6 +577,15 @@ def _check(tree: ast.Module, backend: str | None, allow_torch: Iterable[str]) ->
     return GateResult(backend, gate.result(), tuple(gate.notes))
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not is_dunder(name)
+
+
+def _private_ok(q: str | None) -> bool:
+    """Private names along an allowed path: Inductor's helper library (torch._inductor...)."""
+    return q is not None and under(q, HOST_NAMESPACES) or q in gate_reach.MEMBERS
+
+
 def _attr_root(node: ast.AST) -> str | None:
     """The name an attribute target hangs from, through attributes and subscripts only: for
     ``self.cache[k].x`` it is ``self``; for ``type(x).y`` or ``[m][0].y`` there is none."""
@@ -545,20 +593,30 @@ def _attr_root(node: ast.AST) -> str | None:
 
 
 def _import_fallback(node: ast.Try) -> bool:
-    """``try: from a import f`` / ``except ImportError: from b import f``: how real projects find
-    libdevice across Triton builds. Nothing but imports runs, so nothing can fall back to torch."""
-    imports = (ast.Import, ast.ImportFrom, ast.Pass)
+    """``try: from a import f`` / ``except ImportError: from b import f`` (or ``f = tl.math``):
+    how real projects find libdevice across Triton builds. Only imports and plain renames run,
+    so nothing can fall back to torch compute."""
     caught = [h.type for h in node.handlers]
     names = [n for t in caught for n in (t.elts if isinstance(t, ast.Tuple) else [t])]
     return (
-        all(
-            isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
-            for n in names
-        )
-        and bool(names)
-        and len(names) >= len(caught)
-        and all(isinstance(st, imports) for st in node.body)
-        and all(isinstance(st, imports) for h in node.handlers for st in h.body)
+        bool(names)
+        and None not in caught
+        and all(isinstance(n, ast.Name) and n.id in IMPORT_ERRORS for n in names)
+        and all(map(_binds_only, node.body))
+        and all(_binds_only(st) for h in node.handlers for st in h.body)
         and not node.orelse
         and not node.finalbody
+    )
+
+
+IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
+
+
+def _binds_only(st: ast.stmt) -> bool:
+    if isinstance(st, (ast.Import, ast.ImportFrom, ast.Pass)):
+        return True
+    return (
+        isinstance(st, ast.Assign)
+        and all(isinstance(t, ast.Name) for t in st.targets)
+        and (dotted(st.value) is not None or isinstance(st.value, ast.Constant))
     )

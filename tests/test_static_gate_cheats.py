@@ -260,6 +260,44 @@ CHEATS = [
         candidate(prelude="import enum\nb = enum.bltns"),
         reasons.FORBIDDEN_MODULE,
     ),
+    # found by a white-box attacker: strings evaluated by allowed modules, private members,
+    # names the interpreter slips into the module, classes handed to methods as `self`
+    (
+        "typing-forwardref-eval",
+        candidate(prelude="import typing\nr = typing.ForwardRef('int')"),
+        reasons.FORBIDDEN_MODULE,
+    ),
+    (
+        "private-member",
+        candidate(prelude="import typing\ndef f(r):\n    return r._evaluate({}, {})\n"),
+        reasons.INTROSPECTION,
+    ),
+    (
+        "interpreter-injected-names",
+        candidate("a = _interpreter.load(np.arange(4))\nreturn launch(x)"),
+        reasons.DYNAMIC_CODE,
+    ),
+    (
+        "library-class-passed-as-self",
+        candidate(
+            "Box.put(torch.Tensor, print)\nreturn launch(x)",
+            prelude="class Box:\n    def put(tgt, fn):\n        tgt.detach = fn\n",
+        ),
+        reasons.DYNAMIC_CODE,
+    ),
+    (
+        "dunder-string-key",
+        candidate("b = _copy_kernel.get_capture_scope()['__builtins__']\nreturn launch(x)"),
+        reasons.INTROSPECTION,
+    ),
+    (
+        "def-line-in-kernel-docstring",
+        candidate(
+            prelude='@triton.jit\ndef _k(x_ptr):\n    """\n    def _k(x_ptr):\n'
+            '        pass\n    """\n    tl.store(x_ptr, 0.0)\n'
+        ),
+        reasons.DYNAMIC_CODE,
+    ),
     # HOST_READS_VALUES (row 26): the host never reads tensor values
     ("item", candidate("s = x.sum_of = x.item()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
     ("tolist", candidate("v = x.tolist()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
@@ -407,6 +445,24 @@ HONEST_IDIOMS = [
     ("attribute-on-self", candidate("self.calls = 1\nreturn launch(x)")),
     ("getattr-on-self", candidate("k = getattr(self, 'cache', None)\nreturn launch(x)")),
     ("data-ptr-alignment", candidate("assert x.data_ptr() % 16 == 0\nreturn launch(x)")),
+    (
+        "python-container-methods",
+        candidate("seen = set()\nseen.add(1)\nsizes = [3, 1]\nsizes.sort()\nreturn launch(x)"),
+    ),
+    (
+        "own-instance-attribute",
+        candidate(
+            "cfg = Cfg()\ncfg.block = 1024\nreturn launch(x)", prelude="class Cfg:\n    pass\n"
+        ),
+    ),
+    (
+        "typing-in-annotations",
+        candidate(
+            prelude="from typing import Optional\ndef f(t: Optional[torch.Tensor]) -> int:"
+            "\n    return 0\n"
+        ),
+    ),
+    ("main-guard", candidate(prelude="if __name__ == '__main__':\n    pass\n")),
 ]
 
 
@@ -428,3 +484,14 @@ def test_try_that_does_more_than_import_is_still_a_fallback():
         "except Exception:\n    rsqrt = None\n"
     )
     assert reasons.EXCEPTION_FALLBACK in check_source(source).codes
+
+
+def test_long_rename_chains_are_refused_quickly():
+    """3,000 chained renames made the gate's fixpoint take 80 s (found by an attacker)."""
+    import time
+
+    chain = "\n".join(f"a{i} = a{i - 1}" for i in range(3000, 0, -1)) + "\na0 = _copy_kernel\n"
+    started = time.perf_counter()
+    result = check_source(candidate(prelude=chain))
+    assert reasons.SYNTAX_ERROR in result.codes
+    assert time.perf_counter() - started < 20
