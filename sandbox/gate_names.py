@@ -17,6 +17,10 @@ from __future__ import annotations
 import ast
 import builtins
 
+from . import gate_reach
+from .gate_rules import HOST_NAMESPACES
+from .gate_source import dotted, is_dunder, root, under
+
 # Builtins a candidate may name. The rest reach objects by name, run code, touch files or the
 # terminal (their own rules report them) or are interpreter plumbing (__build_class__, ...).
 UNSAFE_BUILTINS = frozenset(
@@ -133,3 +137,48 @@ def annotation_nodes(tree: ast.AST) -> set[int]:
         elif isinstance(node, ast.AnnAssign):
             roots.append(node.annotation)
     return {id(n) for r in roots for n in ast.walk(r)}
+
+
+def private(name: str) -> bool:
+    return name.startswith("_") and not is_dunder(name)
+
+
+def private_ok(q: str | None) -> bool:
+    """Private names along an allowed path: Inductor's helper library (torch._inductor...)."""
+    return q is not None and under(q, HOST_NAMESPACES) or q in gate_reach.MEMBERS
+
+
+def attr_root(node: ast.AST) -> str | None:
+    """The name an attribute target hangs from, through attributes and subscripts only: for
+    ``self.cache[k].x`` it is ``self``; for ``type(x).y`` or ``[m][0].y`` there is none."""
+    return root(node.value) if isinstance(node, ast.Attribute) else root(node)
+
+
+def import_fallback(node: ast.Try) -> bool:
+    """``try: from a import f`` / ``except ImportError: from b import f`` (or ``f = tl.math``):
+    how real projects find libdevice across Triton builds. Only imports and plain renames run,
+    so nothing can fall back to torch compute."""
+    caught = [h.type for h in node.handlers]
+    names = [n for t in caught for n in (t.elts if isinstance(t, ast.Tuple) else [t])]
+    return (
+        bool(names)
+        and None not in caught
+        and all(isinstance(n, ast.Name) and n.id in IMPORT_ERRORS for n in names)
+        and all(map(binds_only, node.body))
+        and all(binds_only(st) for h in node.handlers for st in h.body)
+        and not node.orelse
+        and not node.finalbody
+    )
+
+
+IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
+
+
+def binds_only(st: ast.stmt) -> bool:
+    if isinstance(st, (ast.Import, ast.ImportFrom, ast.Pass)):
+        return True
+    return (
+        isinstance(st, ast.Assign)
+        and all(isinstance(t, ast.Name) for t in st.targets)
+        and (dotted(st.value) is not None or isinstance(st.value, ast.Constant))
+    )
