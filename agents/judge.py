@@ -49,7 +49,7 @@ def repair_messages(ctx: CampaignContext, failing: dict | None, no_code: int) ->
         "judge-repair",
         problem_source=ctx.coder_source,
         source=source,
-        error=prompts.truncate(error, 3000),
+        error=error,  # failure_text caps and fences what the candidate wrote
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import gpu_specs, roofline
+from . import gpu_specs, roofline, untrusted
 from .static_resources import StaticResources
 
 # Priorities: 0 is kept longest. Lines print in the order they were added.
@@ -63,8 +63,8 @@ def judge_summary(
         _HEAD,
         f"{verdict.problem_id} [{verdict.size}] {verdict.backend} on {verdict.device}: {state}",
     )
-    for r in verdict.reasons[:2]:
-        add(_HEAD, f"reason {r.code}: {_clip(r.message, 160)}")
+    for r in verdict.reasons[:2]:  # a message may quote the candidate's output: fenced
+        add(_HEAD, f"reason {r.code}: {' '.join(untrusted.fence(r.message, 160).split())}")
     t = verdict.timing
     if t is None:
         why = verdict.timing_note or "not measured"

@@ -1,27 +1,26 @@
 """``bwrap``: the worker inside bubblewrap, the default where ``bwrap`` works.
 
-The whole system and the Python environment are mounted read-only, ``/tmp`` is an empty tmpfs,
-the user's home is hidden (no ``~/.netrc`` or ``.env`` files to read), the work dir is the only
-writable place and its ``inputs/`` folder is read-only, and the worker runs as ``nobody`` in fresh
-user, PID, IPC, UTS and network namespaces with every capability dropped. GPU device nodes are
-bound in when the evaluation needs the GPU.
+The sandbox's root is empty but for what ``host_view.worker_view`` lists (the system's programs
+and libraries, the Python environment, the code folders of the packages the worker imports, GPU
+nodes when needed), all read-only: the project checkout, earlier runs, home directories and the
+rest of the host are not there to list or read (threat row 28). ``/tmp`` is an empty tmpfs, the
+work dir is the only writable place and its ``inputs/`` folder is read-only, and the worker runs as
+``nobody`` in fresh user, PID, IPC, UTS and network namespaces with every capability dropped.
 """
 
 from __future__ import annotations
 
 import functools
-import glob
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
+from . import host_view
 from .base import Wrapped
 
 NAME = "bwrap"
 WORKDIR = "/tmp/work"  # where the work dir appears inside the sandbox
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout (editable) or site-packages
+SCRATCH_BYTES = 64 << 20  # each of /tmp and /dev/shm
 
 
 def _base_argv() -> list[str]:
@@ -36,29 +35,36 @@ def _base_argv() -> list[str]:
         "65534",
         "--cap-drop",
         "ALL",
-        "--ro-bind",
-        "/",
-        "/",
         "--dev",
         "/dev",
         "--proc",
         "/proc",
+        # Memory-backed folders the worker could fill without the disk or the memory watchdog
+        # seeing it (tmpfs pages are not the worker's resident memory): /tmp, and /dev/shm,
+        # which --dev makes writable. The worker's own scratch is the work dir (TMPDIR).
+        "--size",
+        str(SCRATCH_BYTES),
         "--tmpfs",
         "/tmp",
+        "--size",
+        str(SCRATCH_BYTES),
+        "--tmpfs",
+        "/dev/shm",
     ]
 
 
-def _hidden_and_rebound() -> list[str]:
-    """Hide home directories, then re-expose (read-only) what the worker needs to import."""
+def _view_args(argv: list[str], gpu: bool) -> list[str]:
+    """The host as the worker sees it: only ``host_view``'s entries, read-only, on a root that
+    is itself read-only (bwrap's root is a tmpfs: writable, it would be memory no cap counts)."""
     args: list[str] = []
-    for hidden in {os.path.expanduser("~"), "/root"}:
-        if hidden not in ("/", "") and os.path.isdir(hidden):
-            args += ["--tmpfs", hidden]
-    needed = {sys.prefix, sys.base_prefix, str(_PACKAGE_ROOT)}
-    for path in sorted(needed):
-        if os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    return args
+    for entry in host_view.worker_view(argv, gpu):
+        if entry.link is not None:
+            args += ["--symlink", entry.link, entry.path]
+        elif entry.device:
+            args += ["--dev-bind", entry.path, entry.path]
+        else:
+            args += ["--ro-bind", entry.path, entry.path]
+    return [*args, "--remount-ro", "/"]
 
 
 @functools.cache
@@ -66,8 +72,14 @@ def available() -> str | None:
     exe = shutil.which("bwrap")
     if not exe:
         return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    true = shutil.which("true") or "/bin/true"
     try:
-        probe = subprocess.run([*_base_argv(), "true"], capture_output=True, text=True, timeout=20)
+        probe = subprocess.run(
+            [*_base_argv(), *_view_args([], False), true],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap failed to start: {exc}"
     if probe.returncode != 0:
@@ -76,16 +88,14 @@ def available() -> str | None:
 
 
 def wrap(argv: list[str], workdir: str, gpu: bool, writable: tuple[str, ...] = ()) -> Wrapped:
-    args = _base_argv() + _hidden_and_rebound()
+    args = _base_argv() + _view_args(argv, gpu)
     args += ["--bind", workdir, WORKDIR]
     for path in writable:  # e.g. this source's own load_inline build cache
         args += ["--bind", path, path]
     inputs = os.path.join(workdir, "inputs")
     if os.path.isdir(inputs):
         args += ["--ro-bind", inputs, f"{WORKDIR}/inputs"]
-    if gpu:
-        for node in sorted(glob.glob("/dev/nvidia*")):
-            args += ["--dev-bind", node, node]
     args += ["--chdir", WORKDIR, "--"]
-    isolation = ["bwrap", "ro-root", "tmpfs", "netns", "pidns", "userns", "no-caps", "rlimits"]
+    isolation = ["bwrap", "ro-root", "host-view", "tmpfs", "netns", "pidns", "userns", "no-caps"]
+    isolation += ["rlimits"]
     return Wrapped(argv=args + argv, isolation=isolation, workdir=WORKDIR)

@@ -5,15 +5,16 @@ root file system, an empty tmpfs on ``/tmp``, the work dir as the only writable 
 ``inputs/`` read-only), every capability dropped, ``no-new-privileges``, a memory cgroup limit
 without swap (the RSS watchdog cannot see into a container; the daemon's cgroup does the job), a
 pids limit (the fork-bomb cap, which also binds root), and GPUs through a device request (the
-NVIDIA Container Toolkit) when the evaluation needs one. Home directories and the rest of the
-host are not in the container at all.
+NVIDIA Container Toolkit) when the evaluation needs one. Home directories, the project checkout,
+earlier runs and the rest of the host are not in the container at all (threat row 28).
 
 Two images (``KERNELLOOP_DOCKER_IMAGE``, ``settings.docker_image``):
 
 - ``host`` (default): a minimal image made locally from an in-memory tarball (no registry, no
-  pull) that holds only mount points; the host's ``/usr``, Python installation, virtual
-  environment and kernelloop package are bind-mounted read-only, so the worker runs exactly the
-  host's environment. This is what CI uses.
+  pull) that holds only mount points; what ``host_view.worker_view`` lists (the host's ``/usr``,
+  Python installation, virtual environment and the code folders of the kernelloop packages the
+  worker imports) is bind-mounted read-only, so the worker runs exactly the host's environment.
+  This is what CI uses.
 - any other name: an image that has Python and kernelloop installed (``docker/Dockerfile``). It
   must exist locally; the sandbox never pulls implicitly (build or pull it yourself).
 
@@ -40,15 +41,13 @@ import threading
 from pathlib import Path
 
 from ... import settings as settings_mod
+from . import host_view
 from .base import Ended, Launched, Wrapped
 
 NAME = "docker"
 WORKDIR = "/work"  # where the work dir appears inside the container
 HOST_IMAGE = "host"
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout (editable) or site-packages
 _TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")  # symlinks into /usr, or dirs
-# Only these /etc files: enough for the dynamic loader and uid lookups, no secrets (not shadow).
-_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf")
 _CLI_ENV = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH")
 _SHM_BYTES = 1 << 30
 _ready: dict[str, str] = {}  # image setting -> image id, once checked (never cache a failure)
@@ -139,20 +138,13 @@ def available() -> str | None:
     return None
 
 
-def _host_mounts() -> list[tuple[str, str]]:
-    """(path, mode) binds that make the host's Python environment run inside the container."""
-    paths = ["/usr", *(f"/{n}" for n, target in _host_layout() if target is None)]
-    paths += [f"/etc/{name}" for name in _ETC if os.path.exists(f"/etc/{name}")]
-    python = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
-    python |= {str(_PACKAGE_ROOT)}
-    python |= {p for p in sys.path if p and os.path.isdir(p)}
-    binds = sorted({os.path.realpath(p) for p in python} | {p for p in python})
-    for path in binds:  # a path inside one already bound needs no bind of its own
-        if os.path.isdir(path) and not any(
-            path != b and path.startswith(b.rstrip("/") + "/") for b in [*paths, *binds]
-        ):
-            paths.append(path)
-    return [(p, "ro") for p in dict.fromkeys(paths)]
+def _host_mounts(argv: list[str]) -> list[tuple[str, str]]:
+    """(path, mode) binds that make the host's Python environment run inside the container:
+    ``host_view``'s list, the same as bwrap's (threat row 28: not the project checkout, not
+    earlier runs). Its top-level symlinks are in the image already and GPUs come through the
+    device request, so only its folders and files are bound here."""
+    view = host_view.worker_view(argv, gpu=False)
+    return [(e.path, "ro") for e in view if e.link is None and not e.device]
 
 
 def wrap(argv: list[str], workdir: str, gpu: bool, writable: tuple[str, ...] = ()) -> Wrapped:
@@ -160,7 +152,7 @@ def wrap(argv: list[str], workdir: str, gpu: bool, writable: tuple[str, ...] = (
 
     setting = settings_mod.get().docker_image
     host = setting == HOST_IMAGE
-    binds = _host_mounts() if host else []
+    binds = _host_mounts(argv) if host else []
     binds += [(workdir, "rw")]
     binds += [(path, "rw") for path in writable]  # e.g. this source's own load_inline cache
     mounts = [

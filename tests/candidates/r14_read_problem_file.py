@@ -2,7 +2,9 @@
 installed package), execute it, and return the reference ``Model``'s output behind a decoy launch.
 
 Static: FORBIDDEN_IMPORT (os, kernelloop), FILE_ACCESS (open), DYNAMIC_CODE (exec). Run time:
-reading the problem file is possible (it is not secret), but executing the reference means torch
+under bwrap and docker the problem files are not in the sandbox, which binds only the code the
+worker imports (``sandbox/backends/host_view.py``): IMPORT_FAILED. Under the process backend
+reading the file is possible (it is not secret), but executing the reference means torch
 compute in forward: TORCH_OP_CALLED.
 """
 
