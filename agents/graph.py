@@ -128,10 +128,15 @@ def evaluate(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     submit = getattr(ctx.evaluate, "submit", None)
     futures = {cid: submit(ctx.problem, _source(ctx, cid)) for cid in pending} if submit else {}
     for cid in pending:
-        if submit:
-            verdict = futures[cid].result()
-        else:
-            verdict = ctx.evaluate(ctx.problem, _source(ctx, cid))
+        try:
+            if submit:
+                verdict = futures[cid].result()
+            else:
+                verdict = ctx.evaluate(ctx.problem, _source(ctx, cid))
+        except Exception as exc:  # ours, not the candidate's: it fails, the campaign goes on
+            from ..sandbox.evaluate import failed_evaluation
+
+            verdict = failed_evaluation(ctx.problem, exc)
         ctx.store.record_verdict(cid, verdict)
         ctx.store.event(
             "evaluated",

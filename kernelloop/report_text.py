@@ -22,8 +22,8 @@ def print_verdict(console: Console, v: Verdict) -> None:
         console.print(f"  [red]{r.code}[/red]: {r.message}")
     if v.build and v.build.ok:
         console.print(f"  build: ok ({v.build.seconds:.2f} s)")
-    if "NOT_RUN_NO_GPU" in v.codes:
-        pass  # every trial failed the same way (no GPU): the reason above says it all
+    if {"NOT_RUN_NO_GPU", "INTERPRETER_UNSUPPORTED"} & set(v.codes):
+        pass  # inconclusive (no GPU; a kernel the interpreter cannot run): the reason says it all
     elif v.correctness and v.correctness.trials:
         table = Table(title="correctness", show_edge=False)
         for col in ("trial", "ok", "max abs err", "max rel err", "note"):
@@ -62,6 +62,8 @@ def print_verdict(console: Console, v: Verdict) -> None:
             )
     elif v.timing_note:
         console.print(f"  timing: {v.timing_note}")
+    for note in v.notes:  # checks skipped, and what a CPU verdict does not prove
+        console.print(f"  note: {note}")
     phases = ", ".join(f"{k} {s:.1f}s" for k, s in v.phases.items())
     console.print(f"  phases: {phases}")
     slowest = sorted(v.phase_detail.items(), key=lambda kv: -kv[1])[:4]

@@ -8,6 +8,7 @@ else. Tests change settings with :func:`override`, which is scoped and restores 
 | ``KERNELLOOP_SANDBOX`` | ``sandbox`` | ``auto`` (bwrap where it works, else process) |
 | ``KERNELLOOP_TIMEOUT`` | ``timeout_s`` | 120 s per worker |
 | ``KERNELLOOP_MEMORY_CAP`` | ``memory_cap_bytes`` | half of the machine's RAM |
+| ``KERNELLOOP_DISK_MARGIN`` | ``disk_margin_bytes`` | 64 MiB a work dir may grow past its outputs |
 | ``KERNELLOOP_TIMING_BUDGET_MS`` | ``timing_budget_ms`` | 400 ms of timed calls per function |
 | ``KERNELLOOP_WARMUP_MS`` | ``warmup_ms`` | 50 ms |
 | ``KERNELLOOP_COMPILE_BASELINE`` | ``compile_baseline`` | on (``0`` skips torch.compile) |
@@ -65,6 +66,9 @@ class Settings:
     sandbox: str = "auto"
     timeout_s: float = 120.0
     memory_cap_bytes: int = dataclasses.field(default_factory=lambda: _total_ram_bytes() // 2)
+    # A candidate's work dir may grow by its outputs (with room for extra ones) plus this: caches
+    # (Triton's, per compiled kernel) and scratch files. Past it: DISK_LIMIT (threat row 29).
+    disk_margin_bytes: int = 64 << 20
     timing_budget_ms: float = 400.0
     warmup_ms: float = 50.0
     compile_baseline: bool = True
@@ -96,6 +100,7 @@ class Settings:
             sandbox=os.environ.get("KERNELLOOP_SANDBOX", base.sandbox),
             timeout_s=float(_env_int("KERNELLOOP_TIMEOUT", int(base.timeout_s))),
             memory_cap_bytes=_env_int("KERNELLOOP_MEMORY_CAP", base.memory_cap_bytes),
+            disk_margin_bytes=_env_int("KERNELLOOP_DISK_MARGIN", base.disk_margin_bytes),
             timing_budget_ms=float(_env_int("KERNELLOOP_TIMING_BUDGET_MS", 400)),
             warmup_ms=float(_env_int("KERNELLOOP_WARMUP_MS", 50)),
             compile_baseline=_env_bool("KERNELLOOP_COMPILE_BASELINE", True),

@@ -9,20 +9,25 @@
    drift trials; it reports frames on a dedicated channel and writes outputs to files;
 4. this process compares every output with the reference, checks inputs for mutation, reads the
    run-time guards' reports, and turns timings into statistics with confidence intervals;
-5. everything becomes one :class:`Verdict`.
+5. everything becomes one :class:`Verdict`; an exception while judging becomes one too
+   (``EVALUATOR_ERROR``), so what a candidate wrote can never crash the evaluator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import shutil
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import settings as settings_mod
 from ..kernelbench.problem import Problem
-from . import backends, checks, launch, reasons, spare, static_gate, tensorio
+from . import backends, checks, interpreter, launch, reasons, spare, static_gate, tensorio
+from .frames import CANDIDATE as CANDIDATE_FRAMES
 from .limits import Limits
 from .plan import Plan, make_plan
 from .stopwatch import add as add_spans
@@ -31,6 +36,10 @@ from .verdict import Reason, Verdict
 
 GATE_MODES = ("enforce", "report")
 MAX_WORKER_TASKS = 512  # processes + threads of one candidate worker (torch and Triton need ~50)
+# Threat row 29: extra output bundles a trial may write besides its own, allowed for in the
+# work dir's cap: the same call in reversed program order and under up to 16 autotune configs
+# (sandbox/interpreter/alternates.py).
+ALTERNATES_PER_TRIAL = 17
 
 
 def cuda_available() -> bool:
@@ -229,8 +238,63 @@ def _start_candidate(
         writable=writable,
         env=env,
         max_tasks=MAX_WORKER_TASKS,
+        schema=CANDIDATE_FRAMES,  # candidate code shares this worker: its frames are checked
         **how,
     )
+
+
+def _disk_cap(plan: Plan, references: dict[str, list], cfg) -> int:
+    """Bytes the candidate's work dir may grow by (threat row 29): one output bundle per run of
+    a trial (each trial, the repeat, the drift runs after timing), each with room for
+    ``ALTERNATES_PER_TRIAL`` more of its size, a quarter on top, and the configured margin for
+    caches and scratch files (``KERNELLOOP_DISK_MARGIN``)."""
+    runs = [t.name for t in plan.trials] + [plan.repeat]
+    if plan.device == "cuda":
+        runs += plan.drift
+    header = 64 << 10  # a bundle's header and the file system's rounding, generously
+    sizes = {n: sum(getattr(x, "nbytes", 0) for x in refs) for n, refs in references.items()}
+    written = sum(sizes[n] + header for n in runs) * (1 + ALTERNATES_PER_TRIAL)
+    return int(written * 1.25) + cfg.disk_margin_bytes
+
+
+@contextlib.contextmanager
+def _judging(verdict: Verdict) -> Iterator[None]:
+    """Judging reads what the candidate's worker wrote. Whatever in it still makes our code
+    raise is a defect of ours: it rejects this candidate (EVALUATOR_ERROR) instead of crashing
+    the evaluator and the campaign it serves (threat row 27)."""
+    try:
+        yield
+    except Exception as exc:
+        _evaluator_error(verdict, exc)
+
+
+def _evaluator_error(verdict: Verdict, exc: BaseException) -> None:
+    where = traceback.extract_tb(exc.__traceback__)[-1:]
+    at = f" at {where[0].filename.rsplit('/', 2)[-1]}:{where[0].lineno}" if where else ""
+    verdict.reject(
+        reasons.EVALUATOR_ERROR,
+        f"the evaluator failed while judging ({type(exc).__name__}: {exc}){at}"[:1000]
+        + "; a defect of kernelloop's, not of the candidate: the candidate is rejected so "
+        "the loop goes on",
+    )
+    # our own traceback, for whoever fixes it (bounded: the innermost frames are kept)
+    verdict.worker["evaluator_traceback"] = "".join(traceback.format_exception(exc))[-8000:]
+
+
+def failed_evaluation(problem: Problem, exc: BaseException) -> Verdict:
+    """The verdict for an evaluation that raised instead of returning one: a campaign records
+    it for that candidate and goes on with the next."""
+    verdict = Verdict(
+        accepted=False,
+        reasons=[],
+        problem_id=problem.id,
+        size="",
+        backend=None,
+        device="",
+        sandbox="",
+    )
+    _evaluator_error(verdict, exc)
+    return verdict
 
 
 def _run(
@@ -331,41 +395,50 @@ def _reference_then_candidate(
     # 3b. The candidate's job goes to the waiting worker: only now, with the reference outputs
     # off the disk, may candidate code load. The worker's timeout counts from here.
     job = _candidate_job(problem, plan, cfg, gpu)
+    disk_cap = _disk_cap(plan, references, cfg)
     with timed(phases, "candidate"):
-        if not worker.post(job):  # it died or overstayed while waiting: start one afresh
+        if not worker.post(job, disk_cap):  # it died or overstayed while waiting: start afresh
             worker.wait()
-            worker = _start_candidate(verdict, source, work, iso, cfg, gpu, timeout_s, job=job)
+            worker = _start_candidate(
+                verdict, source, work, iso, cfg, gpu, timeout_s, job=job, disk_cap=disk_cap
+            )
         outcome, frames, bad = worker.wait()
-    verdict.worker = {
-        "returncode": outcome.returncode,
-        "signal": outcome.signal,
-        "wall_s": round(outcome.wall_s, 3),
-        "peak_rss_mb": outcome.peak_rss_bytes >> 20,
-        "isolation": outcome.isolation,
-        "stdout": outcome.stdout[-4000:],
-        "stderr": outcome.stderr[-4000:],
-        "leftovers_killed": outcome.leftovers_killed,
-        "network": next((f.get("network") for _, f in frames if f["type"] == "hello"), None),
-    }
-    if gpu and baselines is None:
-        baselines = timing_report.time_baselines(
-            common, private, cfg, timeout_s, gpu_name=verdict.device
-        )
+    with _judging(verdict):
+        verdict.worker = {
+            "returncode": outcome.returncode,
+            "signal": outcome.signal,
+            "wall_s": round(outcome.wall_s, 3),
+            "peak_rss_mb": outcome.peak_rss_bytes >> 20,
+            "disk_mb": round(outcome.peak_disk_bytes / 2**20, 1),
+            "isolation": outcome.isolation,
+            "stdout": outcome.stdout[-4000:],
+            "stderr": outcome.stderr[-4000:],
+            "leftovers_killed": outcome.leftovers_killed,
+            "network": next((f.get("network") for _, f in frames if f["type"] == "hello"), None),
+        }
+        if gpu and baselines is None:
+            baselines = timing_report.time_baselines(
+                common, private, cfg, timeout_s, gpu_name=verdict.device
+            )
 
-    for _, frame in frames:  # the worker's own account of its steps (advisory, numbers only)
-        if frame.get("type") == "build":
-            add_spans(verdict.phase_detail, "candidate", {"build": frame.get("seconds")})
-        elif frame.get("type") in ("trial", "timing"):
-            add_spans(verdict.phase_detail, "candidate", frame.get("spans"))
-    with timed(phases, "compare"):
-        checks.judge(problem, plan, verdict, frames, bad, outcome, references, work, input_hashes)
-    if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
-        timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)
-    elif not gpu:
-        verdict.timing_note = "no CUDA GPU here: correctness only, timing skipped"
-    verdict.accepted = not verdict.reasons and bool(
-        verdict.correctness and verdict.correctness.passed
-    )
+        for _, frame in frames:  # the worker's own account of its steps (advisory, numbers)
+            if frame.get("type") == "build":
+                add_spans(verdict.phase_detail, "candidate", {"build": frame.get("seconds")})
+            elif frame.get("type") in ("trial", "timing"):
+                add_spans(verdict.phase_detail, "candidate", frame.get("spans"))
+        with timed(phases, "compare"):
+            checks.judge(
+                problem, plan, verdict, frames, bad, outcome, references, work, input_hashes
+            )
+        if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
+            timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)
+        elif not gpu:
+            verdict.timing_note = "no CUDA GPU here: correctness only, timing skipped"
+            if verdict.correctness and any(t.passed for t in verdict.correctness.trials):
+                verdict.notes.append(interpreter.CPU_LIMITS)  # what the CPU run did not show
+        verdict.accepted = not verdict.reasons and bool(
+            verdict.correctness and verdict.correctness.passed
+        )
     return verdict
 
 

@@ -74,13 +74,14 @@ MEMBERS = {
     "__future__": frozenset({"annotations"}),
 }
 # Modules that hand out the interpreter, the OS or raw memory. Their names, and the names under
-# which allowed modules hold them, are refused on any object the walk cannot follow.
+# which allowed modules hold them, are refused on any object the walk cannot follow. (Not
+# `select`: it is also Tensor.select, and no allowed module holds the module under that name.)
 DANGEROUS = frozenset(
     """
     sys os posix posixpath builtins importlib ctypes _ctypes inspect gc threading _thread
     multiprocessing concurrent asyncio subprocess signal socket io _io pathlib shutil tempfile
     glob pickle marshal copyreg runpy code codeop types weakref _weakref atexit faulthandler
-    pkgutil site sysconfig resource mmap fcntl select traceback linecache tokenize platform
+    pkgutil site sysconfig resource mmap fcntl traceback linecache tokenize platform
     zipimport _imp ptrace numpy
     """.split()
 )

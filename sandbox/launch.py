@@ -10,6 +10,11 @@ Two ways to run one:
   writes the job and arms the timeout, so process start-up and ``import torch`` are off the
   critical path and not charged to the candidate.
 
+Workers whose frames candidate code can write (the candidate's, the profiler's) are started with
+their schema (``sandbox/frames.py``): the first frame that fails it stops the worker at once, and
+the frames before it are all the orchestrator keeps (threat row 27). A candidate worker may also
+get a cap on its work dir's growth (``disk_cap``, threat row 29).
+
 Why an early worker gives candidate code no new window on the reference outputs (threat row 14):
 the worker loads no candidate code until its job is posted, and the evaluator posts the job only
 after the reference outputs have left the disk (``private`` wiped). Until then the process runs
@@ -27,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import channel, spawn
+from .disk_watch import DiskCap
+from .frames import Schema
 
 # Set by an executor's per-GPU queue (sandbox/executors/local.py): the GPU this thread's
 # evaluations may use. None: whatever CUDA_VISIBLE_DEVICES the orchestrator has.
@@ -59,16 +66,22 @@ class WorkerRun:
     def __init__(self, running: spawn.Running, reader: channel.Reader, job_path: Path | None):
         self._running, self._reader, self._job_path = running, reader, job_path
         self._result = None
+        # A forged or flooding frame ends the worker's say: nothing it sends later is read, so
+        # it is stopped rather than left to run (or flood) until its timeout.
+        reader.on_bad(running.cancel)
 
     @property
     def pid(self) -> int:
         return self._running.proc.pid
 
-    def post(self, job: dict) -> bool:
-        """Hand the waiting worker its job and start its timeout. False when the worker is
-        already gone (it died or overstayed before any job): nothing was handed over."""
+    def post(self, job: dict, disk_cap: int | None = None) -> bool:
+        """Hand the waiting worker its job and start its timeout, and the cap on its work dir's
+        growth from here (``disk_cap`` bytes). False when the worker is already gone (it died or
+        overstayed before any job): nothing was handed over."""
         assert self._job_path is not None, "this worker was started with its whole job"
-        if not self._running.arm():
+        workdir = str(self._job_path.parent)
+        disk = DiskCap(workdir, disk_cap) if disk_cap is not None else None
+        if not self._running.arm(disk):
             return False
         tmp = self._job_path.with_name(self._job_path.name + ".tmp")
         tmp.write_text(json.dumps(job))
@@ -106,10 +119,14 @@ def start_worker(
     max_tasks: int | None = None,
     command: Callable[[list[str]], list[str]] | None = None,
     await_s: float | None = None,
+    schema: Schema | None = None,
+    disk_cap: int | None = None,
 ) -> WorkerRun:
     """Spawn ``python -m module``. With ``await_s``, ``job`` holds only the boot settings and
     the worker waits up to ``await_s`` seconds for :meth:`WorkerRun.post`; without it, ``job``
-    is the whole job and the timeout runs from the spawn."""
+    is the whole job and the timeout runs from the spawn. ``schema``: what the worker's frames
+    may be (None only for trusted workers); ``disk_cap``: bytes its work dir may grow by, from
+    the spawn (or, awaiting, from the post)."""
     stem = module.rsplit(".", 1)[-1]
     boot_path = workdir / f"{stem}-{'boot' if await_s is not None else 'job'}.json"
     job_path = workdir / f"{stem}-job.json" if await_s is not None else None
@@ -123,11 +140,11 @@ def start_worker(
     if wrapped.fifo_channel:  # a container cannot inherit our pipe (sandbox/channel.py)
         fifo = workdir / f"{stem}-channel"
         os.mkfifo(fifo, 0o600)
-        reader, write_fd = channel.Reader.from_fifo(str(fifo)), None
+        reader, write_fd = channel.Reader.from_fifo(str(fifo), schema), None
         job["channel_path"] = f"{wrapped.workdir or workdir}/{fifo.name}"
     else:
         read_fd, write_fd = os.pipe()
-        reader = channel.Reader(read_fd)
+        reader = channel.Reader(read_fd, schema=schema)
         job["channel_fd"] = write_fd
     boot_path.write_text(json.dumps(job))
     extra = {} if gpu else {"TRITON_INTERPRET": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -144,6 +161,7 @@ def start_worker(
             max_tasks=max_tasks,
             armed=await_s is None,
             unarmed_s=await_s if await_s is not None else timeout_s,
+            disk=DiskCap(str(workdir), disk_cap) if disk_cap is not None else None,
         )
     except BaseException:
         reader.release()

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import channel, limits
+from .frames import PROFILE as PROFILE_FRAMES
 from .worker import Worker, _clean_error, _error_kind
 
 MODULE = "kernelloop.sandbox.profile_job"
@@ -189,6 +190,7 @@ class Session:
             env=env,
             max_tasks=evaluate.MAX_WORKER_TASKS,
             command=launcher,
+            schema=PROFILE_FRAMES,  # the candidate runs in this worker: its frames are checked
         )
         found = {f["type"]: f for _, f in frames} or _frames_from_file(self.work / FRAMES_FILE)
         attempt = Attempt(
@@ -203,16 +205,22 @@ class Session:
 
 
 def _frames_from_file(path: Path) -> dict[str, dict]:
+    """Frames the worker wrote to a file (the profiler kept it from the channel), up to the
+    first one its schema refuses: the candidate could have written any of them."""
     if not path.is_file():
         return {}
-    found = {}
-    for line in path.read_text(errors="replace").splitlines():
+    with open(path, errors="replace") as fh:
+        text = fh.read(channel.MAX_BYTES)  # the channel's caps hold for this file too
+    found, check = {}, PROFILE_FRAMES.checker()
+    for line in text.splitlines()[: channel.MAX_FRAMES]:
         try:
             frame = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(frame, dict) and "type" in frame:
-            found[frame["type"]] = frame
+            if not isinstance(frame, dict):
+                break
+            check(frame)
+        except (ValueError, RecursionError):  # not JSON, or a FrameError
+            break
+        found[frame["type"]] = frame
     return found
 
 

@@ -4,10 +4,11 @@ The worker gets a scrubbed environment (no API keys or tokens of any kind), its 
 process group, a wall-clock timeout (counted from arming: a worker started ahead of need, see
 ``sandbox/launch.py``, is armed when its job is posted), a resident-memory watchdog over its
 whole process tree (an address-space limit cannot be used for CUDA processes, which map huge
-virtual ranges), and bounded capture of stdout/stderr (a log flood costs the candidate, never
-the orchestrator). :func:`start` returns at once and a thread watches; :func:`run` waits.
-When it ends, every process it started is killed: the group, its descendants, and any orphan
-that escaped with ``setsid`` and was re-parented to us (we are a child subreaper).
+virtual ranges), a cap on how much its work dir may grow (``sandbox/disk_watch.py``), and
+bounded capture of stdout/stderr (a log flood costs the candidate, never the orchestrator).
+:func:`start` returns at once and a thread watches; :func:`run` waits. When it ends, every
+process it started is killed: the group, its descendants, and any orphan that escaped with
+``setsid`` and was re-parented to us (we are a child subreaper).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 
 from .backends.base import Wrapped
 from .cgroup import PidsCgroup
+from .disk_watch import DiskCap, DiskWatch
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
@@ -107,6 +109,8 @@ class Outcome:
     isolation: list[str]
     leftovers_killed: int = 0
     warm_s: float = 0.0  # spawned ahead of need: seconds from spawn to arming
+    disk_exceeded: str | None = None  # why the work-dir watchdog killed the worker
+    peak_disk_bytes: int = 0  # the most the work dir had grown by at a look
 
 
 def _process_table() -> dict[int, int]:
@@ -239,12 +243,22 @@ class Running:
     The wall-clock timeout counts from arming, so the candidate is not charged for start-up.
     """
 
-    def __init__(self, proc, wrapped: Wrapped, group, isolation, limits, armed: bool):
+    def __init__(
+        self,
+        proc,
+        wrapped: Wrapped,
+        group,
+        isolation,
+        limits,
+        armed: bool,
+        disk: DiskWatch | None,
+    ):
         self.proc = proc
         self._wrapped, self._group, self._isolation = wrapped, group, isolation
         self._timeout_s, self._memory_cap, self._unarmed_s = limits
         self._started = time.perf_counter()
         self._armed_at = self._started if armed else None
+        self._disk = disk
         self._lock = (
             threading.Lock()
         )  # arming and the watcher's decision to kill exclude each other
@@ -257,13 +271,16 @@ class Running:
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
-    def arm(self) -> bool:
-        """Start the wall-clock timeout now. False if the worker is gone or being killed: then
+    def arm(self, disk: DiskCap | None = None) -> bool:
+        """Start the wall-clock timeout now, and the work-dir cap if one is given (its baseline
+        is what the folder holds now). False if the worker is gone or being killed: then
         nothing must be handed to it."""
+        watch = DiskWatch(disk) if disk is not None else None
         with self._lock:
             if self._ending or self.proc.poll() is not None:
                 return False
             self._armed_at = time.perf_counter()
+            self._disk = watch
             return True
 
     def cancel(self) -> None:
@@ -293,6 +310,7 @@ class Running:
     def _watch_and_clean(self) -> Outcome:
         proc, group, wrapped = self.proc, self._group, self._wrapped
         timed_out = memory_exceeded = False
+        disk_exceeded: str | None = None
         peak, seen = 0, set()
         ended = None
         try:
@@ -300,12 +318,16 @@ class Running:
                 seen |= _descendants(proc.pid, _process_table())
                 rss = _rss({proc.pid} | seen)
                 peak = max(peak, rss)
+                watch = self._disk  # set by arm(), from another thread
+                over = watch.over(time.perf_counter()) if watch is not None else None
                 with self._lock:
                     if rss > self._memory_cap:
                         memory_exceeded = True
+                    elif over:
+                        disk_exceeded = over
                     elif self._over_time(time.perf_counter()):
                         timed_out = True
-                    if memory_exceeded or timed_out or self._cancel.is_set():
+                    if memory_exceeded or disk_exceeded or timed_out or self._cancel.is_set():
                         self._ending = True
                         break
                 self._cancel.wait(0.05)
@@ -324,6 +346,9 @@ class Running:
                 ended = wrapped.finish()
                 killed += ended.killed
             proc.wait()
+            if self._disk is not None and not (memory_exceeded or disk_exceeded or timed_out):
+                # what it wrote in its last moments, faster than the watchdog looked
+                disk_exceeded = self._disk.over(time.perf_counter(), force=True)
             if group:
                 group.remove()
             with _spawn_lock:
@@ -349,6 +374,8 @@ class Running:
             isolation=self._isolation,
             leftovers_killed=killed,
             warm_s=armed_at - self._started,
+            disk_exceeded=disk_exceeded,
+            peak_disk_bytes=self._disk.peak if self._disk is not None else 0,
         )
 
 
@@ -363,8 +390,10 @@ def start(
     max_tasks: int | None = None,
     armed: bool = True,
     unarmed_s: float = 3600.0,
+    disk: DiskCap | None = None,
 ) -> Running:
-    """Spawn the worker and return at once; a thread watches it from here on."""
+    """Spawn the worker and return at once; a thread watches it from here on. ``disk`` caps
+    its folder's growth from now (an armed start) or from :meth:`Running.arm`."""
     _prepare_orchestrator()
     isolation = wrapped.isolation
     group = None
@@ -379,6 +408,8 @@ def start(
         argv = group.wrap(wrapped.argv) if group else wrapped.argv
         if group:
             isolation = [*isolation, f"pids-cgroup({max_tasks})"]
+    # measured before the worker can write: what is in its folder now is not its doing
+    watch = DiskWatch(disk) if armed and disk is not None else None
     try:
         with _spawn_lock:  # a concurrent _reap_orphans must not take this child for an orphan
             proc = subprocess.Popen(
@@ -402,7 +433,8 @@ def start(
         raise
     if pass_fd is not None:
         os.close(pass_fd)  # the worker holds the only write end: EOF arrives when it is gone
-    return Running(proc, wrapped, group, isolation, (timeout_s, memory_cap, unarmed_s), armed)
+    limits = (timeout_s, memory_cap, unarmed_s)
+    return Running(proc, wrapped, group, isolation, limits, armed, watch)
 
 
 def run(wrapped: Wrapped, **kwargs) -> Outcome:

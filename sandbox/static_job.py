@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import channel, limits
+from .frames import STATIC as STATIC_FRAMES
 
 TIMEOUT_S = 300.0  # a few kernels; each compile is seconds of one core
 
@@ -72,12 +73,17 @@ def compile_recorded(
             timeout_s=timeout_s,
             memory_cap=cfg.memory_cap_bytes,
             env={"TRITON_INTERPRET": "0"},
+            # Triton's front end evaluates the candidate's constexpr expressions in this worker
+            schema=STATIC_FRAMES,
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     found = {f["type"]: f for _, f in frames}
     if "static" in found:
-        return [StaticResources.from_dict(d) for d in found["static"]["kernels"]]
+        try:  # the schema checks that these are objects; their fields are checked here
+            return [StaticResources.from_dict(d) for d in found["static"]["kernels"]]
+        except (TypeError, ValueError) as exc:
+            raise RuntimeError(f"the static compile reported malformed kernels: {exc}") from None
     why = found.get("error", {}).get("message") or bad or outcome.stderr.strip()[-300:]
     if outcome.timed_out:
         why = f"timed out after {timeout_s:.0f} s"

@@ -24,10 +24,14 @@ import types
 from pathlib import Path
 from typing import Any
 
-from . import channel, limits
+from . import channel, interpreter, limits
 from .stopwatch import timed
 
 _MAX_ERROR = 4000
+# Taken when the worker module loads, before any candidate code: a candidate that patches
+# time.perf_counter must not skew the seconds the worker reports (the frames reject a negative
+# duration as tampering, which would hide the FUNCTION_PATCHED verdict the guards give).
+_clock = time.perf_counter
 
 
 def _clean_error(exc: BaseException) -> str:
@@ -60,6 +64,8 @@ def _error_kind(exc: BaseException) -> str:
         return "no_gpu"
     if name in {"CudaCompileError", "CompilationError", "CompileError"}:
         return "build"
+    if interpreter.unsupported_reason(exc):  # inline PTX and the like: inconclusive, not wrong
+        return "interpreter_unsupported"
     return "runtime"
 
 
@@ -85,7 +91,14 @@ class Worker:
 
         # Captured before the candidate exists, like the guards' identities and launch counters.
         self._write, self._digest = tensorio.write, tensorio.digest
+        # The interpreter's CPU shims go in before the guards, which wrap and watch what they set.
+        self.interpreted = self.device == "cpu" and interpreter.interpreted()
+        if self.interpreted:
+            interpreter.install()
         self.guards = Guards()
+        # Our own methods join the guards' tripwire (row 24); under `python -m` this module is
+        # __main__, so by class rather than by module name.
+        self.guards.tripwire.watch_code_of(Worker)
         self.clock = Clock.capture() if self.device == "cuda" else None
         self.allowed = allowed_ops(job.get("allow_torch", ()))
         self.models: dict[str, Any] = {}
@@ -158,17 +171,12 @@ class Worker:
                 error=_clean_error(exc),
             )
             return
-        launches = self.guards.launches()
+        launches, threads = self.guards.launches(), self.guards.threads_started()
+        if self.interpreted:
+            interpreter.autotune.SEEN.clear()  # the autotuners this call runs, for labels
         try:
-            # Fresh allocations are NaN-filled while the candidate runs (threat row 1): an output
-            # buffer it never writes cannot inherit someone else's right answer.
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.utils.deterministic.fill_uninitialized_memory = True
-            with torch.no_grad(), self.guards.recording_ops(self.allowed) as ops:
-                with timed(spans, "forward"):
-                    out = model(*inputs)
-                    if self.device == "cuda":
-                        torch.cuda.synchronize()  # surfaces asynchronous CUDA errors (row 17)
+            with timed(spans, "forward"):
+                out, torch_ops, coverage = self._forward(model, inputs)
         except BaseException as exc:  # SystemExit from a candidate is an error too
             self.out.send(
                 "trial",
@@ -179,8 +187,7 @@ class Worker:
                 error=_clean_error(exc),
             )
             return
-        finally:
-            torch.use_deterministic_algorithms(False)
+        launched = self.guards.launches() - launches  # by this call, not its extra runs below
         outputs = list(out) if isinstance(out, tuple | list) else [out]
         bad = [type(o).__name__ for o in outputs if type(o) is not torch.Tensor]
         if bad:
@@ -215,6 +222,20 @@ class Worker:
                 "evaluate this size on a GPU, or a smaller size here",
             )
             return
+        extra: dict[str, Any] = {}
+        if self.interpreted:
+            extra["store_coverage"] = coverage
+            if label == trial["name"]:  # the trial's own call, not a .repeat or .drift re-run
+                with timed(spans, "alternates"):
+                    done = self._alternates(model, inputs, trial, spans["forward"])
+                if done.failure:
+                    self.out.send("trial", **report, ok=False, stage="alternate", **done.failure)
+                    return
+                torch_ops += [op for op in done.torch_ops if op not in torch_ops]
+                coverage["untracked"] = (coverage["untracked"] + done.untracked)[:64]
+                if done.unchecked and coverage["checked"]:  # judged as the call's own would be
+                    coverage.update(checked=False, note=done.unchecked[:500])
+                extra.update(alternates=done.records, notes=done.notes[:32])
         with timed(spans, "hash_inputs"):
             inputs_sha256 = self.digest(inputs)
         self.out.send(
@@ -225,10 +246,51 @@ class Worker:
             output_sha256=written,
             inputs_sha256=inputs_sha256,
             devices=[str(o.device.type) for o in outputs],
-            launches=self.guards.launches() - launches,
+            launches=launched,
             threads_delta=self.guards.new_threads(),
-            torch_ops=ops.disallowed,
+            threads_started=self.guards.threads_started() - threads,  # joined or not (row 25)
+            torch_ops=torch_ops,
             patched=self.guards.patched(),
+            guards_changed=self.guards.changed(),  # the tripwire on our own code (row 24)
+            **extra,
+        )
+
+    def _forward(self, model, inputs: list) -> tuple[Any, list[str], dict | None]:
+        """One call as the judge needs it: (what forward returned, the aten ops it ran beyond
+        the allowed ones, and under the interpreter its store coverage)."""
+        torch = self.torch
+        tracing = contextlib.nullcontext()
+        if self.interpreted:  # threat row 26: every output byte traced to its writer
+            tracing = interpreter.coverage.tracking(self.allowed, model, inputs)
+        try:
+            # Fresh allocations are NaN-filled while the candidate runs (threat row 1): an output
+            # buffer it never writes cannot inherit someone else's right answer.
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.utils.deterministic.fill_uninitialized_memory = True
+            with torch.no_grad(), self.guards.recording_ops(self.allowed) as ops, tracing as tracer:
+                out = model(*inputs)
+                if self.device == "cuda":
+                    torch.cuda.synchronize()  # surfaces asynchronous CUDA errors (row 17)
+        finally:
+            torch.use_deterministic_algorithms(False)
+        outputs = list(out) if isinstance(out, tuple | list) else [out]
+        exact = all(type(o) is torch.Tensor for o in outputs)
+        return out, list(ops.disallowed), tracer.report(outputs) if tracer and exact else None
+
+    def _alternates(self, model, inputs: list, trial: dict, forward_s: float):
+        """The trial's call again in the other program order and with each autotune config
+        (``interpreter/alternates.py``), each on fresh copies of its inputs."""
+        from .interpreter import alternates
+
+        def call():
+            return self._forward(model, [t.clone() if hasattr(t, "clone") else t for t in inputs])
+
+        def write(path: str, outputs: list) -> str:
+            return self._write(self.work / path, outputs)
+
+        first = trial["name"] == self.job["trials"][0]["name"]
+        return alternates.run(
+            call, write, _clean_error, trial=trial, first=first, forward_s=forward_s
         )
 
     # --- timing (GPU only) ----
@@ -236,7 +298,7 @@ class Worker:
         from . import tensorio, timing
 
         torch = self.torch
-        started = time.perf_counter()
+        started = _clock()
         templates, _ = tensorio.read(self.work / spec["template"])
         templates = [t.to("cuda") if isinstance(t, torch.Tensor) else t for t in templates]
         model = self.model_for("main")
@@ -276,14 +338,14 @@ class Worker:
             nvml=sampler.report(seconds_per_call=median / 1e3).to_dict() if sampler else None,
             nvml_unavailable=nvml_unavailable,
             kernels=self.guards.kernel_resources(),
-            spans={"timing": round(time.perf_counter() - started, 4)},
+            spans={"timing": round(_clock() - started, 4)},
         )
 
     # --- the whole job ----
     def run(self) -> None:
         job = self.job
         self.out.send("hello", pid=os.getpid(), device=self.device, network=self.network)
-        started = time.perf_counter()
+        started = _clock()
         try:
             self.load_candidate()
             self.model_for("main")
@@ -293,13 +355,13 @@ class Worker:
                 ok=False,
                 kind=_error_kind(exc),
                 error=_clean_error(exc),
-                seconds=time.perf_counter() - started,
+                seconds=_clock() - started,
             )
             return
         self.out.send(
             "build",
             ok=True,
-            seconds=time.perf_counter() - started,
+            seconds=_clock() - started,
             inherits_reference=self.inherited_reference(),
         )
         trials = {t["name"]: t for t in job["trials"]}

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from kernelloop.kernelbench.loader import load_one, solution_path
+from kernelloop.sandbox import backends
 from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 
@@ -33,6 +34,7 @@ CANDIDATES = Path(__file__).resolve().parent / "candidates"
 GATE_ONLY = R.STATIC_CODES - {R.INHERITS_REFERENCE}
 RELU = "level1/01_relu"
 MATMUL = "level1/14_matmul_square"
+CUMSUM = "level1/13_cumsum"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +125,11 @@ CHEATS = [
     Cheat("r14_gc_scan", RELU, "enforce", (R.INTROSPECTION, R.FORBIDDEN_IMPORT)),
     Cheat("r14_gc_scan", RELU, "report", (R.WRONG_OUTPUT,)),
     Cheat("r14_read_problem_file", RELU, "enforce", (R.FILE_ACCESS, R.DYNAMIC_CODE)),
-    Cheat("r14_read_problem_file", RELU, "report", (R.TORCH_OP_CALLED,)),
+    # bwrap shows the worker only the code it imports (host_view.py): the problem file is not
+    # there. The process backend shows the host: the file is read, the reference runs.
+    Cheat("r14_read_problem_file", RELU, "report", (R.IMPORT_FAILED,))
+    if backends.select("auto").NAME != "process"
+    else Cheat("r14_read_problem_file", RELU, "report", (R.TORCH_OP_CALLED,)),
     # row 17: garbage reads
     Cheat("r17_noise_within_tolerance", RELU, "enforce", (R.NONDETERMINISTIC,)),
     Cheat("r17_uninitialised_accumulator", RELU, "enforce", (R.WRONG_OUTPUT,)),
@@ -131,6 +137,30 @@ CHEATS = [
     Cheat("r19_drift_after_four_calls", RELU, "enforce", (R.WRONG_OUTPUT, R.NONDETERMINISTIC)),
     # row 21: work moved out of the timed window
     Cheat("r21_precompute_in_init", RELU, "enforce", (R.WRONG_OUTPUT,)),
+    # row 24: switching off the in-process guards (the tripwire on their code)
+    Cheat("r24_patch_recorder", RELU, "enforce", (R.TIMER_PATCH, R.INTROSPECTION)),
+    Cheat("r24_patch_recorder", RELU, "report", (R.GUARD_TAMPERED, R.TORCH_OP_CALLED)),
+    Cheat("r24_unwrap_thread_counter", RELU, "enforce", (R.THREADS, R.INTROSPECTION)),
+    Cheat("r24_unwrap_thread_counter", RELU, "report", (R.GUARD_TAMPERED,)),
+    # row 23 at run time: the interpreter no longer copies numpy and its raw-memory helpers into
+    # the candidate's module, so names the gate saw bound (then deleted) stay unbound
+    Cheat("r23_interpreter_globals", RELU, "enforce", (R.RUNTIME_ERROR,)),
+    Cheat("r24_patch_tensor_method", RELU, "enforce", (R.DYNAMIC_CODE,)),
+    Cheat("r24_patch_tensor_method", RELU, "report", (R.GUARD_TAMPERED,)),
+    # row 25: work in a thread started and joined inside the call (found by an attacker: the
+    # thread count used to be of threads alive after the call)
+    Cheat("r25_joined_thread_matmul", MATMUL, "enforce", (R.THREADS, R.TORCH_COMPUTE)),
+    Cheat("r25_joined_thread_matmul", MATMUL, "report", (R.THREAD_STARTED,)),
+    Cheat("r25_raw_thread_relu", RELU, "enforce", (R.THREADS, R.FORBIDDEN_IMPORT)),
+    Cheat("r25_raw_thread_relu", RELU, "report", (R.THREAD_STARTED,)),
+    # row 26: host compute without aten ops, beside a launched kernel (store coverage)
+    Cheat("r26_ctypes_host_relu", RELU, "enforce", (R.FORBIDDEN_IMPORT,)),
+    Cheat("r26_ctypes_host_relu", RELU, "report", (R.NOT_WRITTEN_BY_KERNEL,)),
+    # row 30: right only in the interpreter's fixed program order (and the shim put back)
+    Cheat("r30_scan_carry_through_global", CUMSUM, "enforce", (R.PROGRAM_ORDER_DEPENDENT,)),
+    Cheat("r30_restore_program_order", CUMSUM, "report", (R.FUNCTION_PATCHED,)),
+    # row 31: only the autotuner's CPU pick is correct
+    Cheat("r31_only_first_config_correct", RELU, "enforce", (R.AUTOTUNE_CONFIG_WRONG,)),
 ]
 
 

@@ -2,10 +2,10 @@
 
 Every candidate here runs with ``gate="report"`` so the static gate (which would stop most of them
 before they run) is out of the way and the isolation backend itself is what is tested. Where it
-makes sense the test runs under every backend: ``bwrap`` (read-only root, private /tmp, PID and
-network namespaces), ``docker`` (the same in a container, where a Docker daemon answers) and
-``process`` (own session, network namespace, rlimits, scrubbed environment, but the host's file
-system). Where the process backend offers no protection by
+makes sense the test runs under every backend: ``bwrap`` (a read-only root holding only what the
+worker needs, private /tmp, PID and network namespaces), ``docker`` (the same in a container,
+where a Docker daemon answers) and ``process`` (own session, network namespace, rlimits, scrubbed
+environment, but the host's file system). Where the process backend offers no protection by
 design (the file system), the test shows the static gate rejects the candidate before it runs.
 
 The candidates live in tests/candidates/escape_*.py; values a test needs to inject (a port, a
@@ -181,6 +181,16 @@ def test_writes_outside_workdir_do_not_reach_the_host(sandbox):
             p.unlink(missing_ok=True)
 
 
+@pytest.mark.skipif(_bwrap_missing() is not None, reason="bwrap is not available")
+def test_memory_backed_folders_are_capped():
+    """/tmp and /dev/shm are tmpfs inside bwrap: neither the disk watchdog (work dir) nor the
+    memory watchdog (resident pages) would see a candidate fill them."""
+    verdict = run(candidate("escape_fill_memory_folders"), "bwrap")
+    filled = dict(re.findall(r"FILLED (\S+) (\d+)", verdict.worker["stderr"]))
+    assert set(filled) == {"/tmp", "/dev/shm"}, verdict.worker["stderr"][-2000:]
+    assert all(int(n) <= 64 << 20 for n in filled.values()), filled
+
+
 def test_writes_outside_workdir_under_process_backend_rely_on_the_static_gate():
     """The process backend does not hide the file system (see sandbox/backends/process.py):
     only the static gate protects it, so in a campaign (gate enforced) the candidate never runs."""
@@ -195,6 +205,63 @@ def test_writes_outside_workdir_under_process_backend_rely_on_the_static_gate():
     finally:
         for p in paths:
             p.unlink(missing_ok=True)
+
+
+# What only the checkout and home directories hold, as the candidate prints a listing. (Its
+# code folders are bound for an editable install: kernelloop/runs/ is the run store's *code*.)
+_HOST_SIGNS = ("'pyproject.toml'", "'.git'", "'.gitkeep'", "'kernelloop.egg-info'", "'.bashrc'")
+
+
+def _list_host(sandbox: str, gate: str = "report"):
+    paths = [str(REPO), str(REPO / "runs"), str(REPO.parent), str(Path.home())]
+    source = candidate("escape_list_host", PATHS=repr(paths))
+    return evaluate(load_one(RELU), source, gate=gate, sandbox=sandbox)
+
+
+def _listings(stderr: str) -> dict[str, list[str]]:
+    """``LIST <path>: [names]`` lines of escape_list_host, as path -> names."""
+    found = {}
+    for line in stderr.splitlines():
+        if line.startswith("LIST ") and ": [" in line:
+            path, _, names = line[5:].partition(": ")
+            found[path] = re.findall(r"'([^']*)'", names)
+    return found
+
+
+@pytest.mark.parametrize("sandbox", CONFINED)
+def test_the_host_is_not_there_to_list(sandbox):
+    """Threat row 28: a candidate that lists and reads the checkout, earlier runs and home
+    directories (from fixed paths and from its own module paths) finds none of them, so none of
+    it reaches the verdict's stderr, which a campaign shows to the Coder."""
+    from kernelloop.sandbox.backends import host_view
+
+    verdict = _list_host(sandbox)
+    stderr = verdict.worker["stderr"]
+    assert "LISTED" in stderr, f"the candidate did not look: {stderr[-500:]}"
+    leaked = [sign for sign in _HOST_SIGNS if sign in stderr]
+    assert leaked == [], f"{sandbox} showed the candidate {leaked}: {stderr[-3000:]}"
+    # Of the checkout, only the code folders (and a venv) that host_view binds are there.
+    bound = {
+        Path(e.path).relative_to(REPO).parts[0]
+        for e in host_view.worker_view([sys.executable])
+        if Path(e.path).is_relative_to(REPO)
+    }
+    seen = set(_listings(stderr).get(str(REPO), []))
+    assert seen <= bound, f"{sandbox} showed the checkout's {sorted(seen - bound)}"
+    for secret in ("runs", "tests", ".git", "benchmarks", "pyproject.toml", "README.md"):
+        assert f" {REPO / secret}" not in stderr, f"{sandbox} showed {REPO / secret}"
+    assert verdict.correctness is not None and verdict.correctness.passed, verdict.codes
+
+
+def test_the_process_backend_shows_the_host_so_the_gate_stops_the_lister():
+    """The process backend does not hide the file system (by design): the same candidate finds
+    the checkout there, which shows the test above can fail, and only the gate stops it."""
+    stderr = _list_host("process").worker["stderr"]
+    assert {"pyproject.toml", "runs"} <= set(_listings(stderr).get(str(REPO), [])), stderr[-2000:]
+    assert f"READ {REPO / 'pyproject.toml'}" in stderr
+    verdict = _list_host("process", gate="enforce")
+    assert R.FILE_ACCESS in verdict.codes, verdict.codes
+    assert verdict.correctness is None and not verdict.worker  # nothing ran
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)

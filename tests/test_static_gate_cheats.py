@@ -495,3 +495,14 @@ def test_long_rename_chains_are_refused_quickly():
     result = check_source(candidate(prelude=chain))
     assert reasons.SYNTAX_ERROR in result.codes
     assert time.perf_counter() - started < 20
+
+
+def test_escape_names_spare_tensor_methods():
+    """`.select` on a tensor was refused as the module `select` (the builtin coder's attention
+    kernels call it): a name is an escape only if no tensor method has it."""
+    import torch
+
+    from kernelloop.sandbox import gate_reach
+
+    assert not (gate_reach.escape_attrs() & set(dir(torch.Tensor))) - {"numpy", "_python_dispatch"}
+    assert check_source(candidate("y = launch(x)\nreturn y.select(0, 0)")).ok
