@@ -209,7 +209,7 @@ def _reject_trial_error(verdict: Verdict, frame: dict) -> None:
             f"not verified on CPU: the Triton interpreter cannot run this kernel ({why}); "
             "evaluate it on a GPU",
         )
-    elif kind in _ALTERNATE_FAILURES:  # the call passed, its reversed-order or config run raised
+    elif kind in _ALTERNATE_FAILURES:  # a reversed-order or config run raised (before or after)
         code, why = _ALTERNATE_FAILURES[kind]
         verdict.reject(code, f"{msg}; {why}")
     elif kind == "memory":

@@ -32,8 +32,7 @@ ALLOWED_MODULES = frozenset(
     torch.functional torch.special torch.linalg torch.fft torch.sparse torch.nested torch.func
     torch.library torch.compiler torch.jit torch.ops torch.utils torch.utils.cpp_extension
     torch._inductor torch._inductor.runtime torch._inductor.runtime.triton_helpers
-    triton triton.language triton.runtime triton.runtime.jit triton.runtime.autotuner
-    triton.runtime.driver
+    triton triton.language triton.runtime triton.runtime.driver
     math typing functools itertools operator dataclasses enum numbers __future__ collections
     collections.abc warnings logging
     kernelloop kernelloop.sandbox kernelloop.sandbox.nvrtc
@@ -48,6 +47,17 @@ MEMBERS = {
     "kernelloop.sandbox.nvrtc": frozenset({"load_kernel", "CudaCompileError"}),
     "torch._inductor": frozenset({"runtime"}),
     "torch._inductor.runtime": frozenset({"triton_helpers"}),
+    # Triton by member: what kernels and their launchers use. Out: JITFunction and the other
+    # runtime classes (constructed on one's own function they hand out its module's globals:
+    # get_capture_scope), compile, knobs, testing, tools.
+    "triton": frozenset(
+        """jit autotune heuristics Config cdiv next_power_of_2 language runtime reinterpret
+        TensorWrapper constexpr_function set_allocator must_use_result aggregate
+        CompilationError OutOfResources TritonError InterpreterError""".split()
+    ),
+    "triton.runtime": frozenset(
+        "driver Config autotune heuristics OutOfResources InterpreterError".split()
+    ),
     # The pure standard modules, by member: what kernels and their wrappers use. Left out on
     # purpose: typing.ForwardRef (evaluates strings), get_type_hints and dataclasses.fields
     # (hand out classes), operator.attrgetter/methodcaller/call (reach objects by name).

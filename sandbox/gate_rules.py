@@ -46,8 +46,8 @@ NAME_RULES = (
     # rows 7, 14: caches on disk, reading the reference, the environment
     (
         words("""torch.load torch.save torch.from_file torch.hub torch.utils.cpp_extension.load
-        pathlib io numpy.load numpy.save numpy.fromfile numpy.loadtxt numpy.memmap os.open
-        os.environ os.getenv"""),
+        builtins.open pathlib io numpy.load numpy.save numpy.fromfile numpy.loadtxt numpy.memmap
+        os.open os.environ os.getenv"""),
         reasons.FILE_ACCESS,
         "{} touches files or the OS; remove it",
     ),
@@ -86,7 +86,8 @@ SUBCLASS_ATTRS = words("""_make_subclass _make_wrapper_subclass as_subclass Torc
     TorchDispatchMode __torch_function__ __torch_dispatch__""")
 FILE_ATTRS = words("read_text read_bytes write_text write_bytes from_file load_library")
 FRAME_ATTRS = words("""f_back f_globals f_locals f_code f_builtins gi_frame gi_code cr_frame
-    ag_frame tb_frame tb_next _getframe co_code co_consts mro""")
+    ag_frame tb_frame tb_next _getframe co_code co_consts mro get_capture_scope
+    used_global_vals rewritten_fn rewriter handle""")
 ALLOWED_DUNDERS = words("__init__ __name__")
 DUNDER_DEFS = {  # defining these changes how results behave (rows 5, 10); others: INTROSPECTION
     "__torch_function__": reasons.TENSOR_SUBCLASS,

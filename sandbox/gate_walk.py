@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import ast
+import bisect
+import functools
 import re
 import types
 from collections.abc import Iterable
@@ -61,6 +63,15 @@ class Finding:
         return {"code": self.code, "message": self.message, "line": self.line}
 
 
+MAX_PER_CODE = 20  # findings kept per reason code
+
+
+@functools.lru_cache(maxsize=8)
+def _newlines(text: str) -> list[int]:
+    """Offsets of the newlines in a native source string, for line numbers of regex matches."""
+    return [i for i, c in enumerate(text) if c == "\n"]
+
+
 class Gate(ast.NodeVisitor):
     """One walk over the tree collects findings; launch bookkeeping is reported at the end."""
 
@@ -71,6 +82,7 @@ class Gate(ast.NodeVisitor):
         for name in list(self.allowed):
             self.allowed |= ALLOW_ALIASES.get(name, frozenset())
         self.found: dict[tuple[str, int | None], Finding] = {}
+        self.per_code: dict[str, int] = {}
         self.jit_stack: list[str] = []  # the @triton.jit function being walked, if any
         self.good_classes: set[str] = set()
         self.launched: set[str] = set()  # jit kernels launched as k[grid](...)
@@ -91,6 +103,10 @@ class Gate(ast.NodeVisitor):
 
     def add(self, code: str, where: ast.AST | int | None, message: str) -> None:
         line = where if isinstance(where, int) or where is None else getattr(where, "lineno", None)
+        if self.per_code.get(code, 0) >= MAX_PER_CODE and (code, line) not in self.found:
+            return  # enough to name the rule; thousands of findings only cost the orchestrator
+        if (code, line) not in self.found:
+            self.per_code[code] = self.per_code.get(code, 0) + 1
         self.found.setdefault((code, line), Finding(code, message, line))
 
     def result(self) -> tuple[Finding, ...]:
@@ -373,7 +389,7 @@ class Gate(ast.NodeVisitor):
 
     @staticmethod
     def _line(node: ast.Constant, m: re.Match) -> int:
-        return node.lineno + m.string.count("\n", 0, m.start())
+        return node.lineno + bisect.bisect_left(_newlines(m.string), m.start())
 
     # --- calls -----------------------------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> None:

@@ -30,7 +30,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .tripwire import Tripwire
 
-# aten ops a candidate's host code may dispatch: allocation, views, layout copies, casts.
+# aten ops a candidate's host code may dispatch: allocation, views, layout copies, casts. The
+# profiler records composite ops under their own names (x.T is numpy_T, x.ravel() is ravel),
+# so the views' composite spellings are listed too.
 # (The Triton interpreter itself dispatches empty/set_/copy_ when it launches a kernel on CPU.)
 ALWAYS_ALLOWED = frozenset(
     """
@@ -40,6 +42,9 @@ ALWAYS_ALLOWED = frozenset(
     as_strided unsqueeze squeeze flatten unflatten select slice narrow split split_with_sizes
     chunk unbind alias detach movedim contiguous clone copy _to_copy to _copy_from set
     resize resize_as is_same_size _has_compatible_shallow_copy_type
+    numpy_T mT mH matrix_H adjoint swapaxes swapdims moveaxis broadcast_to ravel reshape_as
+    type_as atleast_1d atleast_2d atleast_3d tensor_split hsplit vsplit dsplit diagonal unfold
+    view_as_real view_as_complex
     """.split()
 )
 # Names in ALLOW_TORCH are torch-level; these are the aten ops each one dispatches to.

@@ -23,6 +23,10 @@ from .gate_walk import Finding, Gate
 
 __all__ = ["Finding", "GateResult", "check_source", "detect_backend"]
 
+# The largest bundled or generated candidate is about 30 KiB; an attacker's 1 MiB source held
+# the orchestrator for minutes in the gate's walks.
+MAX_SOURCE_CHARS = 256 << 10
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -79,6 +83,12 @@ def check_source(
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    if len(source) > MAX_SOURCE_CHARS:  # the gate's walks grow with the source: bound them
+        message = (
+            f"the source is {len(source) // 1024} KiB; candidates may be at most "
+            f"{MAX_SOURCE_CHARS // 1024} KiB"
+        )
+        return GateResult(None, (Finding(reasons.SYNTAX_ERROR, message, None),))
     tree = _parse(source)
     if isinstance(tree, SyntaxError):
         message = f"syntax error: {tree.msg}; fix the source"

@@ -16,15 +16,15 @@ import contextlib
 import errno
 import json
 import os
+import random
 import secrets
 import sys
 import time
 import traceback
-import types
 from pathlib import Path
 from typing import Any
 
-from . import channel, interpreter, limits
+from . import candidate_module, channel, interpreter, limits
 from .stopwatch import timed
 
 _MAX_ERROR = 4000
@@ -37,7 +37,7 @@ _clock = time.perf_counter
 def _clean_error(exc: BaseException) -> str:
     """The candidate's part of a traceback, without the worker's frames, bounded."""
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if "candidate" in os.path.basename(f.filename)]
+    own = [f for f in frames if os.path.basename(f.filename) == "candidate.py"]
     lines = [f"  line {f.lineno}, in {f.name}: {f.line}" for f in own[-5:]]
     text = f"{type(exc).__name__}: {exc}"
     if lines:
@@ -104,19 +104,12 @@ class Worker:
         self.models: dict[str, Any] = {}
         self.cls: type | None = None
         self.network = "sandbox"  # how the network was isolated; set by main()
+        self._forward_s = 1.0  # the last call's seconds: the extra runs' budget before a call
+        self._alternates_first: set[str] = set()  # trials whose extra runs precede their call
 
     # --- build ----
     def load_candidate(self) -> None:
-        path = self.work / self.job["candidate"]
-        module = types.ModuleType("candidate")
-        module.__file__ = str(path)
-        sys.modules["candidate"] = module  # Triton reads kernel sources through the module
-        code = compile(path.read_text(), str(path), "exec")
-        exec(code, module.__dict__)
-        cls = getattr(module, "ModelNew", None)
-        if not isinstance(cls, type):
-            raise TypeError("the candidate defines no class ModelNew")
-        self.cls = cls
+        self.cls = candidate_module.load(self.work / self.job["candidate"])
 
     def inherited_reference(self) -> bool:
         # Threat row 11 at run time: the reference class is not in this process, so a class
@@ -125,24 +118,28 @@ class Worker:
 
     def model_for(self, variant: str):
         if variant not in self.models:
-            from . import tensorio
-
-            tensors, meta = tensorio.read(self.work / "params" / f"{variant}.bin")
-            self.torch.manual_seed(self.job["init_seed"])
-            model = self.cls(*meta["init_inputs"])
-            if isinstance(model, self.torch.nn.Module):
-                # Like the reference: cast to the problem's dtype, then take its exact values.
-                dtype = getattr(self.torch, self.job.get("dtype", "float32"))
-                model = model.to(device=self.device, dtype=dtype)
-                own = model.state_dict()
-                state = {
-                    n: t
-                    for n, t in zip(meta["names"], tensors, strict=True)
-                    if n in own and own[n].shape == t.shape
-                }
-                model.load_state_dict(state, strict=False)  # the reference's parameter values
-            self.models[variant] = model
+            self.models[variant] = self.new_model(variant)
         return self.models[variant]
+
+    def new_model(self, variant: str):
+        """``ModelNew`` built as the reference was, holding the reference's parameter values."""
+        from . import tensorio
+
+        tensors, meta = tensorio.read(self.work / "params" / f"{variant}.bin")
+        self.torch.manual_seed(self.job["init_seed"])
+        model = self.cls(*meta["init_inputs"])
+        if isinstance(model, self.torch.nn.Module):
+            # Like the reference: cast to the problem's dtype, then take its exact values.
+            dtype = getattr(self.torch, self.job.get("dtype", "float32"))
+            model = model.to(device=self.device, dtype=dtype)
+            own = model.state_dict()
+            state = {
+                n: t
+                for n, t in zip(meta["names"], tensors, strict=True)
+                if n in own and own[n].shape == t.shape
+            }
+            model.load_state_dict(state, strict=False)  # the reference's parameter values
+        return model
 
     def digest(self, items: list[Any]) -> str:
         # Hash of the inputs as they are after the call, in the bundle encoding the reference
@@ -171,6 +168,20 @@ class Worker:
                 error=_clean_error(exc),
             )
             return
+        # The trial's extra runs (other program order, each autotune config) go before its own
+        # call for a secret half of the trials, after it for the rest, on a model of their own:
+        # a candidate that computes once and replays later (every second call, or any call on
+        # inputs it saw) must pass the reversed-order run itself on some trial.
+        done = None
+        if self.interpreted and label in self._alternates_first:
+            with timed(spans, "alternates"):
+                done = self._alternates(inputs, trial, self._forward_s)
+            if done is None:
+                self._too_large(report, inputs)
+                return
+            if done.failure:
+                self.out.send("trial", **report, ok=False, stage="alternate", **done.failure)
+                return
         launches, threads = self.guards.launches(), self.guards.threads_started()
         if self.interpreted:
             interpreter.autotune.SEEN.clear()  # the autotuners this call runs, for labels
@@ -187,7 +198,8 @@ class Worker:
                 error=_clean_error(exc),
             )
             return
-        launched = self.guards.launches() - launches  # by this call, not its extra runs below
+        launched = self.guards.launches() - launches  # by this call, not its extra runs
+        self._forward_s = spans["forward"]
         outputs = list(out) if isinstance(out, tuple | list) else [out]
         bad = [type(o).__name__ for o in outputs if type(o) is not torch.Tensor]
         if bad:
@@ -209,28 +221,21 @@ class Worker:
         except OSError as exc:
             if exc.errno != errno.EFBIG:
                 raise
-            cap = self.job["limits"]["file_bytes"]
-            size = sum(o.numel() * o.element_size() for o in outputs)
-            self.out.send(
-                "trial",
-                **report,
-                ok=False,
-                stage="output",
-                kind="memory",
-                error=f"the outputs ({_mib(size)}) pass this worker's file-size cap "
-                f"({_mib(cap)}; a CPU worker's is smaller than a GPU worker's): "
-                "evaluate this size on a GPU, or a smaller size here",
-            )
+            self._too_large(report, outputs)
             return
         extra: dict[str, Any] = {}
         if self.interpreted:
             extra["store_coverage"] = coverage
-            if label == trial["name"]:  # the trial's own call, not a .repeat or .drift re-run
+            if label == trial["name"] and done is None:  # not a .repeat or .drift re-run
                 with timed(spans, "alternates"):
-                    done = self._alternates(model, inputs, trial, spans["forward"])
+                    done = self._alternates(inputs, trial, spans["forward"])
+                if done is None:
+                    self._too_large(report, outputs)
+                    return
                 if done.failure:
                     self.out.send("trial", **report, ok=False, stage="alternate", **done.failure)
                     return
+            if done is not None:
                 torch_ops += [op for op in done.torch_ops if op not in torch_ops]
                 coverage["untracked"] = (coverage["untracked"] + done.untracked)[:64]
                 if done.unchecked and coverage["checked"]:  # judged as the call's own would be
@@ -277,10 +282,13 @@ class Worker:
         exact = all(type(o) is torch.Tensor for o in outputs)
         return out, list(ops.disallowed), tracer.report(outputs) if tracer and exact else None
 
-    def _alternates(self, model, inputs: list, trial: dict, forward_s: float):
+    def _alternates(self, inputs: list, trial: dict, forward_s: float):
         """The trial's call again in the other program order and with each autotune config
-        (``interpreter/alternates.py``), each on fresh copies of its inputs."""
+        (``interpreter/alternates.py``), each on fresh copies of its inputs, by a model built
+        afresh (state the trial's own call left on its model cannot answer for them)."""
         from .interpreter import alternates
+
+        model = self.new_model(trial["variant"])
 
         def call():
             return self._forward(model, [t.clone() if hasattr(t, "clone") else t for t in inputs])
@@ -289,8 +297,27 @@ class Worker:
             return self._write(self.work / path, outputs)
 
         first = trial["name"] == self.job["trials"][0]["name"]
-        return alternates.run(
-            call, write, _clean_error, trial=trial, first=first, forward_s=forward_s
+        try:
+            return alternates.run(
+                call, write, _clean_error, trial=trial, first=first, forward_s=forward_s
+            )
+        except OSError as exc:  # None: the outputs pass the file-size cap (the caller says so)
+            if exc.errno != errno.EFBIG:
+                raise
+            return None
+
+    def _too_large(self, report: dict, tensors: list) -> None:
+        cap = self.job["limits"]["file_bytes"]
+        size = sum(t.numel() * t.element_size() for t in tensors if hasattr(t, "numel"))
+        self.out.send(
+            "trial",
+            **report,
+            ok=False,
+            stage="output",
+            kind="memory",
+            error=f"the outputs (about {_mib(size)}) pass this worker's file-size cap "
+            f"({_mib(cap)}; a CPU worker's is smaller than a GPU worker's): "
+            "evaluate this size on a GPU, or a smaller size here",
         )
 
     # --- timing (GPU only) ----
@@ -365,6 +392,8 @@ class Worker:
             inherits_reference=self.inherited_reference(),
         )
         trials = {t["name"]: t for t in job["trials"]}
+        names = list(trials)
+        self._alternates_first = set(random.SystemRandom().sample(names, (len(names) + 1) // 2))
         for trial in job["trials"]:
             self.run_trial(trial, trial["name"])
         if job.get("repeat"):

@@ -145,6 +145,8 @@ CHEATS = [
     # row 23 at run time: the interpreter no longer copies numpy and its raw-memory helpers into
     # the candidate's module, so names the gate saw bound (then deleted) stay unbound
     Cheat("r23_interpreter_globals", RELU, "enforce", (R.RUNTIME_ERROR,)),
+    Cheat("r23_capture_scope_eval", RELU, "enforce", (R.FORBIDDEN_MODULE, R.INTROSPECTION)),
+    Cheat("r23_capture_scope_eval", RELU, "report", (R.IMPORT_FAILED,)),
     Cheat("r24_patch_tensor_method", RELU, "enforce", (R.DYNAMIC_CODE,)),
     Cheat("r24_patch_tensor_method", RELU, "report", (R.GUARD_TAMPERED,)),
     # row 25: work in a thread started and joined inside the call (found by an attacker: the
@@ -159,6 +161,7 @@ CHEATS = [
     # row 30: right only in the interpreter's fixed program order (and the shim put back)
     Cheat("r30_scan_carry_through_global", CUMSUM, "enforce", (R.PROGRAM_ORDER_DEPENDENT,)),
     Cheat("r30_restore_program_order", CUMSUM, "report", (R.FUNCTION_PATCHED,)),
+    Cheat("r30_replay_reversed_run", CUMSUM, "enforce", (R.PROGRAM_ORDER_DEPENDENT,)),
     # row 31: only the autotuner's CPU pick is correct
     Cheat("r31_only_first_config_correct", RELU, "enforce", (R.AUTOTUNE_CONFIG_WRONG,)),
 ]

@@ -506,3 +506,21 @@ def test_escape_names_spare_tensor_methods():
 
     assert not (gate_reach.escape_attrs() & set(dir(torch.Tensor))) - {"numpy", "_python_dispatch"}
     assert check_source(candidate("y = launch(x)\nreturn y.select(0, 0)")).ok
+
+
+def test_huge_sources_are_refused_before_the_walk():
+    """A 1 MiB source of 100,000 native-looking lines held the orchestrator for 245 s."""
+    import time
+
+    huge = candidate(prelude='CPP = """torch::empty(1);\n""" + "x"\n' + "# pad\n" * 60000)
+    started = time.perf_counter()
+    result = check_source(huge)
+    assert result.codes == {reasons.SYNTAX_ERROR}
+    assert "KiB" in result.findings[0].message
+    assert time.perf_counter() - started < 5
+
+
+def test_findings_per_code_are_capped():
+    lines = "\n".join(f"v{i} = x.tolist()" for i in range(200))
+    result = check_source(candidate(lines + "\nreturn launch(x)"))
+    assert 0 < sum(f.code == reasons.HOST_READS_VALUES for f in result.findings) <= 20

@@ -24,7 +24,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from . import autotune, forced_config, program_order
+from . import autotune, forced_config, program_order, unsupported_reason
 
 MAX_CONFIGS = 16  # the frame schema allows 64 alternates per trial
 HOLDOUT_CONFIG_BUDGET_S = 10.0
@@ -86,10 +86,10 @@ def run(
             if kind == "autotune" and autotune.rejected_when_compiled(exc):
                 done.notes.append(f"{label[:120]}: skipped, a GPU compile rejects it too")
                 continue
-            done.failure = {
-                "kind": "program_order" if kind == "program_order" else "autotune_config",
-                "error": f"{label}: {describe(exc)}",
-            }
+            failed = "program_order" if kind == "program_order" else "autotune_config"
+            if unsupported_reason(exc):  # inline PTX and the like fail in any order or config
+                failed = "interpreter_unsupported"
+            done.failure = {"kind": failed, "error": f"{label}: {describe(exc)}"}
             return done
         done.torch_ops += [op for op in ops if op not in done.torch_ops]
         done.untracked += [{**u, "run": label} for u in coverage["untracked"]]

@@ -9,6 +9,7 @@ Expected: CHANNEL_TAMPERED (an output must be ``out/<name>.bin``), and no file o
 dir's ``out/`` is ever opened as an output.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import json
 import os
 import stat

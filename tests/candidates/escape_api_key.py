@@ -7,6 +7,7 @@ Expected: the worker's environment is scrubbed and other processes' environments
 reach, so no secret appears anywhere in the verdict.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import os
 import sys
 

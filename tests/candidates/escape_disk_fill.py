@@ -7,6 +7,7 @@ Expected: DISK_LIMIT, naming the work dir's cap and how far it grew; the worker 
 before ``TOTAL_MB`` is written.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import os
 import tempfile
 import time

@@ -6,6 +6,7 @@ tmpfs pages are neither the worker's resident memory nor its work dir, so neithe
 would see them: under bwrap each folder is a tmpfs capped at 64 MiB.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import torch
 import torch.nn as nn
 import triton

@@ -7,6 +7,7 @@ judging, no verdict, a crashed campaign round. The kernel itself is a correct Re
 Expected: CHANNEL_TAMPERED (the frame fails the candidate worker's frame schema), as a verdict.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import json
 import os
 import stat

@@ -8,6 +8,7 @@ Expected: CHANNEL_TAMPERED once the stream passes the channel's cap on frames or
 worker; the orchestrator keeps nothing after it and stops the worker.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import json
 import os
 import stat

@@ -14,6 +14,7 @@ what the worker needs). The process backend does not hide the file system: there
 (FILE_ACCESS, FORBIDDEN_IMPORT) is what stops it.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import os
 import sys
 

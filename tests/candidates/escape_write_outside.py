@@ -7,6 +7,7 @@ host. The process backend does not hide the file system: there only the static g
 (FILE_ACCESS for ``open``) protects, so the test runs it with the gate enforced.
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import torch
 import torch.nn as nn
 import triton

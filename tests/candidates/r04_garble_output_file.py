@@ -6,6 +6,7 @@ parses must be named like any other changed file (CHANNEL_TAMPERED), never crash
 The static gate flags the file access (FILE_ACCESS).
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import os
 
 import torch

@@ -6,6 +6,7 @@ earlier output file. The worker's frame carries the hash of what it wrote, the f
 matches it (CHANNEL_TAMPERED); the static gate flags the file access (FILE_ACCESS).
 """
 
+from builtins import open  # noqa: UP029 (not among the worker's builtins)
 import os
 
 import torch

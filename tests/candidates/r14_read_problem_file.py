@@ -8,6 +8,7 @@ reading the file is possible (it is not secret), but executing the reference mea
 compute in forward: TORCH_OP_CALLED.
 """
 
+from builtins import exec, open  # noqa: UP029 (not among the worker's builtins)
 import os
 
 import kernelloop
