@@ -298,6 +298,25 @@ CHEATS = [
         ),
         reasons.DYNAMIC_CODE,
     ),
+    (
+        "triton-jitfunction",
+        candidate(prelude="from triton.runtime.jit import JITFunction"),
+        reasons.FORBIDDEN_IMPORT,
+    ),
+    ("triton.JITFunction", candidate(prelude="J = triton.JITFunction"), reasons.FORBIDDEN_MODULE),
+    (
+        "capture-scope",
+        candidate("g = _copy_kernel.get_capture_scope()\nreturn launch(x)"),
+        reasons.INTROSPECTION,
+    ),
+    (
+        "interpreter-handle-in-kernel",
+        candidate(
+            prelude="@triton.jit\ndef _k(x_ptr):\n    v = tl.load(x_ptr)\n"
+            "    v.handle.data[:] = 0\n    tl.store(x_ptr, v)\n"
+        ),
+        reasons.INTROSPECTION,
+    ),
     # HOST_READS_VALUES (row 26): the host never reads tensor values
     ("item", candidate("s = x.sum_of = x.item()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
     ("tolist", candidate("v = x.tolist()\nreturn launch(x)"), reasons.HOST_READS_VALUES),
