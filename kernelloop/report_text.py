@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .sandbox.verdict import Verdict
@@ -19,7 +20,7 @@ def print_verdict(console: Console, v: Verdict) -> None:
         f"device={v.device}  sandbox={v.sandbox}"
     )
     for r in v.reasons:
-        console.print(f"  [red]{r.code}[/red]: {r.message}")
+        console.print(f"  [red]{r.code}[/red]: {escape(r.message)}")  # k[grid] is no markup
     if v.build and v.build.ok:
         console.print(f"  build: ok ({v.build.seconds:.2f} s)")
     if {"NOT_RUN_NO_GPU", "INTERPRETER_UNSUPPORTED"} & set(v.codes):
@@ -34,7 +35,7 @@ def print_verdict(console: Console, v: Verdict) -> None:
                 "yes" if t.passed else "[red]no[/red]",
                 "" if t.max_abs_err is None else f"{t.max_abs_err:.2e}",
                 "" if t.max_rel_err is None else f"{t.max_rel_err:.2e}",
-                t.message[:80],
+                escape(t.message[:80]),
             )
         console.print(table)
     if v.timing:
@@ -63,7 +64,7 @@ def print_verdict(console: Console, v: Verdict) -> None:
     elif v.timing_note:
         console.print(f"  timing: {v.timing_note}")
     for note in v.notes:  # checks skipped, and what a CPU verdict does not prove
-        console.print(f"  note: {note}")
+        console.print(f"  note: {escape(note)}")
     phases = ", ".join(f"{k} {s:.1f}s" for k, s in v.phases.items())
     console.print(f"  phases: {phases}")
     slowest = sorted(v.phase_detail.items(), key=lambda kv: -kv[1])[:4]
