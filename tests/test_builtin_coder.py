@@ -103,6 +103,24 @@ def test_an_init_that_needs_names_from_outside_cannot_be_copied(tmp_path):
         module.generate(problem, graph, plan.plan(graph), [{"BLOCK": 1024, "num_warps": 4}])
 
 
+def test_kernelbench_super_idiom_is_copied_as_zero_argument_super(tmp_path):
+    """KernelBench writes super(Model, self).__init__(); Model is not in the candidate (every
+    real level-1 file was refused for it)."""
+    path = tmp_path / "p.py"
+    path.write_text(
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Model(nn.Module):\n"
+        "    def __init__(self):\n        super(Model, self).__init__()\n\n"
+        "    def forward(self, x):\n        return torch.relu(x)\n\n"
+        "def get_inputs():\n    return [torch.randn(4, 8)]\n\n"
+        "def get_init_inputs():\n    return []\n"
+    )
+    problem = load_file(path)
+    graph = trace.trace(problem)
+    source = module.generate(problem, graph, plan.plan(graph), [{"BLOCK": 1024, "num_warps": 4}])
+    assert "super().__init__()" in source and "Model," not in source
+
+
 @pytest.mark.parametrize(
     "problem_id,config",
     [
