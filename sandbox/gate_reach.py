@@ -103,15 +103,6 @@ def allowed_module(name: str) -> bool:
     return name in ALLOWED_MODULES or name.startswith(ALLOWED_PREFIXES)
 
 
-def dangerous_module(name: str) -> bool:
-    """A module that is never harmless to hold: the OS and interpreter ones, and private ones
-    (``torch._C``, ``triton._C``; Inductor's helpers excepted)."""
-    if allowed_module(name):
-        return False
-    parts = name.split(".")
-    return parts[0] in DANGEROUS or any(p.startswith("_") and p != "__future__" for p in parts)
-
-
 def _submodule(parent: types.ModuleType, name: str) -> str | None:
     """``parent.name`` when it names a submodule, found without importing it."""
     full = f"{parent.__name__}.{name}"
@@ -177,17 +168,26 @@ def is_module(qualified: str) -> bool:
 @functools.cache
 def escape_attrs() -> frozenset[str]:
     """Attribute names under which an allowed module (or a class it defines) holds a dangerous
-    module, plus the dangerous modules' own names: refused after any expression."""
+    module (``torch.os``, ``enum.bltns``, ``collections._sys``), plus the dangerous modules' own
+    names: refused after any expression. Every allowed module is imported first, so the set
+    does not depend on what else happened to be imported (it once grew with the test order)."""
     names = set(DANGEROUS)
     for mod_name in sorted(ALLOWED_MODULES):
         if _root(mod_name.split(".")[0]) is None:
             continue
-        mod = importlib.sys.modules.get(mod_name)
-        if not isinstance(mod, types.ModuleType):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
             continue
         holders = [mod] + [v for v in vars(mod).values() if isinstance(v, type)]
         for holder in holders:
             for key, value in list(vars(holder).items()):
-                if isinstance(value, types.ModuleType) and dangerous_module(value.__name__):
+                if isinstance(value, types.ModuleType) and _dangerous_root(value.__name__):
                     names.add(key)
     return frozenset(n for n in names if not (n.startswith("__") and n.endswith("__")))
+
+
+def _dangerous_root(name: str) -> bool:
+    """The OS and interpreter modules themselves (private library modules, ``torch._C`` say,
+    are reached as ``._C``: the gate refuses private members of foreign objects anyway)."""
+    return name.split(".")[0] in DANGEROUS

@@ -1,4 +1,4 @@
-"""Reference-style spelling of views: the transposed operand as `A.T`, as the problem's own
+"""Reference style of spelling views: the transposed operand as `A.T`, as the problem's own
 reference writes it (the profiler records it as aten::numpy_T, once a false rejection).
 
 Idioms: `A.T` handed to a strided GEMM launcher, `.stride()` arguments, an exact fp32 dot.

@@ -1,6 +1,6 @@
-"""Flat elementwise launch over raveled views: `x.ravel()` in, `y.reshape_as(x)` out, the way
-hand-written wrappers often flatten any-rank inputs (the profiler names these aten::ravel and
-aten::reshape_as, once false rejections).
+"""Hand-written wrapper style: a flat launch over raveled views, `x.ravel()` in and
+`y.reshape_as(x)` out, the way wrappers often flatten any-rank inputs (the profiler names these
+aten::ravel and aten::reshape_as, once false rejections).
 
 Idioms: `ravel`, `reshape_as`, `swapaxes` round trip on a view, a 1-D grid.
 """
