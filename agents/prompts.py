@@ -106,27 +106,3 @@ def _bytes(n: int) -> str:
     if n >= 1 << 10:
         return f"{n / 1024:g} KiB"
     return f"{n} B"
-
-
-def truncate(text: str, max_chars: int) -> str:
-    """``text`` cut to at most ``max_chars``, keeping its head and tail around a marker.
-
-    Logs reach the LLM through here: the head holds the first compiler error, the tail the
-    exception that ended the run; the middle is mostly repetition.
-    """
-    if max_chars < 0:
-        raise ValueError(f"max_chars must be >= 0, got {max_chars}")
-    if len(text) <= max_chars:
-        return text
-    # The marker's length depends on the count it reports; size it for the largest count.
-    marker_len = len(_marker(len(text)))
-    if max_chars <= marker_len:
-        return text[:max_chars]
-    keep = max_chars - marker_len
-    head = keep // 2
-    tail = keep - head
-    return text[:head] + _marker(len(text) - keep) + (text[-tail:] if tail else "")
-
-
-def _marker(omitted: int) -> str:
-    return f"\n[... {omitted} characters cut ...]\n"

@@ -26,19 +26,24 @@ def fence(text: str, cap: int) -> str:
     if cap < 0:
         raise ValueError(f"cap must be >= 0, got {cap}")
     clean = _CONTROL.sub("?", _DELIMITER_RUN.sub(lambda m: " ".join(m.group()), text))
-    shown = _cut(clean, cap)
+    shown = truncate(clean, cap)
     note = f"{len(text)} chars" + (", truncated" if len(shown) < len(clean) else "")
     return f"{BEGIN} ({note})>>>\n{shown}\n{END}"
 
 
-def _cut(text: str, cap: int) -> str:
-    if len(text) <= cap:
+def truncate(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars``, keeping its head and tail around a marker: the head
+    holds the first compiler error, the tail the exception that ended the run; the middle is
+    mostly repetition. (Every log that reaches an LLM is cut here.)"""
+    if max_chars < 0:
+        raise ValueError(f"max_chars must be >= 0, got {max_chars}")
+    if len(text) <= max_chars:
         return text
     # Sized for the largest count it could report, so the result never passes the cap.
     room = len(_marker(len(text)))
-    if cap <= room:
-        return text[:cap]
-    keep = cap - room
+    if max_chars <= room:
+        return text[:max_chars]
+    keep = max_chars - room
     head = keep // 2
     return text[:head] + _marker(len(text) - keep) + text[len(text) - (keep - head) :]
 

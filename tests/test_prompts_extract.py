@@ -16,6 +16,7 @@ from kernelloop.agents.extract import (
     extract_json,
 )
 from kernelloop.feedback.gpu_specs import lookup
+from kernelloop.feedback.untrusted import truncate
 
 ROLES = ["coder-initial", "coder-repair", "coder-optimize", "judge-repair", "judge-optimize"]
 
@@ -108,7 +109,7 @@ def test_gpu_brief():
 @pytest.mark.parametrize("size, limit", [(10_000, 1000), (5000, 100), (200, 40), (101, 100)])
 def test_truncate_keeps_head_and_tail(size, limit):
     text = "".join(chr(ord("a") + i % 26) for i in range(size))
-    cut = prompts.truncate(text, limit)
+    cut = truncate(text, limit)
     assert len(cut) <= limit
     head, _, tail = re.split(r"(\n\[\.\.\. \d+ characters cut \.\.\.\]\n)", cut)
     assert text.startswith(head) and text.endswith(tail)
@@ -118,10 +119,10 @@ def test_truncate_keeps_head_and_tail(size, limit):
 
 
 def test_truncate_short_text_and_tiny_limits():
-    assert prompts.truncate("short", 100) == "short"
-    assert prompts.truncate("x" * 50, 5) == "xxxxx"
+    assert truncate("short", 100) == "short"
+    assert truncate("x" * 50, 5) == "xxxxx"
     with pytest.raises(ValueError):
-        prompts.truncate("x", -1)
+        truncate("x", -1)
 
 
 # --- extract_code -------------------------------------------------------------------------------
