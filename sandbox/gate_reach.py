@@ -126,6 +126,7 @@ def _root(name: str) -> types.ModuleType | None:
         return None
 
 
+@functools.lru_cache(maxsize=4096)  # a pure lookup, asked once per name use
 def walk(qualified: str) -> tuple[str | None, object]:
     """(why ``qualified`` is out of bounds, or None; the object it names, or MISSING where the
     path leaves what can be followed statically or the candidate names something absent)."""
