@@ -7,25 +7,18 @@
 from __future__ import annotations
 
 import ast
-import bisect
-import functools
 import re
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import gate_names, gate_reach, reasons
+from . import gate_names, gate_native, gate_reach, reasons
 from .gate_rules import (
     ALLOW_ALIASES,
     ALLOWED_DUNDERS,
     COMPUTE_METHODS,
     COMPUTE_NAMES,
     COMPUTE_NAMESPACES,
-    CPP_LIBRARY,
-    CPP_MARKERS,
-    CPP_METHOD_CALL,
-    CPP_RULES,
-    CPP_TORCH_CALL,
     DUNDER_DEFS,
     DYNAMIC_BUILTINS,
     FILE_ATTRS,
@@ -64,12 +57,6 @@ class Finding:
 
 
 MAX_PER_CODE = 20  # findings kept per reason code
-
-
-@functools.lru_cache(maxsize=8)
-def _newlines(text: str) -> list[int]:
-    """Offsets of the newlines in a native source string, for line numbers of regex matches."""
-    return [i for i, c in enumerate(text) if c == "\n"]
 
 
 class Gate(ast.NodeVisitor):
@@ -356,7 +343,8 @@ class Gate(ast.NodeVisitor):
             self._compute(node, "@ (matmul)")
 
     def visit_Constant(self, node: ast.Constant) -> None:
-        """Scan native source (CUDA C++, compiler flags) for cheats the Python AST cannot see."""
+        """Strings: interpreter internals named in them, `def` lines inside kernels, and native
+        source (CUDA C++, compiler flags), which ``gate_native`` reads."""
         s = node.value
         if isinstance(s, str) and is_dunder(s) and s not in ALLOWED_DUNDERS | {"__main__"}:
             message = f"the string {s!r} names interpreter internals; remove it"
@@ -366,30 +354,15 @@ class Gate(ast.NodeVisitor):
             # would make it run code other than the kernel this gate read.
             message = "a string inside a kernel holds a `def` line; remove it from the kernel"
             self.add(reasons.DYNAMIC_CODE, node, message)
-        if not isinstance(s, str) or not (s.startswith("-") or any(m in s for m in CPP_MARKERS)):
-            return
-        for rx, code, what in CPP_RULES:
-            for m in re.finditer(rx, s):
-                self.add(code, self._line(node, m), f"{m.group(0)} in native source {what}")
-        for m in CPP_LIBRARY.finditer(s):
-            if not self._allowed("matmul" if "blas" in m.group(0).lower() else "conv2d"):
-                self._compute(self._line(node, m), f"{m.group(0)} (a vendor library)")
-        calls = list(CPP_TORCH_CALL.finditer(s))
-        if "torch::" in s or "at::" in s:  # ATen tensor methods in a load_inline source
-            calls += [m for m in CPP_METHOD_CALL.finditer(s) if m.group(1) in COMPUTE_METHODS]
-        for m in calls:
-            if m.group(1) not in TORCH_HOST_OK and not self._allowed(m.group(1)):
-                self._compute(self._line(node, m), m.group(0).rstrip("( ") + " in native source")
+        if isinstance(s, str) and gate_native.is_native(s):
+            for code, line, message in gate_native.scan(s, node.lineno, self._allowed):
+                self.add(code, line, message)
 
     def _type_test(self, node: ast.Call) -> bool:
         parent = self.parent.get(id(node))
         return isinstance(parent, ast.Compare) or (
             isinstance(parent, ast.Attribute) and parent.attr == "__name__"
         )
-
-    @staticmethod
-    def _line(node: ast.Constant, m: re.Match) -> int:
-        return node.lineno + bisect.bisect_left(_newlines(m.string), m.start())
 
     # --- calls -----------------------------------------------------------------------------------
     def visit_Call(self, node: ast.Call) -> None:
