@@ -3,8 +3,9 @@
 The candidate (a Python file defining ``ModelNew``) is parsed with ``ast``; it is never imported
 or executed. The gate detects the backend and reports :class:`Finding` s, each carrying a code
 from :mod:`.reasons`. It is an allowlist: names resolve only to allowed modules' allowed members
-(``gate_reach.py``), names the source never binds are refused (``gate_names.py``), and the walk
-over the tree (``gate_walk.py``) applies the rule tables of ``gate_rules.py``, each naming the
+(``gate_reach.py``), names the source never binds are refused (``gate_names.py``), native source
+in strings is scanned as text (``gate_native.py``), and the walk over the tree (``gate_walk.py``)
+applies the rule tables of ``gate_rules.py``, each naming the
 row of ``shared/docs/evaluator-threats.md`` it blocks. With the process boundary it is the wall
 (docs/threat-model.md); what it cannot see statically (tensor arithmetic, aliasing through data
 structures) is left to the run-time checks, which are tripwires behind it.
