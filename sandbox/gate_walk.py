@@ -83,7 +83,7 @@ class Gate(ast.NodeVisitor):
         # a module, a foreign class, a guard; row 24), which names it binds at all, which hold
         # plain containers, and what sits in annotations (gate_names.py).
         self.own_roots = gate_names.own_roots(src.tree)
-        self.bound = gate_names.bound_names(src.tree)
+        self.known = gate_names.bound_names(src.tree) | gate_names.SAFE_BUILTINS | NAME_BUILTINS
         self.containers = gate_names.containers(src.tree)
         self.annotations = gate_names.annotation_nodes(src.tree)
         self.own_classes = {n.name for n in src.nodes if isinstance(n, ast.ClassDef)}
@@ -168,7 +168,7 @@ class Gate(ast.NodeVisitor):
             self.add(reasons.FILE_ACCESS, node, "open() touches files; candidates may not")
         elif is_dunder(n) and n not in ALLOWED_DUNDERS:
             self.add(reasons.INTROSPECTION, node, f"{n} is interpreter internals; remove it")
-        elif load and n not in self.bound | gate_names.SAFE_BUILTINS | NAME_BUILTINS:
+        elif load and n not in self.known:
             message = (
                 f"{n} is never defined in the candidate: a name must come from its imports "
                 "and definitions or be a plain builtin"
