@@ -117,24 +117,27 @@ def watched() -> dict[str, object]:
     return {name: lookup() for name, lookup in _LOOKUPS.items()}
 
 
-@contextlib.contextmanager
-def program_order(order: str) -> Iterator[None]:
+def program_order(order: str) -> contextlib.AbstractContextManager[None]:
     """Every interpreted launch inside runs its grid's programs in ``order``."""
-    STATE.order, before = order, STATE.order
-    try:
-        yield
-    finally:
-        STATE.order = before
+    return _state(order=order)
+
+
+def forced_config(index: int) -> contextlib.AbstractContextManager[None]:
+    """Every multi-config autotuner inside takes its ``index``-th pruned config."""
+    return _state(forced_config=index)
 
 
 @contextlib.contextmanager
-def forced_config(index: int) -> Iterator[None]:
-    """Every multi-config autotuner inside takes its ``index``-th pruned config."""
-    STATE.forced_config, before = index, STATE.forced_config
+def _state(**values) -> Iterator[None]:
+    """``STATE`` set to ``values`` inside, as it was after."""
+    before = {name: getattr(STATE, name) for name in values}
+    for name, value in values.items():
+        setattr(STATE, name, value)
     try:
         yield
     finally:
-        STATE.forced_config = before
+        for name, value in before.items():
+            setattr(STATE, name, value)
 
 
 def unsupported_reason(exc: BaseException) -> str | None:
