@@ -57,9 +57,12 @@ def init_inputs(module: types.ModuleType) -> list[Any]:
 def build_model(
     module: types.ModuleType, seed: int, dtype: str, device: str = "cpu"
 ) -> torch.nn.Module:
-    """The reference ``Model`` with parameters drawn under ``seed``, cast to ``dtype``."""
+    """The reference ``Model`` with parameters drawn under ``seed``, cast to ``dtype``, in
+    training mode (as PyTorch builds it) unless the problem declares ``EVAL_MODE = True``."""
     torch.manual_seed(seed)
     model = module.Model(*init_inputs(module))
+    if isinstance(model, torch.nn.Module):
+        model.train(not getattr(module, "EVAL_MODE", False))
     return model.to(device=device, dtype=torch_dtype(dtype))
 
 

@@ -1,7 +1,8 @@
 """One problem = one KernelBench-format Python file, plus kernelloop's optional names.
 
 A :class:`Problem` holds the file's source and the optional declarations (``SIZES``, ``HOLDOUT``,
-``TOLERANCE``, ``ALLOW_TORCH``, ``DTYPE``, ``INPUT_DISTRIBUTIONS``). :meth:`Problem.instantiate`
+``TOLERANCE``, ``ALLOW_TORCH``, ``DTYPE``, ``INPUT_DISTRIBUTIONS``, ``EVAL_MODE``).
+:meth:`Problem.instantiate`
 executes the file in a fresh module with the size overrides applied; that happens only in trusted
 code (the reference worker, the hygiene check), never next to a candidate.
 """
@@ -23,9 +24,19 @@ DEFAULT_TOLERANCE = {
 }
 DISTRIBUTIONS = ("given", "scaled", "sparse")
 GPU_SIZE = "gpu"
+AUTO_SIZE = "auto"  # derived for a CPU by shrinking the size constants (autosize.py)
 # kernelloop's optional names; every other top-level literal is an overridable size constant.
 DECLARATIONS = frozenset(
-    {"SIZES", "HOLDOUT", "TOLERANCE", "ALLOW_TORCH", "DTYPE", "INPUT_DISTRIBUTIONS", "ALLOW_TF32"}
+    {
+        "SIZES",
+        "HOLDOUT",
+        "TOLERANCE",
+        "ALLOW_TORCH",
+        "DTYPE",
+        "INPUT_DISTRIBUTIONS",
+        "ALLOW_TF32",
+        "EVAL_MODE",
+    }
 )  # the name of the default profile: the module constants, unchanged
 
 
@@ -47,6 +58,9 @@ class Problem:
     distributions: tuple[str, ...]
     allow_tf32: bool
     summary: str
+    # The reference runs in training mode, as PyTorch builds a module (and KernelBench runs
+    # it); ``EVAL_MODE = True`` opts into eval mode, e.g. to evaluate a model with dropout.
+    eval_mode: bool = False
 
     @property
     def source_hash(self) -> str:
@@ -55,9 +69,13 @@ class Problem:
     def overrides_for(self, size: str | None, sets: dict[str, Any] | None = None) -> dict[str, Any]:
         """Constant overrides for a named size profile plus ``--set`` values (later wins)."""
         merged: dict[str, Any] = {}
-        if size and size != GPU_SIZE:
+        if size == AUTO_SIZE:
+            from . import autosize
+
+            merged.update(autosize.derive(self).overrides)
+        elif size and size != GPU_SIZE:
             if size not in self.sizes:
-                known = ", ".join([GPU_SIZE, *self.sizes]) or GPU_SIZE
+                known = ", ".join([GPU_SIZE, AUTO_SIZE, *self.sizes])
                 raise ProblemError(f"{self.id} has no size {size!r}; known sizes: {known}")
             merged.update(self.sizes[size])
         for name, value in (sets or {}).items():
@@ -92,16 +110,18 @@ class Problem:
             if any(isinstance(t, ast.Name) and t.id == "HOLDOUT" for t in targets):
                 drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
         lines = self.source.splitlines()
+        overrides = overrides or {}
         for node in tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id in (overrides or {})
-                and node.lineno == node.end_lineno
-            ):
-                name = node.targets[0].id
-                lines[node.lineno - 1] = f"{name} = {overrides[name]!r}"
+            pairs = _pairs(node)
+            if pairs is None or node.lineno != node.end_lineno:
+                continue
+            if {n for n, _ in pairs} & set(overrides):
+                lines[node.lineno - 1] = "\n".join(
+                    f"{n} = {overrides[n]!r}"
+                    if n in overrides
+                    else f"{n} = {ast.get_source_segment(self.source, v)}"
+                    for n, v in pairs
+                )
         return "\n".join(line for i, line in enumerate(lines, 1) if i not in drop) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,7 +179,7 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
     constants = {
         k: v
         for k, v in names.items()
-        if k not in DECLARATIONS and isinstance(v, int | float | bool | str)
+        if k not in DECLARATIONS and (isinstance(v, int | float | bool | str) or _int_tuple(v))
     }
     doc = ast.get_docstring(tree) or ""
     return Problem(
@@ -174,27 +194,109 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
         allow_torch=tuple(names.get("ALLOW_TORCH", ())),
         distributions=distributions,
         allow_tf32=bool(names.get("ALLOW_TF32", False)),
+        eval_mode=bool(names.get("EVAL_MODE", False)),
         summary=doc.strip().splitlines()[0] if doc.strip() else "",
     )
 
 
 def _with_constants(tree: ast.Module, overrides: dict[str, Any]) -> ast.Module:
     """Rewrite top-level ``NAME = literal`` assignments so derived constants follow overrides."""
-    for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id in overrides
+    for node in _split_chains(tree).body:
+        target = _single_target(node)
+        if target is not None and target in overrides:
+            value = ast.parse(repr(overrides[target]), mode="eval").body  # tuples too
+            node.value = ast.copy_location(value, node.value)  # type: ignore[union-attr]
+    return ast.fix_missing_locations(tree)
+
+
+def _single_target(node: ast.stmt) -> str | None:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target = node.target
+    else:
+        return None
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _int_tuple(v: Any) -> bool:
+    return (
+        isinstance(v, tuple)
+        and bool(v)
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
+    )
+
+
+def _constant_expr(node: ast.expr) -> Any:
+    """The value of an expression over literals only (``8192 * 2``, ``(4096 * 2,)``); names,
+    calls and anything else raise ValueError (a constant computed from another follows it)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Tuple | ast.List):
+        items = [_constant_expr(e) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        v = _constant_expr(node.operand)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+        left, right = _constant_expr(node.left), _constant_expr(node.right)
+        if not all(isinstance(x, int | float) for x in (left, right)):
+            raise ValueError("not arithmetic")
+        return _ARITH[type(node.op)](left, right)
+    raise ValueError("not a constant expression")
+
+
+_ARITH = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Div: lambda a, b: a / b,
+    ast.Mod: lambda a, b: a % b,
+}
+
+
+def _pairs(node: ast.stmt) -> list[tuple[str, ast.expr]] | None:
+    """(name, value) of each name a chained or unpacking assignment binds
+    (``height = width = 128``, ``height, width = 128, 64``); None for anything else."""
+    if not isinstance(node, ast.Assign):
+        return None
+    pairs: list[tuple[str, ast.expr]] = []
+    for target in node.targets:
+        if isinstance(target, ast.Name):
+            pairs.append((target.id, node.value))
+        elif (
+            isinstance(target, ast.Tuple)
+            and isinstance(node.value, ast.Tuple)
+            and len(target.elts) == len(node.value.elts)
+            and all(isinstance(t, ast.Name) for t in target.elts)
         ):
-            node.value = ast.copy_location(ast.Constant(overrides[node.targets[0].id]), node.value)
+            pairs += [(t.id, v) for t, v in zip(target.elts, node.value.elts, strict=True)]  # type: ignore[attr-defined]
+        else:
+            return None
+    return pairs
+
+
+def _split_chains(tree: ast.Module) -> ast.Module:
+    """Chained and unpacking assignments as one assignment per name, so each name is its own
+    overridable constant."""
+    body: list[ast.stmt] = []
+    for node in tree.body:
+        pairs = _pairs(node)
+        if pairs is not None and len(pairs) > 1:
+            for name, value in pairs:
+                target = ast.Name(name, ast.Store())
+                body.append(ast.copy_location(ast.Assign([target], value), node))
+        else:
+            body.append(node)
+    tree.body = body
     return tree
 
 
 def _module_literals(tree: ast.Module) -> dict[str, Any]:
     """Top-level ``NAME = <literal>`` assignments (later ones win, as at run time)."""
     found: dict[str, Any] = {}
-    for node in tree.body:
+    for node in _split_chains(tree).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -206,5 +308,8 @@ def _module_literals(tree: ast.Module) -> dict[str, Any]:
         try:
             found[target.id] = ast.literal_eval(value)
         except ValueError:
-            continue  # computed constants (e.g. dim = 4 * hidden) are not overridable by name
+            try:  # arithmetic over literals: ``input_shape = (8192 * 2,)``
+                found[target.id] = _constant_expr(value)
+            except (ValueError, ZeroDivisionError, TypeError):
+                continue  # computed from other names (dim = 4 * hidden): follows them
     return found

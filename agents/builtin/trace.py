@@ -174,7 +174,10 @@ def _trace_at(problem: Problem, overrides: dict[str, Any] | None, *, bind_attrib
     try:
         with torch.device("meta"):
             torch.manual_seed(0)
-            model = module.Model(*init_inputs(module)).to(dtype=dtype).eval()
+            # The mode the reference runs in: training unless the problem declares EVAL_MODE
+            # (KernelBench's batch norm uses batch statistics, not running ones).
+            model = module.Model(*init_inputs(module)).to(dtype=dtype)
+            model.train(not getattr(module, "EVAL_MODE", False))
             raw = list(module.get_inputs())
     except Exception as exc:
         raise TraceError(f"could not build the reference on the meta device: {exc}") from exc
@@ -239,6 +242,18 @@ def _bind_attributes(graph: OpGraph, model, inputs: list, forward_args: list[str
     return graph
 
 
+def _buffer_bookkeeping(node, short: str, kinds: dict) -> bool:
+    """An in-place update of a buffer whose result nothing reads: batch norm's
+    ``num_batches_tracked += 1`` in training mode. It never reaches an output."""
+    first = node.args[0] if node.args else None
+    return (
+        short.endswith("_")
+        and not node.users
+        and isinstance(first, torch.fx.Node)
+        and kinds.get(first.name, ("",))[0] == "buffer"
+    )
+
+
 def _graph(exported, forward_args: list[str]) -> OpGraph:
     sig = exported.graph_signature
     kinds = {}
@@ -261,7 +276,7 @@ def _graph(exported, forward_args: list[str]) -> OpGraph:
             inputs.append(Input(node.name, kind, value, pos, target))  # type: ignore[arg-type]
         elif node.op == "call_function":
             short, overload = _short(node.target)
-            if short in _NOISE:
+            if short in _NOISE or _buffer_bookkeeping(node, short, kinds):
                 continue
             args = tuple(_arg(a) for a in node.args)
             kwargs = {k: _arg(v) for k, v in node.kwargs.items()}
