@@ -41,10 +41,20 @@ class CampaignContext:
     judge_agent: Any = None
 
     @property
+    def size(self) -> str:
+        """The size the evaluator runs when the campaign names none (``Problem.default_size``)."""
+        from ..sandbox.evaluate import cuda_available
+
+        return self.options.size or self.problem.default_size("cuda" if cuda_available() else "cpu")
+
+    @property
+    def overrides(self) -> dict:
+        return self.problem.overrides_for(self.size, self.options.sets)
+
+    @property
     def coder_source(self) -> str:
         """The problem as the agents see it: at the evaluated size, without hold-out sizes."""
-        overrides = self.problem.overrides_for(self.options.size, self.options.sets)
-        return self.problem.coder_source(overrides)
+        return self.problem.coder_source(self.overrides)
 
     def llm(
         self,

@@ -60,6 +60,9 @@ def baseline(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     stop = ctx.over_budget()
     if stop:  # the budget was spent before this problem's first round: `--resume` takes it up
         ctx.store.finish_problem(ctx.problem.id, "interrupted", stop)
+    elif stop := _not_evaluable(ctx):  # a random reference, a size this machine cannot hold
+        ctx.store.event("not_evaluable", ctx.problem.id, reason=stop)
+        ctx.store.finish_problem(ctx.problem.id, "unsolved", stop)
     return {
         "problem_id": ctx.problem.id,
         "round": 0,
@@ -74,6 +77,24 @@ def baseline(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         "stale_rounds": 0,
         "stop_reason": stop,
     }
+
+
+def _not_evaluable(ctx: CampaignContext) -> str | None:
+    from ..kernelbench import preflight
+    from ..kernelbench.problem import ProblemError
+
+    try:
+        device = "cuda" if _cuda() else "cpu"  # as the evaluator picks it
+        preflight.check(ctx.problem, ctx.overrides, device, ctx.size)
+    except ProblemError as exc:
+        return f"not evaluable: {exc}"
+    return None
+
+
+def _cuda() -> bool:
+    from ..sandbox.evaluate import cuda_available
+
+    return cuda_available()
 
 
 def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:

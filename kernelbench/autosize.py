@@ -184,18 +184,20 @@ def holdouts(
     if not start:
         return []
     try:
-        ops = probe.run(problem, main).op_sequence
+        at_main = probe.run(problem, main)
     except probe.ProbeError:
         return []
+    # Small sizes may grow to twice the budget; a size beyond it (the GPU's) may not grow.
+    small = not _over(at_main)
+    most = 2 * LARGEST_ELEMENTS if small else at_main.largest
+    most_flops = 2 * MAX_FLOPS if small else at_main.flops
 
     def fits(values: dict[str, Any]) -> bool:
         try:
             p = probe.run(problem, {**main, **values})
         except probe.ProbeError:
             return False
-        return (
-            p.op_sequence == ops and p.largest <= 2 * LARGEST_ELEMENTS and p.flops <= 2 * MAX_FLOPS
-        )
+        return p.op_sequence == at_main.op_sequence and p.largest <= most and p.flops <= most_flops
 
     out: list[dict[str, Any]] = []
     for _ in range(count):
@@ -225,5 +227,9 @@ def holdouts(
 
 def coder_probes(problem: Problem, main: dict[str, Any]) -> list[dict[str, Any]]:
     """Sizes a coder may trace to see which numbers follow the size: drawn from a fixed seed,
-    so they are public and unrelated to the evaluator's secret hold-outs."""
-    return holdouts(problem, main, seed=0, count=1)
+    so they are public and unrelated to the evaluator's secret hold-outs. None when the
+    problem's own sizes cannot be probed."""
+    try:
+        return holdouts(problem, main, seed=0, count=2)
+    except ProblemError:
+        return []

@@ -66,6 +66,13 @@ class Problem:
     def source_hash(self) -> str:
         return hashlib.sha256(self.source.encode()).hexdigest()[:16]
 
+    def default_size(self, device: str) -> str:
+        """The size evaluated when none is asked for: the GPU size on a GPU; on a CPU the
+        declared ``SIZES["cpu"]``, else one derived from the constants (``autosize.py``)."""
+        if device == "cuda":
+            return GPU_SIZE
+        return "cpu" if "cpu" in self.sizes else AUTO_SIZE
+
     def overrides_for(self, size: str | None, sets: dict[str, Any] | None = None) -> dict[str, Any]:
         """Constant overrides for a named size profile plus ``--set`` values (later wins)."""
         merged: dict[str, Any] = {}

@@ -23,6 +23,9 @@ def print_verdict(console: Console, v: Verdict) -> None:
         console.print(f"  [red]{r.code}[/red]: {escape(r.message)}")  # k[grid] is no markup
     if v.build and v.build.ok:
         console.print(f"  build: ok ({v.build.seconds:.2f} s)")
+    for name, sized in v.sizes.items():  # the sizes the trials ran at
+        shown = ", ".join(f"{k}={val!r}" for k, val in sized.items()) or "as the file declares"
+        console.print(f"  size {name}: {escape(shown)}")
     if {"NOT_RUN_NO_GPU", "INTERPRETER_UNSUPPORTED"} & set(v.codes):
         pass  # inconclusive (no GPU; a kernel the interpreter cannot run): the reason says it all
     elif v.correctness and v.correctness.trials:

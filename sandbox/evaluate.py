@@ -134,6 +134,7 @@ def evaluate(
         device=_device_name(device),
         sandbox=iso.NAME,
         phases=phases,
+        sizes=plan.variants,
     )
 
     with timed(phases, "static"):

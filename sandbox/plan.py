@@ -11,7 +11,8 @@ import dataclasses
 import secrets
 from typing import Any
 
-from ..kernelbench.problem import GPU_SIZE, Problem
+from ..kernelbench import autosize, preflight
+from ..kernelbench.problem import Problem
 
 MAIN_SEEDS = 3  # trials at the evaluated size, each with its own seed and distribution
 
@@ -47,12 +48,6 @@ class Plan:
         return main[1:2] or main[:1]
 
 
-def default_size(problem: Problem, device: str) -> str:
-    if device == "cuda" or "cpu" not in problem.sizes:
-        return GPU_SIZE
-    return "cpu"
-
-
 def _seed() -> int:
     return secrets.randbits(31)
 
@@ -60,11 +55,15 @@ def _seed() -> int:
 def make_plan(
     problem: Problem, *, device: str, size: str | None = None, sets: dict[str, Any] | None = None
 ) -> Plan:
-    size = size or default_size(problem, device)
+    size = size or problem.default_size(device)
     main = problem.overrides_for(size, sets)
+    preflight.check(problem, main, device, size)
     variants = {"main": main}
-    for i, extra in enumerate(problem.holdout, start=1):
-        variants[f"holdout{i}"] = {**main, **extra}
+    # Declared hold-outs, else variants drawn around the evaluated size from a secret seed:
+    # a kernel that hard-codes the one shape it saw fails either way.
+    extras = [{**main, **h} for h in problem.holdout] or autosize.holdouts(problem, main, _seed())
+    for i, extra in enumerate(extras, start=1):
+        variants[f"holdout{i}"] = extra
     trials: list[Trial] = []
     dists = problem.distributions
     for i in range(MAIN_SEEDS):

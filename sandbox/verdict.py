@@ -113,6 +113,8 @@ class Verdict:
     # What the evaluator noticed without rejecting (an unlaunched helper kernel, a check skipped
     # at this size) and what a CPU verdict does not prove.
     notes: list[str] = dataclasses.field(default_factory=list)
+    # The sizes checked: variant ("main", "holdout1", ...) -> the constants it overrides.
+    sizes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property

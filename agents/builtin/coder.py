@@ -27,7 +27,7 @@ class BuiltinCoder:
 
     def planned(self, ctx) -> tuple[OpGraph, Plan, dict]:
         """The problem's graph and plan at the campaign's size (traced once per problem)."""
-        overrides = ctx.problem.overrides_for(ctx.options.size, ctx.options.sets)
+        overrides = ctx.overrides
         with self._lock:
             if ctx.problem.id not in self._plans:
                 try:

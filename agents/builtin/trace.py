@@ -125,11 +125,11 @@ def _value(meta: Any) -> Value | tuple[Value, ...] | None:
     return None
 
 
-def _arg(a: Any) -> Any:
+def _arg(a: Any, scalars: dict[str, Any] | None = None) -> Any:
     if isinstance(a, torch.fx.Node):
-        return Ref(a.name)
+        return scalars[a.name] if scalars and a.name in scalars else Ref(a.name)
     if isinstance(a, tuple | list):
-        return tuple(_arg(x) for x in a)
+        return tuple(_arg(x, scalars) for x in a)
     if isinstance(a, torch.dtype):
         return _dtype_name(a)
     if isinstance(a, torch.device | torch.memory_format | torch.layout):
@@ -150,13 +150,17 @@ def _short(target: Any) -> tuple[str, str]:
 def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
     """The op graph of ``problem``'s forward at the size ``overrides`` selects, with what
     changes at the problem's hold-out sizes written over run-time quantities (``sizes.py``)."""
+    from ...kernelbench import autosize
     from . import sizes
 
     graph, model = _trace_at(problem, overrides)
     others = []
-    for extra in problem.holdout:  # the other sizes the evaluator will run
+    main = overrides or {}
+    # The declared hold-outs are public; derived ones are secret, drawn per evaluation, so
+    # the coder probes sizes of its own choosing instead.
+    probes = [{**main, **h} for h in problem.holdout] or autosize.coder_probes(problem, main)
+    for sized in probes:
         try:
-            sized = {**(overrides or {}), **extra}
             other, other_model = _trace_at(problem, sized, bind_attributes=False)
         except TraceError:
             return graph
@@ -192,16 +196,33 @@ def _trace_at(problem: Problem, overrides: dict[str, Any] | None, *, bind_attrib
     return _bind_attributes(graph, model, inputs, forward_args), model
 
 
+class _ScalarsOnCpu(torch.overrides.TorchFunctionMode):
+    """``torch.tensor(0.5, device=x.device)`` in a forward makes a meta tensor when tracing on
+    meta, and its value is lost; made on the CPU instead it stays a 0-d operand (allowed next to
+    meta tensors) and export keeps its value among the constants, so it can become a literal."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.tensor and args and isinstance(args[0], int | float | bool):
+            device = kwargs.get("device")
+            if device is not None and torch.device(device).type == "meta":
+                kwargs = {k: v for k, v in kwargs.items() if k != "device"}
+        return func(*args, **kwargs)
+
+
 def _export(model, inputs: list):
     try:
-        return torch.export.export(model, tuple(inputs), strict=False)
+        with _ScalarsOnCpu():
+            return torch.export.export(model, tuple(inputs), strict=False)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TraceError(f"torch.export could not trace the reference: {first[:300]}") from exc
 
 
 # Ops whose scalar operands may stand for a model attribute (``x * self.scale``).
-_ARITHMETIC = {"add", "sub", "mul", "div", "rsub", "maximum", "minimum", "clamp", "pow"}
+_ARITHMETIC = {
+    "add", "sub", "mul", "div", "rsub", "maximum", "minimum", "min", "max", "clamp", "pow"
+}  # fmt: skip
 
 
 def _bind_attributes(graph: OpGraph, model, inputs: list, forward_args: list[str]) -> OpGraph:
@@ -254,8 +275,25 @@ def _buffer_bookkeeping(node, short: str, kinds: dict) -> bool:
     )
 
 
+# Ops that hand a lifted constant on unchanged in value (``torch.tensor(c)`` in a forward).
+_CONSTANT_COPIES = {"lift_fresh_copy", "detach_", "detach", "clone", "alias", "_to_copy", "to"}
+
+
+def _scalar_constants(exported) -> dict[str, Any]:
+    """Placeholder name -> value of each 0-d constant tensor the forward made: it becomes a
+    literal operand, as if the reference had written the number (``torch.min(x, c)``)."""
+    found = {}
+    for spec in exported.graph_signature.input_specs:
+        value = exported.constants.get(spec.target) if spec.kind.name == "CONSTANT_TENSOR" else None
+        if isinstance(value, torch.Tensor) and value.dim() == 0 and value.device.type != "meta":
+            if not value.is_complex():
+                found[spec.arg.name] = value.item()
+    return found
+
+
 def _graph(exported, forward_args: list[str]) -> OpGraph:
     sig = exported.graph_signature
+    scalars = _scalar_constants(exported)
     kinds = {}
     for spec in sig.input_specs:
         kind = {"USER_INPUT": "arg", "PARAMETER": "param", "BUFFER": "buffer"}.get(
@@ -267,6 +305,8 @@ def _graph(exported, forward_args: list[str]) -> OpGraph:
     outputs: list[Ref] = []
     position = 0
     for node in exported.graph.nodes:
+        if node.op == "placeholder" and node.name in scalars:
+            continue
         if node.op == "placeholder":
             kind, target = kinds.get(node.name, ("arg", None))
             value = _value(node.meta.get("val"))
@@ -278,8 +318,12 @@ def _graph(exported, forward_args: list[str]) -> OpGraph:
             short, overload = _short(node.target)
             if short in _NOISE or _buffer_bookkeeping(node, short, kinds):
                 continue
-            args = tuple(_arg(a) for a in node.args)
-            kwargs = {k: _arg(v) for k, v in node.kwargs.items()}
+            first = node.args[0] if node.args else None
+            if short in _CONSTANT_COPIES and getattr(first, "name", None) in scalars:
+                scalars[node.name] = scalars[first.name]
+                continue
+            args = tuple(_arg(a, scalars) for a in node.args)
+            kwargs = {k: _arg(v, scalars) for k, v in node.kwargs.items()}
             ops.append(Op(node.name, short, overload, args, kwargs, _value(node.meta.get("val"))))
         elif node.op == "output":
             outs = node.args[0]
