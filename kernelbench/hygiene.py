@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from . import instance
-from .problem import GPU_SIZE, Problem
+from . import autosize, instance, preflight
+from .problem import Problem, ProblemError
 
 TINY_MS = 0.1  # below this the GPU size is launch-overhead territory (row 15)
 _SEED_A, _SEED_B, _INIT_A, _INIT_B = 1234, 98765, 42, 4242
@@ -62,11 +62,28 @@ def _differs(a: list, b: list, tol: dict) -> bool:
 
 
 def check(problem: Problem, size: str | None = None, sets: dict | None = None) -> HygieneReport:
-    size = size or ("cpu" if "cpu" in problem.sizes else GPU_SIZE)
-    overrides = problem.overrides_for(size, sets)
-    tol = {"atol": problem.tolerance["atol"], "rtol": problem.tolerance["rtol"]}
+    """Every check at ``size`` (default: the CPU size, declared or derived). A problem that
+    cannot be evaluated at all gets a report that says why, not an exception."""
+    size = size or problem.default_size("cpu")
     checks: dict[str, Check] = {}
     report = HygieneReport(problem.id, size, checks)
+    try:
+        overrides = problem.overrides_for(size, sets)
+        preflight.check(problem, overrides, "cpu", size)
+        checks["evaluable"] = Check(True, "deterministic reference; fits this machine")
+        _checks(problem, overrides, report)
+    except preflight.NotEvaluable as exc:
+        checks["evaluable"] = Check(False, str(exc))
+    except ProblemError as exc:  # no size can be derived, or this one cannot fit
+        checks["evaluable"] = Check(False, str(exc))
+    except Exception as exc:  # the reference itself fails: report it, go on with the next
+        checks["reference_runs"] = Check(False, f"{type(exc).__name__}: {str(exc)[:300]}")
+    return report
+
+
+def _checks(problem: Problem, overrides: dict, report: HygieneReport) -> None:
+    tol = {"atol": problem.tolerance["atol"], "rtol": problem.tolerance["rtol"]}
+    checks = report.checks
 
     started = time.perf_counter()
     model, inputs, ref = _outputs(problem, overrides, _SEED_A, _INIT_A)
@@ -114,16 +131,23 @@ def check(problem: Problem, size: str | None = None, sets: dict | None = None) -
             else "the parameters do not affect the output",
         )
 
-    for i, extra in enumerate(problem.holdout, start=1):
-        try:
-            _outputs(problem, {**overrides, **extra}, _SEED_A, _INIT_A)
-            checks[f"holdout{i}_runs"] = Check(True, f"reference runs with {extra}")
-        except Exception as exc:  # a broken hold-out variant is a problem bug: report it
-            checks[f"holdout{i}_runs"] = Check(False, f"{extra}: {type(exc).__name__}: {exc}")
-    if not problem.holdout:
+    # Declared hold-outs, else the kind the evaluator derives (drawn here from a fixed seed).
+    extras = [{**overrides, **h} for h in problem.holdout]
+    if not extras:
+        extras = autosize.holdouts(problem, overrides, _SEED_A)
         checks["has_holdout"] = Check(
-            False, "declare HOLDOUT variants (sizes the Coder never sees)"
+            bool(extras),
+            f"{len(extras)} hold-out sizes derived per evaluation"
+            if extras
+            else "no HOLDOUT declared and none can be derived: declare HOLDOUT variants",
         )
+    for i, extra in enumerate(extras, start=1):
+        changed = {k: v for k, v in extra.items() if overrides.get(k) != v}
+        try:
+            _outputs(problem, extra, _SEED_A, _INIT_A)
+            checks[f"holdout{i}_runs"] = Check(True, f"reference runs with {changed}")
+        except Exception as exc:  # a broken hold-out variant is a problem bug: report it
+            checks[f"holdout{i}_runs"] = Check(False, f"{changed}: {type(exc).__name__}: {exc}")
 
     report.gpu_estimate_ms = gpu_estimate_ms(problem)
     if report.gpu_estimate_ms is not None:
@@ -133,7 +157,6 @@ def check(problem: Problem, size: str | None = None, sets: dict | None = None) -
             f"roofline {report.gpu_estimate_ms:.3f} ms on H100"
             + ("" if big else f" < {TINY_MS} ms: launch overhead would dominate"),
         )
-    return report
 
 
 def gpu_estimate_ms(problem: Problem) -> float | None:

@@ -41,8 +41,23 @@ def solution_path(problem: Problem) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def load(spec: str | Path) -> list[Problem]:
-    """Resolve ``spec`` to problems (see the module docstring); raises ProblemError if none."""
+def _each(files: list[Path], skipped: list[tuple[Path, str]] | None, name) -> list[Problem]:
+    """Load every file of a folder; with ``skipped``, a file that is no problem is listed
+    there (path, why) instead of stopping the rest."""
+    found = []
+    for path in files:
+        try:
+            found.append(load_file(path, problem_id=name(path)))
+        except ProblemError as exc:
+            if skipped is None:
+                raise
+            skipped.append((path, str(exc)))
+    return found
+
+
+def load(spec: str | Path, skipped: list[tuple[Path, str]] | None = None) -> list[Problem]:
+    """Resolve ``spec`` to problems (see the module docstring); raises ProblemError if none.
+    ``skipped`` collects the files of a folder that do not load, instead of raising."""
     text = str(spec)
     if text == "bundled" or text in LEVELS:  # names win over same-named folders (./modules)
         return (
@@ -55,7 +70,10 @@ def load(spec: str | Path) -> list[Problem]:
         files = _problem_files(path)
         if not files:
             raise ProblemError(f"{path} holds no problem files (*.py)")
-        return [load_file(p, problem_id=_bundled_id(p)) for p in files]
+        found = _each(files, skipped, _bundled_id)
+        if not found:
+            raise ProblemError(f"{path}: none of its {len(files)} files is a problem")
+        return found
     return [load_one(text)]
 
 
@@ -76,7 +94,9 @@ def load_one(spec: str) -> Problem:
     return load_file(BUNDLED_ROOT / level / f"{stem}.py", problem_id=matches[0])
 
 
-def load_kernelbench(checkout: str | Path, level: int | None = None) -> list[Problem]:
+def load_kernelbench(
+    checkout: str | Path, level: int | None = None, skipped: list[tuple[Path, str]] | None = None
+) -> list[Problem]:
     """Problems of a KernelBench checkout (``<checkout>/KernelBench/level{N}/*.py``)."""
     root = Path(checkout)
     base = root / "KernelBench" if (root / "KernelBench").is_dir() else root
@@ -86,8 +106,8 @@ def load_kernelbench(checkout: str | Path, level: int | None = None) -> list[Pro
         folder = base / name
         if not folder.is_dir():
             raise ProblemError(f"{folder} does not exist: is {root} a KernelBench checkout?")
-        for path in _problem_files(folder):
-            problems.append(load_file(path, problem_id=f"kernelbench/{name}/{path.stem}"))
+        files = _problem_files(folder)
+        problems += _each(files, skipped, lambda p, name=name: f"kernelbench/{name}/{p.stem}")
     if not problems:
         raise ProblemError(f"no problems found under {base}")
     return problems

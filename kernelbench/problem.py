@@ -189,6 +189,9 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
         if k not in DECLARATIONS and (isinstance(v, int | float | bool | str) or _int_tuple(v))
     }
     doc = ast.get_docstring(tree) or ""
+    if not doc.strip():  # KernelBench documents the Model class, not the module
+        model = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model")
+        doc = ast.get_docstring(model) or ""
     return Problem(
         id=problem_id or path.stem,
         path=path.resolve(),

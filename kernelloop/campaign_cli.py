@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -115,10 +116,13 @@ def run_optimize(
         # ...except budgets given now: they are this sitting's allowance, not the campaign's
         given = {k: getattr(options, k) for k in BUDGETS if getattr(options, k) is not None}
         options = CampaignOptions(**{**stored["options"], **given})
+    skipped: list = []
     try:
-        found = [p for spec in problems for p in loader.load(spec)]
+        found = [p for spec in problems for p in loader.load(spec, skipped)]
     except ProblemError as exc:
         raise fail(str(exc)) from None
+    for path, why in skipped:  # one foreign file that is no problem does not stop the rest
+        console.print(f"[yellow]skipped {path.name}[/yellow]: {escape(why)}")
 
     store = campaign.open_store(
         found,

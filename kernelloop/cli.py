@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .dashboard_cli import dashboard_cmd, report_cmd
@@ -44,7 +45,12 @@ SetOpt = Annotated[
 ]
 SizeOpt = Annotated[
     str | None,
-    typer.Option("--size", help="Size profile: gpu (default on GPU), cpu, or one in SIZES."),
+    typer.Option(
+        "--size",
+        help="Size profile: gpu (the file's own constants; default on a GPU), cpu (declared in "
+        "SIZES), auto (derived for a CPU by shrinking the size constants; the CPU default when "
+        "no cpu size is declared), or another name in SIZES.",
+    ),
 ]
 
 
@@ -178,6 +184,18 @@ def problems_show(problem: Annotated[str, typer.Argument(help="Problem file or b
         "constants",
     ):
         console.print(f"[bold]{key}[/bold]: {info[key]}")
+    if "cpu" not in p.sizes:  # what a CPU evaluates instead: the derived size, and why
+        from .kernelbench import autosize
+        from .kernelbench.problem import ProblemError
+
+        try:
+            derived = autosize.derive(p)
+        except ProblemError as exc:
+            console.print(f"[bold]derived cpu size[/bold]: none ({escape(str(exc))})")
+        else:
+            console.print(f"[bold]derived cpu size[/bold] (--size auto): {derived.describe()}")
+            for name, why in derived.why.items():
+                console.print(f"  {name}: {escape(why)}")
     console.print(Syntax(p.source, "python", line_numbers=True))
 
 
@@ -199,19 +217,24 @@ def problems_check(
     from .kernelbench import hygiene, loader
     from .kernelbench.problem import ProblemError
 
+    skipped: list = []
     try:
-        found = loader.load_kernelbench(kernelbench, level) if kernelbench else loader.load(spec)
+        found = (
+            loader.load_kernelbench(kernelbench, level, skipped)
+            if kernelbench
+            else loader.load(spec, skipped)
+        )
     except ProblemError as exc:
         raise _fail(str(exc)) from None
     sets = _parse_sets(set_)
-    reports = []
+    reports = [
+        hygiene.HygieneReport(path.stem, "", {"loads": hygiene.Check(False, why)})
+        for path, why in skipped
+    ]
     with console.status("checking...") as status:
-        for p in found:
-            status.update(f"checking {p.id}")
-            try:
-                reports.append(hygiene.check(p, size=size, sets=sets))
-            except ProblemError as exc:
-                raise _fail(str(exc)) from None
+        for i, p in enumerate(found, 1):
+            status.update(f"checking {p.id} ({i}/{len(found)})")
+            reports.append(hygiene.check(p, size=size, sets=sets))
     if as_json:
         sys.stdout.write(json.dumps([r.to_dict() for r in reports]) + "\n")
     else:
@@ -225,7 +248,7 @@ def problems_check(
                 r.problem_id,
                 r.size,
                 "[green]ok[/green]" if r.passed else "[red]FAIL[/red]",
-                f"{r.cpu_ms:.1f}",
+                f"{r.cpu_ms:.1f}" if r.cpu_ms is not None else "n/a",
                 est,
                 failed,
             )

@@ -39,7 +39,10 @@ def profile_cmd(
         ),
     ] = "default",
     size: Annotated[
-        str | None, typer.Option("--size", help="Size profile (default: gpu, the module's).")
+        str | None,
+        typer.Option(
+            "--size", help="Size profile (default: gpu on a GPU; else cpu, or auto if undeclared)."
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None,
@@ -133,14 +136,15 @@ def collect(
     from .feedback import ncu
     from .sandbox.static_gate import detect_backend
 
+    gpu = _has_gpu()
+    size = size or problem.default_size("cuda" if gpu else "cpu")
     overrides = problem.overrides_for(size, sets)  # a bad --size/--set is a usage error
     backend = detect_backend(source)
-    gpu = _has_gpu()
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "problem": problem.id,
         "backend": backend,
-        "size": size or "gpu",
+        "size": size,
         "gpu": gpu,
         "device": None,
         "skipped": [],
