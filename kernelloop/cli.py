@@ -276,7 +276,14 @@ def optimize(
         str | None, typer.Option(help="OpenAI-compatible endpoint (else KERNELLOOP_BASE_URL).")
     ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per problem.")] = 3,
-    candidates: Annotated[int, typer.Option(min=1, help="Candidates per round (K).")] = 2,
+    candidates: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Candidates per round (K; default 2, or 1 for --coder builtin without a GPU, "
+            "where config neighbours can be verified but not timed).",
+        ),
+    ] = None,
     backend: Annotated[
         str, typer.Option(help="Backend the Coder writes: triton or cuda.")
     ] = "triton",
@@ -342,6 +349,10 @@ def optimize(
     if backend not in ("triton", "cuda"):
         raise _fail(f"unknown backend {backend!r}: use triton or cuda")
     _check_execution(sandbox, executor, ray_address)
+    if candidates is None:
+        from .sandbox.evaluate import cuda_available
+
+        candidates = 1 if coder == BUILTIN and not cuda_available() else 2
     options = CampaignOptions(
         rounds=rounds,
         candidates=candidates,
