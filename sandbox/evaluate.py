@@ -194,6 +194,7 @@ def _candidate_job(problem: Problem, plan: Plan, cfg, gpu: bool) -> dict:
         "device": plan.device,
         "dtype": problem.dtype,
         "init_seed": plan.init_seed,
+        "eval_mode": problem.eval_mode,  # ModelNew runs in the reference's mode
         "allow_torch": list(problem.allow_torch),
         "trials": [
             {"name": t.name, "variant": t.variant, "inputs": f"inputs/{t.name}.bin"}

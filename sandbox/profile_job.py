@@ -153,6 +153,7 @@ class Session:
             "device": self.device,
             "dtype": self.problem.dtype,
             "init_seed": self.init_seed,
+            "eval_mode": self.problem.eval_mode,
             "allow_torch": list(self.problem.allow_torch),
             "inputs": f"inputs/{self.trial.name}.bin",
             "warmup_calls": WARMUP_CALLS,

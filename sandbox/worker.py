@@ -139,6 +139,7 @@ class Worker:
                 if n in own and own[n].shape == t.shape
             }
             model.load_state_dict(state, strict=False)  # the reference's parameter values
+            model.train(not self.job.get("eval_mode", False))
         return model
 
     def digest(self, items: list[Any]) -> str:

@@ -249,3 +249,61 @@ def test_problems_show_prints_the_derived_size_and_why(tmp_path):
     result = CliRunner().invoke(app, ["problems", "show", str(p.path)])
     assert result.exit_code == 0, result.output
     assert "derived cpu size" in result.output and "kept: geometry" in result.output
+
+
+MODE_AWARE = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _scale(x_ptr, o_ptr, n, factor, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < n
+    tl.store(o_ptr + offs, tl.load(x_ptr + offs, mask=m) * factor, mask=m)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        factor = 2.0 if self.training else 1.0  # right only in the mode the reference runs in
+        _scale[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), factor, BLOCK=1024)
+        return out
+"""
+
+IDENTITY_WITH_DROPOUT = """
+import torch
+import torch.nn as nn
+
+EVAL_MODE = True
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(x)
+
+
+batch_size = 64
+SIZES = {"cpu": {"batch_size": 64}}
+HOLDOUT = [{"batch_size": 33}]
+
+
+def get_inputs():
+    return [torch.randn(batch_size, 16)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_eval_mode_reaches_the_candidate_model(tmp_path):
+    p = _write(tmp_path, IDENTITY_WITH_DROPOUT)
+    verdict = evaluate(p, MODE_AWARE, device="cpu")
+    assert verdict.accepted, [r.message for r in verdict.reasons]
