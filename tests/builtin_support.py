@@ -59,13 +59,13 @@ def replace_op(graph, name: str, **changes):
     return dataclasses.replace(graph, ops=ops)
 
 
-def builtin_campaign(problems, runs_dir, *, rounds: int, evaluate=None):
+def builtin_campaign(problems, runs_dir, *, rounds: int, evaluate=None, size: str | None = "cpu"):
     """A finished builtin-coder campaign over ``problems`` at their CPU sizes, one candidate a
     round (``evaluate``: the campaign's evaluator, the real one by default); its run store."""
     from kernelloop.agents import campaign
     from kernelloop.agents.state import CampaignOptions
 
-    options = CampaignOptions(rounds=rounds, candidates=1, size="cpu")
+    options = CampaignOptions(rounds=rounds, candidates=1, size=size)
     store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
                                 options=options, base_url=None, runs_dir=runs_dir,
                                 resume=None)  # fmt: skip

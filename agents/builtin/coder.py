@@ -45,6 +45,8 @@ class BuiltinCoder:
             graph, pl, overrides = self.planned(ctx)
         except TraceError as exc:
             return Proposed(halt=f"cannot trace the reference: {exc}")
+        except Exception as exc:  # a problem the coder cannot handle ends it, not the campaign
+            return Proposed(halt=f"builtin coder failed: {type(exc).__name__}: {exc}"[:500])
         if not pl.ok:
             return Proposed(halt=pl.describe())
         configs = [BY_NAME[s.template].default(s) for s in pl.segments]
@@ -72,3 +74,5 @@ class BuiltinCoder:
             return Proposed(source=module.generate(ctx.problem, graph, pl, configs, overrides))
         except module.EmitError as exc:
             return Proposed(halt=f"no template: {exc}")
+        except Exception as exc:  # as above: named in the problem's stop reason
+            return Proposed(halt=f"builtin coder failed: {type(exc).__name__}: {exc}"[:500])
