@@ -1,10 +1,12 @@
-"""Reductions over one span of dims: sum, mean, amax/amin, max/min (values or indices), argmax.
+"""Reductions over one span of dims: sum, mean, amax/amin, max/min (values or indices), argmax,
+logsumexp.
 
 The input is read as ``[outer, R, inner]`` (``rowview``); each program keeps a ``[BR, BI]`` tile
 of running partial results in float32 and folds it once at the end, so the loop over ``R`` does
 no cross-lane work. Index reductions keep, per lane, the first row reaching the lane's best
 (strict ``>``), then take the smallest such row among the lanes that hold the column's best:
-ties resolve to the first index, as in PyTorch.
+ties resolve to the first index, as in PyTorch. ``logsumexp`` keeps a running max and a sum
+of exponentials rescaled to it per lane (one pass, no overflow), folded the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _OPS = {
     ("min", "default"): ("min", None, None),
     ("argmax", "default"): ("argmax", 1, 2),
     ("argmin", "default"): ("argmin", 1, 2),
+    ("logsumexp", "default"): ("logsumexp", 1, 2),
 }
 _KWNAMES = {1: "dim", 2: "keepdim"}
 
@@ -157,10 +160,12 @@ class Reduction:
 
 
 def _body(kind: str) -> list[str]:
-    big = kind in ("max", "argmax")
+    big = kind in ("max", "argmax", "logsumexp")
     fill = {"sum": "0.0", "mean": "0.0"}.get(kind, "-float('inf')" if big else "float('inf')")
     lines = rowview.kernel_prelude()
     lines.append(f"acc = tl.full([BR, BI], {fill}, tl.float32)")
+    if kind == "logsumexp":
+        lines.append("s = tl.zeros([BR, BI], tl.float32)")
     if kind.startswith("arg"):
         lines.append("idx = tl.zeros([BR, BI], tl.int64)")
     lines += ["for start in range(0, R, BR):", "    r = start + r0"]
@@ -168,6 +173,13 @@ def _body(kind: str) -> list[str]:
     lines.append(f"    x = tl.load(ptrs, mask=mask, other={fill}).to(tl.float32)")
     if kind in ("sum", "mean"):
         lines.append("    acc += x")
+    elif kind == "logsumexp":  # rescale the lane's sum to its new max; -inf lanes stay at 0
+        lines += [
+            "    m = tl.maximum(acc, x)",
+            "    base = tl.where(m == -float('inf'), 0.0, m)",
+            "    s = s * tl.exp(acc - base) + tl.exp(x - base)",
+            "    acc = m",
+        ]
     elif kind in ("max", "min"):
         lines.append(f"    acc = tl.{'maximum' if big else 'minimum'}(acc, x)")
     else:
@@ -182,6 +194,12 @@ def _body(kind: str) -> list[str]:
         lines.append("res = tl.sum(acc, axis=0) / R")
     elif kind in ("max", "min"):
         lines.append(f"res = tl.{kind}(acc, axis=0)")
+    elif kind == "logsumexp":
+        lines += [
+            "best = tl.max(acc, axis=0)",
+            "base = tl.where(best == -float('inf'), 0.0, best)",
+            "res = base + tl.log(tl.sum(s * tl.exp(acc - base[None, :]), axis=0))",
+        ]
     else:
         lines += [
             f"best = tl.{'max' if big else 'min'}(acc, axis=0)",
