@@ -41,7 +41,9 @@ def profile_cmd(
     size: Annotated[
         str | None,
         typer.Option(
-            "--size", help="Size profile (default: gpu on a GPU; else cpu, or auto if undeclared)."
+            "--size",
+            help="Size the roofline (and, on a GPU, the run) is for; default gpu, the module's "
+            "constants. Without a GPU, Triton kernels run at the CPU size (declared or auto).",
         ),
     ] = None,
     set_: Annotated[
@@ -136,15 +138,14 @@ def collect(
     from .feedback import ncu
     from .sandbox.static_gate import detect_backend
 
-    gpu = _has_gpu()
-    size = size or problem.default_size("cuda" if gpu else "cpu")
     overrides = problem.overrides_for(size, sets)  # a bad --size/--set is a usage error
     backend = detect_backend(source)
+    gpu = _has_gpu()
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "problem": problem.id,
         "backend": backend,
-        "size": size,
+        "size": size or "gpu",
         "gpu": gpu,
         "device": None,
         "skipped": [],
