@@ -23,10 +23,13 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import probe
-from .problem import Problem, ProblemError
+from .errors import ProblemError
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 LARGEST_ELEMENTS = 1 << 15  # the largest tensor at the derived size: 128 KiB of fp32
 MAX_FLOPS = 1 << 25  # about 34 MFLOP: milliseconds for the reference, seconds interpreted

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import settings as settings_mod
 from . import probe
-from .problem import AUTO_SIZE, Problem, ProblemError
+from .errors import ProblemError
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 CPU_FLOPS = 5e9  # what torch sustains on a couple of CPU cores, fp32 (order of magnitude)
 CPU_BYTES_PER_S = 4e9
@@ -105,7 +108,7 @@ def check(problem: Problem, overrides: dict[str, Any], device: str, size: str) -
         )
     cfg = settings_mod.get()
     way_out = (
-        f"evaluate a smaller size: --size {AUTO_SIZE} (derived for a CPU), a declared size, "
+        "evaluate a smaller size: --size auto (derived for a CPU), a declared size, "
         "or --set NAME=VALUE"
     )
     if device == "cuda":

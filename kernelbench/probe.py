@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import instance
-from .problem import Problem
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 # ATen ops that draw random numbers: a reference that calls one inside forward cannot be
 # compared with any kernel (dropout in training mode is the common case).

@@ -16,6 +16,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from .errors import ProblemError
+
 DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_TOLERANCE = {
     "float32": {"atol": 1e-4, "rtol": 1e-4},
@@ -38,10 +40,6 @@ DECLARATIONS = frozenset(
         "EVAL_MODE",
     }
 )  # the name of the default profile: the module constants, unchanged
-
-
-class ProblemError(ValueError):
-    """The problem file is malformed or an override does not fit it."""
 
 
 @dataclasses.dataclass(frozen=True)
