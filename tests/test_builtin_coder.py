@@ -38,7 +38,7 @@ def test_views_are_rewritten_over_runtime_sizes():
 
 
 # An op no template covers (a running product), in a problem of its own.
-_CUMPROD = """
+_UNKNOWN_OP = """
 import torch
 import torch.nn as nn
 
@@ -51,7 +51,7 @@ class Model(nn.Module):
         super().__init__()
 
     def forward(self, x):
-        return torch.cumprod(x, dim=1)
+        return torch.logcumsumexp(x, dim=1)
 
 
 def get_inputs():
@@ -63,18 +63,18 @@ def get_init_inputs():
 """
 
 
-def _cumprod(tmp_path):
-    path = tmp_path / "cumprod.py"
-    path.write_text(_CUMPROD)
+def _unknown_op(tmp_path):
+    path = tmp_path / "unknown_op.py"
+    path.write_text(_UNKNOWN_OP)
     return load_file(path)
 
 
 def test_unknown_ops_are_named(tmp_path):
-    problem = _cumprod(tmp_path)
+    problem = _unknown_op(tmp_path)
     pl = plan.plan(trace.trace(problem, problem.overrides_for("cpu")))
     assert not pl.ok
-    assert pl.describe() == "no template for: cumprod"
-    with pytest.raises(module.EmitError, match="no template for: cumprod"):
+    assert pl.describe() == "no template for: logcumsumexp"
+    with pytest.raises(module.EmitError, match="no template for: logcumsumexp"):
         module.generate(problem, trace.trace(problem), pl, [])
 
 
@@ -86,13 +86,15 @@ def test_generated_file_records_its_plan_and_copies_the_reference_init():
     assert module.header("import torch\n") is None
 
 
-def test_an_init_that_needs_names_from_outside_cannot_be_copied(tmp_path):
+def test_an_init_that_needs_values_from_outside_cannot_be_copied(tmp_path):
+    # Module-level classes and functions are copied (test_foreign_problems.py); other values
+    # are not.
     path = tmp_path / "p.py"
     path.write_text(
         "import torch\nimport torch.nn as nn\n\n"
-        "def helper(n):\n    return nn.Linear(n, n)\n\n"
+        "helper = nn.Linear  # a value, not a definition: nothing to copy\n\n"
         "class Model(nn.Module):\n"
-        "    def __init__(self, n):\n        super().__init__()\n        self.f = helper(n)\n\n"
+        "    def __init__(self, n):\n        super().__init__()\n        self.f = helper(n, n)\n\n"
         "    def forward(self, x):\n        return torch.relu(x)\n\n"
         "n = 8\n\ndef get_inputs():\n    return [torch.randn(4, n)]\n\n"
         "def get_init_inputs():\n    return [n]\n"
@@ -151,11 +153,11 @@ def test_campaign_reports_no_template_as_an_outcome_not_a_crash(tmp_path):
     pytest.importorskip("langgraph")
     from builtin_support import builtin_campaign
 
-    unknown = _cumprod(tmp_path)
+    unknown = _unknown_op(tmp_path)
     store = builtin_campaign([*loader.load("level1/01_relu"), unknown], tmp_path, rounds=3)
     rows = {p["problem_id"]: p for p in store.problems()}
     assert rows[unknown.id]["status"] == "unsolved"
-    assert rows[unknown.id]["stop_reason"] == "no template for: cumprod"
+    assert rows[unknown.id]["stop_reason"] == "no template for: logcumsumexp"
     relu = rows["level1/01_relu"]
     assert relu["status"] == "solved"
     assert relu["stop_reason"].startswith("verified, not timed on cpu")  # verified, not timed

@@ -31,3 +31,37 @@ def test_a_foreign_file_is_verified_at_its_derived_size(tmp_path):
     (cand,) = store.candidates(problems[0].id)
     verdict = store.verdict_for(cand["candidate_id"])
     assert verdict.size == "auto" and {"holdout1", "holdout2"} <= set(verdict.sizes)
+
+
+ALIASES = """
+import torch
+import torch.nn as nn
+
+SIZES = {"cpu": {"n": 64}}
+HOLDOUT = [{"n": 37}]
+n = 64
+
+
+class Model(nn.Module):
+    def forward(self, x, y):
+        z = torch.multiply(torch.subtract(x, y), torch.divide(x, 3.0))
+        return torch.clip(torch.true_divide(z, 2.0), -1.0, 1.0)
+
+
+def get_inputs():
+    return [torch.randn(n, 8), torch.randn(n, 8)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_aten_alias_ops_are_known_by_their_canonical_names(tmp_path):
+    from builtin_support import assert_accepted, traced_text
+
+    problem, overrides, graph = traced_text(tmp_path, ALIASES)
+    assert {o.op for o in graph.ops} == {"mul", "sub", "div", "clamp"}
+    pl, source = generate(problem, overrides, graph)
+    assert pl.ok, pl.describe()
+    assert_accepted(problem, source)

@@ -137,13 +137,34 @@ def _arg(a: Any, scalars: dict[str, Any] | None = None) -> Any:
     return a
 
 
+# ATen's alias ops (``torch.multiply`` records ``aten.multiply``): one name per computation,
+# so every template knows them by the name it matches.
+_ALIASES = {
+    "multiply": "mul",
+    "subtract": "sub",
+    "divide": "div",
+    "true_divide": "div",
+    "clip": "clamp",
+    "absolute": "abs",
+    "negative": "neg",
+    "arctan": "atan",
+    "greater": "gt",
+    "less": "lt",
+    "greater_equal": "ge",
+    "less_equal": "le",
+    "not_equal": "ne",
+    "special_expit": "sigmoid",
+    "fix": "trunc",
+}
+
+
 def _short(target: Any) -> tuple[str, str]:
     if getattr(target, "__name__", "") == "getitem":
         return "getitem", "default"
     name = str(target)  # "aten.relu.default"
     parts = name.split(".")
     if len(parts) >= 3 and parts[0] == "aten":
-        return parts[1], parts[2]
+        return _ALIASES.get(parts[1], parts[1]), parts[2]
     return name, "default"
 
 
