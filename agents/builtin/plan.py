@@ -78,7 +78,14 @@ def _order_problems(graph: OpGraph, segments: list[Segment]) -> list[str]:
 
 def main_segment(segments: list[Segment]) -> int | None:
     """The segment the search tunes first: the heaviest kind, then the largest output."""
-    weight = {"attention": 5, "qlinear": 4, "matmul": 4, "conv2d": 4}
+    weight = {
+        "attention": 5,
+        "qlinear": 4,
+        "matmul": 4,
+        "conv2d": 4,
+        "conv": 4,
+        "conv_transpose": 4,
+    }
     best = None
     for i, s in enumerate(segments):
         if s.template == "layout":

@@ -43,11 +43,31 @@ def _gelu(x: str, approximate: str) -> str:
 
 
 def _pow(x: str, e: object) -> str | None:
-    if isinstance(e, int | float) and float(e).is_integer() and 1 <= e <= 4:
-        return "(" + " * ".join([x] * int(e)) + ")"
-    return {0.5: f"tl.sqrt({x})", -0.5: f"tl.rsqrt({x})", -1.0: f"(1.0 / {x})"}.get(
-        float(e) if isinstance(e, int | float) else None  # type: ignore[arg-type]
-    )
+    if isinstance(e, bool) or not isinstance(e, int | float):
+        return None
+    if float(e).is_integer() and 1 <= abs(e) <= 8:  # exact products, signs kept
+        product = "(" + " * ".join([x] * int(abs(e))) + ")"
+        return product if e > 0 else f"(1.0 / {product})"
+    special = {0.0: f"({x} * 0.0 + 1.0)", 0.5: f"tl.sqrt({x})", -0.5: f"tl.rsqrt({x})"}
+    # Any other power of a negative base is NaN in PyTorch, as log gives here.
+    return special.get(float(e), f"tl.exp({_f(e)} * tl.log({x}))")
+
+
+def _selu(x: str) -> str:
+    alpha, scale = _f(1.6732632423543772), _f(1.0507009873554805)
+    return f"({scale} * tl.where({x} > 0.0, {x}, {alpha} * (tl.exp({x}) - 1.0)))"
+
+
+def _celu(x: str, alpha: object = 1.0) -> str:
+    a = _f(alpha)
+    return f"(tl.maximum({x}, 0.0) + tl.minimum({a} * (tl.exp({x} / {a}) - 1.0), 0.0))"
+
+
+def _shrink(x: str, lambd: object, soft: bool) -> str:
+    lam = _f(lambd)
+    if not soft:
+        return f"tl.where(tl.abs({x}) > {lam}, {x}, 0.0)"
+    return f"tl.where({x} > {lam}, {x} - {lam}, tl.where({x} < -{lam}, {x} + {lam}, 0.0))"
 
 
 def _softplus(x: str, beta: object = 1.0, threshold: object = 20.0) -> str:
@@ -74,6 +94,20 @@ UNARY: dict[str, Callable[..., str | None]] = {
     "hardswish": lambda x: f"({x} * tl.minimum(tl.maximum({x} + 3.0, 0.0), 6.0) / 6.0)",
     "softplus": lambda x, beta=1.0, threshold=20.0: _softplus(x, beta, threshold),
     "mish": lambda x: f"({x} * {_tanh(_softplus(x))})",
+    "selu": _selu,
+    "celu": _celu,
+    # min(x, 0) - log(1 + e^-|x|): no overflow on either side.
+    "log_sigmoid": lambda x: f"(tl.minimum({x}, 0.0) - tl.log(1.0 + tl.exp(-tl.abs({x}))))",
+    "hardshrink": lambda x, lambd=0.5: _shrink(x, lambd, soft=False),
+    "softshrink": lambda x, lambd=0.5: _shrink(x, lambd, soft=True),
+    "threshold": lambda x, th, value: f"tl.where({x} > {_f(th)}, {x}, {_f(value)})",
+    "sign": lambda x: f"tl.where({x} > 0.0, 1.0, tl.where({x} < 0.0, -1.0, {x} * 0.0))",
+    "log1p": lambda x: f"tl.log(1.0 + {x})",
+    "expm1": lambda x: f"(tl.exp({x}) - 1.0)",
+    "sin": lambda x: f"tl.sin({x})",
+    "cos": lambda x: f"tl.cos({x})",
+    "trunc": lambda x: f"tl.where({x} < 0.0, tl.ceil({x}), tl.floor({x}))",
+    "logical_not": lambda x: f"({x} == 0)",
     "neg": lambda x: f"(-{x})",
     "abs": lambda x: f"tl.abs({x})",
     "exp": lambda x: f"tl.exp({x})",
@@ -95,6 +129,61 @@ UNARY: dict[str, Callable[..., str | None]] = {
     "detach": lambda x: x,
     "dropout": lambda x, p=0.5, train=False: x if not train else None,
 }
+
+
+def _smooth_l1(a: str, b: str, beta: object = 1.0) -> str:
+    d = f"tl.abs({a} - {b})"
+    if not beta:
+        return d
+    return f"tl.where({d} < {_f(beta)}, 0.5 * {d} * {d} / {_f(beta)}, {d} - 0.5 * {_f(beta)})"
+
+
+def _huber(a: str, b: str, delta: object = 1.0) -> str:
+    d, t = f"tl.abs({a} - {b})", _f(delta)
+    return f"tl.where({d} < {t}, 0.5 * {d} * {d}, {t} * ({d} - 0.5 * {t}))"
+
+
+def _kl_div(a: str, b: str, log_target: object = False) -> str:
+    if log_target:
+        return f"(tl.exp({b}) * ({b} - {a}))"
+    # xlogy(t, t) - t * input: 0 where the target is 0, as in ATen
+    return f"(tl.where({b} == 0.0, 0.0, {b} * tl.log({b})) - {b} * {a})"
+
+
+# Elementwise losses of (input, target), before their reduction: op -> f(input, target, *the
+# scalars after the reduction argument) -> expression. The reduction (0 none, 1 mean, 2 sum) is
+# argument 2; with none the op is elementwise, otherwise the loss template sums the terms.
+LOSSES: dict[str, Callable[..., str]] = {
+    "mse_loss": lambda a, b: f"(({a} - {b}) * ({a} - {b}))",
+    "l1_loss": lambda a, b: f"tl.abs({a} - {b})",
+    "smooth_l1_loss": _smooth_l1,
+    "huber_loss": _huber,
+    "kl_div": lambda a, b, log_target=False: _kl_div(a, b, log_target),
+    "soft_margin_loss": lambda a, b: f"tl.log(1.0 + tl.exp(-{b} * {a}))",
+}
+
+
+def loss_reduction(op: Op) -> int | None:
+    """The reduction of an elementwise loss op (0 none, 1 mean, 2 sum); None for other ops."""
+    if op.op not in LOSSES or len(op.args) < 2:
+        return None
+    reduction = op.args[2] if len(op.args) > 2 else op.kwargs.get("reduction", 1)
+    return reduction if reduction in (0, 1, 2) else None
+
+
+def loss_term(op: Op, operand: Callable[[object], str]) -> str | None:
+    """The per-element term of an elementwise loss op, whatever its reduction."""
+    if loss_reduction(op) is None:
+        return None
+    scalars = list(op.args[3:]) + [v for k, v in op.kwargs.items() if k == "log_target"]
+    if any(not isinstance(s, int | float) for s in scalars):
+        return None
+    try:
+        return LOSSES[op.op](operand(op.args[0]), operand(op.args[1]), *scalars)
+    except TypeError:
+        return None
+
+
 _BINARY_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 _COMPARE = {"gt": ">", "lt": "<", "ge": ">=", "le": "<=", "eq": "==", "ne": "!="}
 # ops that keep values and only change the dtype: the chain casts at the store.
@@ -116,6 +205,8 @@ def is_pointwise(op: Op) -> bool:
         or op.op in _BINARY_OPS
         or op.op in _COMPARE
         or op.op in ("maximum", "minimum", "where", "rsub")
+        or (op.op in ("min", "max") and op.overload == "other")
+        or loss_reduction(op) == 0
         or op.op in _CASTS
     )
 
@@ -126,6 +217,21 @@ def expression(op: Op, operand: Callable[[object], str]) -> str | None:
     a = op.args
     if op.op in _CASTS:
         return operand(a[0])
+    if op.op in LOSSES:
+        return loss_term(op, operand) if loss_reduction(op) == 0 else None
+    if op.op == "pow" and op.overload == "Scalar" and isinstance(a[0], int | float):
+        if isinstance(a[0], bool) or a[0] <= 0:  # 0 ** x and negative bases: leave to torch
+            return None
+        return f"tl.exp2({operand(a[1])} * {_f(math.log2(a[0]))})"
+    if op.op in ("clamp", "clamp_min", "clamp_max") and any(isinstance(s, Ref) for s in a[1:]):
+        # a bound that is a model attribute (now a 0-d operand) or a tensor
+        lo, hi = {"clamp": (a[1:] + (None, None))[:2], "clamp_min": (a[1], None)}.get(
+            op.op, (None, a[1])
+        )
+        out = operand(a[0])
+        if lo is not None:
+            out = f"tl.maximum({out}, {operand(lo)})"
+        return out if hi is None else f"tl.minimum({out}, {operand(hi)})"
     if op.op in UNARY:
         scalars = [x for x in a[1:]]
         if any(isinstance(s, Ref) for s in scalars):
@@ -149,6 +255,8 @@ def expression(op: Op, operand: Callable[[object], str]) -> str | None:
         return f"({operand(a[0])} {_COMPARE[op.op]} {operand(a[1])})"
     if op.op in ("maximum", "minimum"):
         return f"tl.{op.op}({operand(a[0])}, {operand(a[1])})"
+    if op.op in ("min", "max") and op.overload == "other" and len(a) == 2:
+        return f"tl.{op.op}imum({operand(a[0])}, {operand(a[1])})"
     if op.op == "where" and len(a) == 3:
         return f"tl.where({operand(a[0])}, {operand(a[1])}, {operand(a[2])})"
     return None
@@ -232,6 +340,55 @@ def absorb(
             break
         current = Ref(users[0].name)
     return Chain(ops, operands, lines, names.get(current, "acc"), current)
+
+
+def dag(
+    graph: OpGraph, sink: Op, roots: list[Ref], shape: tuple[int, ...], claimed: set[str]
+) -> tuple[list[Op], list[Ref]]:
+    """The elementwise ops computing ``roots`` (operands of ``sink``) for ``sink`` alone, in graph
+    order, and the leaves they read. Unlike a chain, a DAG may join branches computed in any
+    order (``0.5 * x * (1 + tanh(...))``). Each op has ``shape`` (operands may broadcast up to it),
+    no user but the DAG and ``sink``, and is no graph output. Leaves must exist before the first
+    op, so ops earlier than a leaf's producer are left out, to be read as leaves themselves."""
+    ops: list[Op] = []
+    stack = list(roots)
+    while stack:
+        op = graph.producer(stack.pop())
+        if op is None or op in ops or op.name in claimed or graph.is_output(Ref(op.name)):
+            continue
+        out = graph.value_of(Ref(op.name))
+        if out is None or out.shape != shape or not is_pointwise(op):
+            continue
+        if expression(op, lambda a: "v") is None:
+            continue
+        if all(_fits(graph, r, shape) for r in op.refs()):
+            ops.append(op)
+            stack += op.refs()
+    ops.sort(key=lambda o: graph.index(o.name))
+    while True:
+        names = {o.name for o in ops} | {sink.name}
+        inside = [o for o in ops if all(u.name in names for u in graph.users(Ref(o.name)))]
+        leaves: list[Ref] = []
+        for ref in [*(r for o in inside for r in o.refs()), *roots]:
+            if ref.name not in {o.name for o in inside} and ref not in leaves:
+                leaves.append(ref)
+        latest = max((graph.index(r.name) for r in leaves if graph.producer(r)), default=-1)
+        keep = [o for o in inside if graph.index(o.name) > latest]
+        if len(keep) == len(ops):
+            return ops, leaves
+        ops = keep
+
+
+def render(ops: list[Op], names: dict[Ref, str]) -> list[str]:
+    """Lines ``t0 = ...``, ``t1 = ...`` computing ``ops`` in order from the variables ``names``
+    gives their leaves; each op's variable is added to ``names``."""
+    lines = []
+    for k, op in enumerate(ops):
+        lines.append(
+            f"t{k} = {expression(op, lambda a: names[a] if isinstance(a, Ref) else _f(a))}"
+        )
+        names[Ref(op.name)] = f"t{k}"
+    return lines
 
 
 def _fits(graph: OpGraph, ref: Ref, shape: tuple[int, ...]) -> bool:

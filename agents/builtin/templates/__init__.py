@@ -9,26 +9,50 @@ from __future__ import annotations
 
 from .attention import Attention
 from .conv import Conv2d
+from .convnd import Conv, ConvTranspose
 from .cross_entropy import CrossEntropy
 from .elementwise import Elementwise
 from .layout import Layout
+from .loss import Broadcast, Loss
 from .matmul import Matmul
+from .matmul_misc import DiagMatmul, Einsum, Gemv, TriMatmul
 from .norm import Norm
 from .pool import MaxPool2d
+from .pool_nd import Pool
 from .qlinear import QLinear
 from .reduction import Reduction
+from .rowloss import RowLoss
 from .scan import CumSum
 from .softmax import Softmax
+from .stat_norm import StatNorm
+from .vector_norm import VectorNorm
 
-HEAVY: list = [Attention(), QLinear(), Matmul(), Conv2d()]
+HEAVY: list = [
+    Attention(),
+    QLinear(),
+    Einsum(),
+    TriMatmul(),
+    DiagMatmul(),
+    Gemv(),
+    Matmul(),
+    Conv2d(),
+    Conv(),
+    ConvTranspose(),
+]
 LIGHT: list = [
+    Loss(),  # before Reduction: whole-tensor sums and their elementwise terms
+    RowLoss(),
     Reduction(),
     Softmax(),
     CrossEntropy(),
     Norm(),
+    StatNorm(),
+    VectorNorm(),
     MaxPool2d(),
+    Pool(),
     CumSum(),
     Elementwise(),
     Layout(),
+    Broadcast(),
 ]
 BY_NAME = {t.name: t for t in (*HEAVY, *LIGHT)}

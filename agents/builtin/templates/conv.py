@@ -26,6 +26,7 @@ from .base import Config, EmitContext, Emitted, Segment, available_before
 from .elementwise import TORCH_DTYPES
 
 _FLOATS = {"float32", "float16", "bfloat16"}
+NARROW_CHANNELS = 16  # input channels below one reduction block
 _HOOK = "    acc = _activate(acc, ACTIVATION)\n"
 _HOOK_PARAM = "    ACTIVATION: tl.constexpr,\n"
 _PARAMS_AFTER = "    dil_w,\n"
@@ -54,6 +55,11 @@ class Conv2d:
         if vx is None or vw is None or out is None or vx.rank != 4 or vw.rank != 4:
             return None
         if not vx.dtype == vw.dtype == out.dtype or out.dtype not in _FLOATS:
+            return None
+        if vx.shape[1] < NARROW_CHANNELS and vw.shape[2] * vw.shape[3] > 9:
+            # A stem layer (3 channels, 11x11): this kernel's reduction steps tap by tap over a
+            # mostly masked channel block; the general conv template (convnd.py) reduces over
+            # taps x channels flattened, dense. Under the interpreter that is 121 steps vs 6.
             return None
         if bias is not None and not (isinstance(bias, Ref) and _vector(graph, bias)):
             return None

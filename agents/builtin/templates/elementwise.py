@@ -45,21 +45,25 @@ class Elementwise:
         chain = pointwise.absorb(graph, anchor, claimed, available=available, first=op)
         if not chain.ops:
             return None
-        refs = [anchor, *chain.operands]
+        ops, refs, end = chain.ops, [anchor, *chain.operands], chain.out
+        lines, result = chain.lines, chain.result
+        joined = _joined(graph, index, chain, claimed, out.shape)
+        if joined is not None:
+            ops, refs, lines, result, end = joined
         if any(graph.value_of(r).dtype not in _FLOATS | {"bool"} for r in refs):
             return None
-        final = graph.value_of(chain.out)
+        final = graph.value_of(end)
         return Segment(
             self.name,
             op.name,
-            chain.ops,
+            ops,
             refs,
-            chain.out,
+            end,
             {
                 "rank": out.rank,
                 "numel": math.prod(out.shape),
-                "lines": chain.lines,
-                "result": chain.result,
+                "lines": lines,
+                "result": result,
                 "floats": [graph.value_of(r).dtype in _FLOATS for r in refs],
                 "out_dtype": final.dtype,
             },
@@ -109,6 +113,39 @@ class Elementwise:
             "    )",
         ]
         return Emitted(kernel, call)
+
+
+def _joined(graph: OpGraph, index: int, chain: pointwise.Chain, claimed: set[str], shape):
+    """The DAG a chain is one branch of, or None. In ``0.5 * x * (1 + tanh(...))`` the chain from
+    ``0.5 * x`` stops at the product, whose other factor is computed after it; the DAG up to the
+    last elementwise op of the output's shape takes both branches into one kernel."""
+    users = graph.users(chain.out)
+    if graph.is_output(chain.out) or len(users) != 1:
+        return None
+
+    def same(op) -> bool:
+        v = graph.value_of(Ref(op.name))
+        ok = op.name not in claimed and pointwise.is_pointwise(op)
+        return ok and v is not None and v.shape == shape and v.dtype in _FLOATS
+
+    sink = users[0]
+    if not same(sink) or pointwise.expression(sink, lambda a: "v") is None:
+        return None
+    while not graph.is_output(Ref(sink.name)) and len(after := graph.users(Ref(sink.name))) == 1:
+        if not same(after[0]) or pointwise.expression(after[0], lambda a: "v") is None:
+            break
+        sink = after[0]
+    ops, leaves = pointwise.dag(graph, sink, sink.refs(), shape, claimed)
+    ops.append(sink)
+    if graph.index(ops[0].name) != index or not set(chain.ops) <= {o.name for o in ops}:
+        return None
+    full = [r for r in leaves if graph.value_of(r).shape == shape]
+    if not full:  # the kernel's output takes the first operand's shape
+        return None
+    leaves = [full[0], *(r for r in leaves if r != full[0])]
+    names = {leaves[0]: "acc", **{r: f"o{i}" for i, r in enumerate(leaves[1:])}}
+    lines = pointwise.render(ops, names)
+    return [o.name for o in ops], leaves, lines, names[Ref(sink.name)], Ref(sink.name)
 
 
 def _operand_load(i: int, rank: int, is_float: bool) -> list[str]:
