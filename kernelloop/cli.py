@@ -113,16 +113,25 @@ def eval_cmd(
     if not candidate.is_file():
         raise _fail(f"no such candidate file: {candidate}")
     prob = _load_problem(problem)
+    import contextlib
+
+    # A CPU evaluation interprets every kernel (seconds to a minute): say what is running.
+    waiting = (
+        contextlib.nullcontext()
+        if as_json
+        else console.status(f"evaluating {candidate.name} against {prob.id}...")
+    )
     try:
-        verdict = evaluate(
-            prob,
-            candidate.read_text(),
-            backend=backend,
-            size=size,
-            sets=_parse_sets(set_),
-            sandbox=sandbox,
-            timeout_s=timeout,
-        )
+        with waiting:
+            verdict = evaluate(
+                prob,
+                candidate.read_text(),
+                backend=backend,
+                size=size,
+                sets=_parse_sets(set_),
+                sandbox=sandbox,
+                timeout_s=timeout,
+            )
     except (ProblemError, ValueError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
