@@ -6,6 +6,7 @@ instant. Exit codes: 0 success/accepted, 1 rejected or failed checks, 2 usage or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -113,8 +114,6 @@ def eval_cmd(
     if not candidate.is_file():
         raise _fail(f"no such candidate file: {candidate}")
     prob = _load_problem(problem)
-    import contextlib
-
     # A CPU evaluation interprets every kernel (seconds to a minute): say what is running.
     waiting = (
         contextlib.nullcontext()
