@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .cli_common import SetOpt, SizeOpt, fail, load_problem, parse_sets
 from .dashboard_cli import dashboard_cmd, report_cmd
 from .library.cli import library_app
 from .profile_cli import profile_cmd
@@ -36,53 +37,6 @@ app.command("dashboard")(dashboard_cmd)  # web pages over the run store (the das
 app.command("report")(report_cmd)  # one run as a self-contained HTML file
 app.command("profile")(profile_cmd)  # Nsight Compute + static resources + roofline (profile_cli)
 console = Console()
-err = Console(stderr=True)
-
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", help="Override a module constant, e.g. --set batch_size=16 (repeatable)."
-    ),
-]
-SizeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--size",
-        help="Size profile: gpu (the file's own constants; default on a GPU), cpu (declared in "
-        "SIZES), auto (derived for a CPU by shrinking the size constants; the CPU default when "
-        "no cpu size is declared), or another name in SIZES.",
-    ),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
-
-
-def _parse_sets(values: list[str] | None) -> dict:
-    from .kernelbench.problem import parse_value
-
-    out = {}
-    for item in values or []:
-        if "=" not in item:
-            raise _fail(f"--set expects NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
-        out[name.strip()] = parse_value(value.strip())
-    return out
-
-
-def _load_problem(spec: str):
-    from .kernelbench import loader
-    from .kernelbench.problem import ProblemError
-
-    try:
-        found = loader.load(spec)
-    except ProblemError as exc:
-        raise _fail(str(exc)) from None
-    if len(found) != 1:
-        raise _fail(f"{spec!r} names {len(found)} problems; `kernelloop eval` takes one")
-    return found[0]
 
 
 @app.command("eval")
@@ -110,10 +64,10 @@ def eval_cmd(
     from .sandbox.evaluate import evaluate
 
     if backend not in (None, "triton", "cuda", "cuda-inline"):
-        raise _fail(f"unknown backend {backend!r}: use triton, cuda or cuda-inline")
+        raise fail(f"unknown backend {backend!r}: use triton, cuda or cuda-inline")
     if not candidate.is_file():
-        raise _fail(f"no such candidate file: {candidate}")
-    prob = _load_problem(problem)
+        raise fail(f"no such candidate file: {candidate}")
+    prob = load_problem(problem, "`kernelloop eval`")
     # A CPU evaluation interprets every kernel (seconds to a minute): say what is running.
     waiting = (
         contextlib.nullcontext()
@@ -127,12 +81,12 @@ def eval_cmd(
                 candidate.read_text(),
                 backend=backend,
                 size=size,
-                sets=_parse_sets(set_),
+                sets=parse_sets(set_),
                 sandbox=sandbox,
                 timeout_s=timeout,
             )
     except (ProblemError, ValueError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         sys.stdout.write(verdict.to_json() + "\n")
     else:
@@ -160,7 +114,7 @@ def problems_list(
     try:
         found = loader.load_kernelbench(kernelbench, level) if kernelbench else loader.load(spec)
     except ProblemError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         sys.stdout.write(json.dumps([p.to_dict() for p in found]) + "\n")
         return
@@ -177,7 +131,7 @@ def problems_show(problem: Annotated[str, typer.Argument(help="Problem file or b
     """Print a problem's declarations and source."""
     from rich.syntax import Syntax
 
-    p = _load_problem(problem)
+    p = load_problem(problem, "`kernelloop problems show`")
     info = p.to_dict()
     for key in (
         "id",
@@ -233,8 +187,8 @@ def problems_check(
             else loader.load(spec, skipped)
         )
     except ProblemError as exc:
-        raise _fail(str(exc)) from None
-    sets = _parse_sets(set_)
+        raise fail(str(exc)) from None
+    sets = parse_sets(set_)
     reports = [
         hygiene.HygieneReport(path.stem, "", {"loads": hygiene.Check(False, why)})
         for path, why in skipped
@@ -338,24 +292,24 @@ def optimize(
     cfg = settings.get()
     if not resume:
         if not problems:
-            raise _fail("name at least one problem (e.g. level1/01_relu), or --resume RUN_ID")
+            raise fail("name at least one problem (e.g. level1/01_relu), or --resume RUN_ID")
         if coder == BUILTIN and judge is None:
             judge = BUILTIN
         if not coder or not judge:
-            raise _fail("choose models: --coder MODEL --judge MODEL, or --coder builtin")
+            raise fail("choose models: --coder MODEL --judge MODEL, or --coder builtin")
         if (coder == BUILTIN) != (judge == BUILTIN):
-            raise _fail(
+            raise fail(
                 "--coder builtin and --judge builtin go together: the builtin Judge proposes "
                 "template configs, which only the builtin Coder reads"
             )
         if coder != BUILTIN and not (base_url or cfg.base_url or cfg.api_key):
-            raise _fail(
+            raise fail(
                 "no LLM endpoint configured: pass --base-url URL or set KERNELLOOP_BASE_URL "
                 "(any OpenAI-compatible server: vLLM, SGLang, Ollama, ...), and set "
                 "KERNELLOOP_API_KEY or OPENAI_API_KEY if it needs a key"
             )
     if backend not in ("triton", "cuda"):
-        raise _fail(f"unknown backend {backend!r}: use triton or cuda")
+        raise fail(f"unknown backend {backend!r}: use triton or cuda")
     _check_execution(sandbox, executor, ray_address)
     if candidates is None:
         from .sandbox.evaluate import cuda_available
@@ -366,7 +320,7 @@ def optimize(
         candidates=candidates,
         backend=backend,
         size=size,
-        sets=_parse_sets(set_),
+        sets=parse_sets(set_),
         budget_usd=budget_usd,
         budget_tokens=budget_tokens,
         budget_minutes=budget_minutes,
@@ -386,7 +340,7 @@ def optimize(
         options=options,
         run_dir=run_dir or cfg.runs_dir,
         resume=resume,
-        fail=_fail,
+        fail=fail,
     )
     raise typer.Exit(code)
 
@@ -396,21 +350,21 @@ def _check_execution(sandbox: str | None, executor: str, ray_address: str | None
     from .sandbox import backends, executors
 
     if executor not in executors.EXECUTORS:
-        raise _fail(f"unknown executor {executor!r}: use {' or '.join(executors.EXECUTORS)}")
+        raise fail(f"unknown executor {executor!r}: use {' or '.join(executors.EXECUTORS)}")
     if ray_address and executor != "ray":
-        raise _fail("--ray-address goes with --executor ray")
+        raise fail("--ray-address goes with --executor ray")
     if executor == "ray":
         from .sandbox.executors.ray_cluster import INSTALL_HINT
 
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise _fail(INSTALL_HINT) from None
+            raise fail(INSTALL_HINT) from None
     if sandbox:
         try:
             backends.select(sandbox)
         except (ValueError, RuntimeError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
 
 
 @app.command()

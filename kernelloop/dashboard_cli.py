@@ -14,28 +14,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-console = Console()
-err = Console(stderr=True)
+from .cli_common import RunDirOpt, err, fail, runs_dir
 
-RunDirOpt = Annotated[
-    Path | None,
-    typer.Option("--run-dir", help="Folder of runs (default: KERNELLOOP_RUNS_DIR, else ./runs)."),
-]
+console = Console()
+
 OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")]
 _EXTRA = "install the dashboard extra: pip install 'kernelloop[dashboard]'"
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
-
-
-def _runs_dir(run_dir: Path | None) -> Path:
-    if run_dir is not None:
-        return run_dir
-    from . import settings
-
-    return settings.get().runs_dir
 
 
 def _is_loopback(host: str) -> bool:
@@ -63,8 +47,8 @@ def dashboard_cmd(
 
         from .dashboard.app import create_app
     except ImportError as exc:
-        raise _fail(f"the dashboard needs {exc.name}: {_EXTRA}") from None
-    folder = _runs_dir(run_dir)
+        raise fail(f"the dashboard needs {exc.name}: {_EXTRA}") from None
+    folder = runs_dir(run_dir)
     if not folder.is_dir():
         err.print(f"[yellow]note:[/yellow] {folder} does not exist yet; the list stays empty")
     if not _is_loopback(host):
@@ -91,19 +75,19 @@ def report_cmd(
 
         from .dashboard.report import write_report
     except ImportError as exc:
-        raise _fail(f"the report needs {exc.name}: {_EXTRA}") from None
+        raise fail(f"the report needs {exc.name}: {_EXTRA}") from None
     from .runs.report import find_run
     from .runs.store import RunStore, RunStoreError, list_runs
 
-    folder = _runs_dir(run_dir)
+    folder = runs_dir(run_dir)
     path = find_run(folder, run_id)
     if path is None:
         found = ", ".join(r["run_id"] for r in list_runs(folder)) or "none"
-        raise _fail(f"no run {run_id!r} in {folder}; runs found: {found}")
+        raise fail(f"no run {run_id!r} in {folder}; runs found: {found}")
     try:
         with RunStore.open(path) as store:
             written = write_report(store, output)
     except RunStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     size_mb = written.stat().st_size / 1e6
     console.print(f"wrote {written} ({size_mb:.1f} MB, self-contained)")

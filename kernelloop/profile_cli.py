@@ -22,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_common import fail, load_problem, parse_sets
+
 SCHEMA_VERSION = 1
 CPU_SPEC = "NVIDIA H100 80GB HBM3"  # the GPU a CPU machine sizes problems for (as hygiene does)
 NO_GPU = "no GPU: Nsight Compute, NVML and timing skipped"
@@ -83,18 +85,17 @@ def profile_cmd(
     Exit status: 0 profiled (or everything possible here was shown), 1 the candidate could not be
     profiled, 2 usage or environment error.
     """
-    from .cli import _fail, _load_problem, _parse_sets
     from .feedback import ncu
     from .kernelbench.problem import ProblemError
 
     if not candidate.is_file():
-        raise _fail(f"no such candidate file: {candidate}")
+        raise fail(f"no such candidate file: {candidate}")
     try:
         ncu.resolve_metrics(metrics)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
-    prob = _load_problem(problem)
-    sets = _parse_sets(set_)
+        raise fail(str(exc)) from None
+    prob = load_problem(problem, "`kernelloop profile`")
+    sets = parse_sets(set_)
     source = candidate.read_text()
     try:
         doc = collect(
@@ -110,9 +111,9 @@ def profile_cmd(
             raw_out=raw_out,
         )
     except ncu.NcuPermissionError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except (ProblemError, ValueError, RuntimeError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     doc["candidate"] = str(candidate)
     if as_json:
         sys.stdout.write(json.dumps(doc, default=str) + "\n")

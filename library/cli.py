@@ -8,8 +8,6 @@ entry, unreadable archive or a refused operation.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,26 +15,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..cli_common import JsonOpt, emit, fail
+
 library_app = typer.Typer(help="The verified-kernel library.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
 
 
 def _library():
     from .store import Library
 
     return Library.default()
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
-
-
-def _emit(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, default=str) + "\n")
 
 
 def _entry_doc(m) -> dict[str, Any]:
@@ -60,7 +48,7 @@ def list_cmd(
     lib = _library()
     entries = lib.entries(op)
     if as_json:
-        _emit([_entry_doc(m) for m in entries])
+        emit([_entry_doc(m) for m in entries])
         return
     table = Table(title=f"{len(entries)} entries (user: {lib.user_dir}; shipped with kernelloop)")
     columns = ("entry", "op", "arch", "dtype", "bucket", "vs eager", "vs compile", "median ms")
@@ -98,9 +86,9 @@ def show_cmd(
         m = lib.get(entry_id)
         source = lib.source(entry_id)
     except LibraryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        _emit({"manifest": _entry_doc(m), "source": source})
+        emit({"manifest": _entry_doc(m), "source": source})
         return
     console.print(f"[bold]{m.entry_id}[/bold] ({m.location}, {m.folder})")
     console.print(f"op {m.op}, {m.backend or 'unknown'} backend, {m.arch}, {m.dtype}, {m.bucket}")
@@ -137,9 +125,9 @@ def verify_cmd(
     try:
         results = verify(_library(), entry_ids=entry_ids or None, changed_only=changed_only)
     except LibraryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
-        _emit(results)
+        emit(results)
     else:
         table = Table(title=f"verified {len(results)} entries")
         for col in ("entry", "where", "changed", "re-run", "status"):
@@ -170,7 +158,7 @@ def export_cmd(
         count = len(entry_ids) if entry_ids else len(lib.entries())
         path = lib.export(entry_ids or None, dest)
     except LibraryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"exported {count} entries to {path}")
 
 
@@ -182,11 +170,11 @@ def import_cmd(
     from .store import LibraryError
 
     if not archive.is_file():
-        raise _fail(f"no such archive: {archive}")
+        raise fail(f"no such archive: {archive}")
     try:
         added = _library().import_(archive)
     except LibraryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for m in added:
         console.print(f"imported {m.entry_id}: {m.describe()}")
     console.print(
@@ -205,5 +193,5 @@ def remove_cmd(
     try:
         m = _library().remove(entry_id)
     except LibraryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"removed {m.entry_id} ({m.op}, {m.arch}, {m.dtype}, {m.bucket})")

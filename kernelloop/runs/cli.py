@@ -16,28 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..cli_common import JsonOpt, RunDirOpt, emit, err, runs_dir
+
 runs_app = typer.Typer(help="List and inspect campaign runs.", no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
-
-RunDirOpt = Annotated[
-    Path | None,
-    typer.Option("--run-dir", help="Folder of runs (default: KERNELLOOP_RUNS_DIR, else ./runs)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
-
-
-def _runs_dir(run_dir: Path | None) -> Path:
-    if run_dir is not None:
-        return run_dir
-    from .. import settings
-
-    return settings.get().runs_dir
-
-
-def _emit(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, default=str) + "\n")
-
 
 # --- formatting ---------------------------------------------------------------------------------
 def _usd(spend: dict) -> str:
@@ -84,10 +66,10 @@ def runs_list(run_dir: RunDirOpt = None, as_json: JsonOpt = False) -> None:
     """List runs, newest first: status, problems, models, spend, correct %, geomean speedup."""
     from .store import list_runs
 
-    folder = _runs_dir(run_dir)
+    folder = runs_dir(run_dir)
     runs = list_runs(folder)
     if as_json:
-        _emit(runs)
+        emit(runs)
         return
     if not runs:
         console.print(f"no runs in {folder} (start one with `kernelloop optimize`)")
@@ -122,7 +104,7 @@ def runs_show(
     """Show one run: per problem its candidates, best kernel and spend; then every LLM call."""
     from .store import RunStore, RunStoreError, list_runs
 
-    folder = _runs_dir(run_dir)
+    folder = runs_dir(run_dir)
     given = Path(run_id)
     path = given if (given / "run.sqlite").is_file() else folder / run_id
     if not (path / "run.sqlite").is_file():
@@ -141,7 +123,7 @@ def runs_show(
         calls = store.llm_calls()
         advice = [a for p in summary["problems"] for a in store.advice(p["problem_id"])]
     if as_json:
-        _emit({"summary": summary, "candidates": candidates, "llm_calls": calls, "advice": advice})
+        emit({"summary": summary, "candidates": candidates, "llm_calls": calls, "advice": advice})
         return
     _print_run(summary, candidates, calls)
 
@@ -248,7 +230,7 @@ def runs_export(
     if fmt not in ("csv", "json"):
         err.print(f"[red]error:[/red] unknown format {fmt!r}: use --format csv or --format json")
         raise typer.Exit(2)
-    folder = _runs_dir(run_dir)
+    folder = runs_dir(run_dir)
     path = find_run(folder, run_id)
     if path is None:
         found = [r["run_id"] for r in list_runs(folder)]
