@@ -21,6 +21,7 @@ from ..cli_common import JsonOpt, RunDirOpt, emit, err, runs_dir
 runs_app = typer.Typer(help="List and inspect campaign runs.", no_args_is_help=True)
 console = Console()
 
+
 # --- formatting ---------------------------------------------------------------------------------
 def _usd(spend: dict) -> str:
     text = f"${spend['usd']:.4f}"

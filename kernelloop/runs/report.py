@@ -1,4 +1,5 @@
-"""Runs in numbers: one run's summary, the list of runs, and how a run is scored.
+"""Runs in numbers: one run's summary and how a run is scored (``store.list_runs`` opens
+every run of a folder and summarises each with this module).
 
 Reads only through :class:`~kernelloop.runs.store.RunStore`'s methods (no SQL here). The scores
 follow KernelBench's definitions, stated over the problems a run started, each represented by its
@@ -17,7 +18,6 @@ best accepted candidate (:meth:`RunStore.best_candidate`):
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -86,56 +86,6 @@ def summarize(store: RunStore) -> dict:
         **run_metrics([p["best"] for p in problems]),
         "problems": problems,
     }
-
-
-def list_runs(runs_dir: Path) -> list[dict]:
-    """One row per run folder under ``runs_dir`` (a folder holding ``run.sqlite``), newest first.
-
-    Other folders are skipped. A run whose database cannot be read is listed, not hidden, with
-    ``status: "unreadable"`` and ``error``.
-    """
-    from .schema import DATABASE
-    from .store import RunStore, RunStoreError
-
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    out = []
-    for path in runs_dir.iterdir():
-        if not (path / DATABASE).is_file():
-            continue
-        try:
-            with RunStore.open(path) as store:
-                s = summarize(store)
-        except (RunStoreError, sqlite3.Error, OSError, ValueError, KeyError) as exc:
-            out.append({"run_id": path.name, "path": str(path), "created_at": None,
-                        "status": "unreadable", "error": str(exc)})  # fmt: skip
-            continue
-        eager = [p["best"]["speedup_eager"] for p in s["problems"] if p["best"]]
-        out.append(
-            {
-                "run_id": s["run_id"],
-                "path": s["path"],
-                "created_at": s["created_at"],
-                "finished_at": s["finished_at"],
-                "status": s["status"],
-                "n_problems": s["n_problems"],
-                "problems": [p["problem_id"] for p in s["problems"]],
-                "models": s["models"],
-                "usd": s["spend"]["usd"],
-                "usd_unknown_calls": s["spend"]["usd_unknown_calls"],
-                "calls": s["spend"]["calls"],
-                "candidates": s["candidates"],
-                "correct_pct": s["correct_pct"],
-                "fast_1": s["fast_1"],
-                "geomean_speedup_eager": s["geomean_speedup_eager"],
-                "geomean_speedup_compile": s["geomean_speedup_compile"],
-                "timed_problems": s["timed_problems"],
-                "max_speedup_eager": max((iv["point"] for iv in eager if iv), default=None),
-            }
-        )
-    out.sort(key=lambda r: (r["created_at"] or "", r["run_id"]), reverse=True)
-    return out
 
 
 # --- scores -------------------------------------------------------------------------------------

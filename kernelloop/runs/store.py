@@ -36,7 +36,7 @@ from ..sandbox.verdict import Verdict
 from . import sql
 from .calls import CallRecords
 from .folder import RunFolder, slug, timestamp
-from .report import active_seconds, list_runs, summarize
+from .report import active_seconds, summarize
 from .schema import (
     CANDIDATE_MODES,
     CANDIDATES_DIR,
@@ -359,3 +359,50 @@ class RunStore(CallRecords, RunFolder):
     def last_activity(self, problem_id: str | None = None) -> str | None:
         """The newest timestamp written for a problem (or the run): how long it has been going."""
         return self._row(sql.LAST_ACTIVITY, (problem_id,) * 6)["ts"]
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    """One row per run folder under ``runs_dir`` (a folder holding ``run.sqlite``), newest first.
+
+    Other folders are skipped. A run whose database cannot be read is listed, not hidden, with
+    ``status: "unreadable"`` and ``error``.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for path in runs_dir.iterdir():
+        if not (path / DATABASE).is_file():
+            continue
+        try:
+            with RunStore.open(path) as store:
+                s = summarize(store)
+        except (RunStoreError, sqlite3.Error, OSError, ValueError, KeyError) as exc:
+            out.append({"run_id": path.name, "path": str(path), "created_at": None,
+                        "status": "unreadable", "error": str(exc)})  # fmt: skip
+            continue
+        eager = [p["best"]["speedup_eager"] for p in s["problems"] if p["best"]]
+        out.append(
+            {
+                "run_id": s["run_id"],
+                "path": s["path"],
+                "created_at": s["created_at"],
+                "finished_at": s["finished_at"],
+                "status": s["status"],
+                "n_problems": s["n_problems"],
+                "problems": [p["problem_id"] for p in s["problems"]],
+                "models": s["models"],
+                "usd": s["spend"]["usd"],
+                "usd_unknown_calls": s["spend"]["usd_unknown_calls"],
+                "calls": s["spend"]["calls"],
+                "candidates": s["candidates"],
+                "correct_pct": s["correct_pct"],
+                "fast_1": s["fast_1"],
+                "geomean_speedup_eager": s["geomean_speedup_eager"],
+                "geomean_speedup_compile": s["geomean_speedup_compile"],
+                "timed_problems": s["timed_problems"],
+                "max_speedup_eager": max((iv["point"] for iv in eager if iv), default=None),
+            }
+        )
+    out.sort(key=lambda r: (r["created_at"] or "", r["run_id"]), reverse=True)
+    return out
