@@ -26,9 +26,10 @@ import torch
 import triton
 import triton.language as tl
 
-from .conv import channels_last, output_size
+from ._conv_shapes import ACTIVATIONS as _NAMES
+from ._conv_shapes import channels_last, output_size
 
-ACTIVATIONS = {None: 0, "relu": 1, "gelu": 2, "silu": 3}
+ACTIVATIONS = {name: code for code, name in enumerate(_NAMES)}  # the ACTIVATION constexpr
 
 
 @triton.jit

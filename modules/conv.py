@@ -29,23 +29,10 @@ import torch.nn.functional as F
 
 from ..library import dispatch
 from ..library.ops import OpSpec, pow2_bucket, register
+from ._conv_shapes import ACTIVATIONS, channels_last, output_size
 from ._eager import bypass_custom_op
 
-ACTIVATIONS = (None, "relu", "gelu", "silu")
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-
-
-def output_size(size: int, k: int, stride: int, pad: int, dil: int) -> int:
-    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
-
-
-def channels_last(x: torch.Tensor) -> bool:
-    """True when x is laid out NHWC (and not trivially also NCHW, e.g. one channel)."""
-    return (
-        x.dim() == 4
-        and not x.is_contiguous()
-        and x.is_contiguous(memory_format=torch.channels_last)
-    )
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
