@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..kernelbench.problem import Problem
-from . import guards, interpreter, reasons, tensorio
+from . import guards, reasons, tensorio
 from .compare import compare
 from .plan import Plan
 from .stopwatch import timed
@@ -290,8 +290,10 @@ def _check_cpu_runs(
             "op (allocation, fill, copy, cast) wrote: host code produced them another way "
             "(raw memory through data_ptr, ctypes, numpy); compute outputs in Triton kernels",
         )
+    from .interpreter.coverage import MAX_OUTPUT_BYTES
+
     size = sum(o.numel() * o.element_size() for o in outputs)
-    if coverage and not coverage["checked"] and size <= interpreter.MAX_OUTPUT_BYTES:
+    if coverage and not coverage["checked"] and size <= MAX_OUTPUT_BYTES:
         # Outputs this small are always checked: not checking them is our defect (or a worker
         # that cannot be believed), never a pass.
         verdict.reject(

@@ -100,7 +100,7 @@ def test_the_judge_reads_every_alternate_and_the_coverage(tmp_path):
     import torch
 
     from kernelloop.sandbox import checks, tensorio
-    from kernelloop.sandbox.interpreter import MAX_OUTPUT_BYTES
+    from kernelloop.sandbox.interpreter.coverage import MAX_OUTPUT_BYTES
     from kernelloop.sandbox.verdict import TrialResult, Verdict
 
     (tmp_path / "out").mkdir()

@@ -41,11 +41,6 @@ CPU_LIMITS = (
 )
 
 
-# Store coverage checks outputs up to this size (CPU sizes: kilobytes); above, the verdict notes
-# that it did not (interpreter/coverage.py; sandbox/checks.py holds the worker to it).
-MAX_OUTPUT_BYTES = 64 << 20
-
-
 class _State:
     """Set by the worker between calls (trusted code), read by the shims during one."""
 
