@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from ..errors import KernelloopError
+
 _OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})\s*(?P<lang>[^\s`]*)[^`]*$")
 _PYTHON_LANGS = {"", "python", "py", "python3"}
 _JSON_LANGS = {"json", "jsonc", "json5"}
@@ -55,7 +57,7 @@ OPTIMIZE_SCHEMA: dict[str, Any] = {
 }
 
 
-class ExtractionError(ValueError):
+class ExtractionError(KernelloopError, ValueError):
     """The reply held no usable code or JSON; the message says what to send instead."""
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelloop import settings
 
+from ..errors import KernelloopError
 from .pricing import PriceTable
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class LLMResult:
         return dataclasses.asdict(self)
 
 
-class LLMError(RuntimeError):
+class LLMError(KernelloopError, RuntimeError):
     """A call that failed for good: retries exhausted, or an error retrying cannot fix.
 
     The message is meant for a user's terminal: what happened, cleaned of SDK noise, and what to

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import KernelloopError
 from .ncu_metrics import resolve_metrics
 
 SCHEMA_VERSION = 1
@@ -146,7 +147,7 @@ def build_command(
 
 
 # --- the report ------------------------------------------------------------------------------
-class NcuError(RuntimeError):
+class NcuError(KernelloopError, RuntimeError):
     """ncu ran but produced no usable report."""
 
 

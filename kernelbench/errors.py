@@ -3,6 +3,8 @@ raise it without importing ``problem.py`` (which reaches ``autosize.py`` for der
 
 from __future__ import annotations
 
+from ..errors import KernelloopError
 
-class ProblemError(ValueError):
+
+class ProblemError(KernelloopError, ValueError):
     """The problem file is malformed or an override does not fit it."""

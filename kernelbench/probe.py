@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..errors import KernelloopError
 from . import instance
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _METADATA = frozenset({"detach", "alias", "view", "_unsafe_view", "expand", "t",
 _MATMUL = {"mm": 2, "bmm": 3, "addmm": 2, "baddbmm": 3, "matmul": 2}
 
 
-class ProbeError(RuntimeError):
+class ProbeError(KernelloopError, RuntimeError):
     """The reference does not build or run at these sizes (a shape the model cannot take)."""
 
 

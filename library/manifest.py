@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import KernelloopError
+
 SCHEMA_VERSION = 1
 LOCATIONS = ("user", "shipped")
 SOURCE_HASH_CHARS = 10
@@ -32,7 +34,7 @@ ENTRY_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 OP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
-class ManifestError(ValueError):
+class ManifestError(KernelloopError, ValueError):
     """A manifest that cannot be read: malformed, or from a newer kernelloop."""
 
 

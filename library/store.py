@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from ..errors import KernelloopError
 from .manifest import (
     Manifest,
     ManifestError,
@@ -59,7 +60,7 @@ def _changed() -> None:
         _writes[0] += 1
 
 
-class LibraryError(Exception):
+class LibraryError(KernelloopError):
     """A library operation that cannot be done; the message says what to do instead."""
 
 

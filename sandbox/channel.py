@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import KernelloopError
 from .frames import FrameError, Schema
 
 MAGIC = b"KLF1"
@@ -42,7 +43,7 @@ MAX_FRAMES = 4096
 MAX_BYTES = 16 << 20
 
 
-class ChannelError(Exception):
+class ChannelError(KernelloopError):
     """The stream is not a well-formed sequence of frames."""
 
 

@@ -21,6 +21,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import KernelloopError
+
 # A check returns None for a good value, else what is wrong with it.
 Check = Callable[[Any], str | None]
 
@@ -32,7 +34,7 @@ MAX_ALTERNATES = 64  # extra outputs of one trial (other program orders, autotun
 MAX_NAMES = 1024  # op or function names in one list
 
 
-class FrameError(ValueError):
+class FrameError(KernelloopError, ValueError):
     """A frame its worker would never send."""
 
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from ..errors import KernelloopError
+
 _LAUNCHES = 0  # successful launches in this process; read through launch_count()
 _MAX_LOG_LINES = 60  # compile errors go to an LLM: long template dumps are cut here
 
@@ -35,7 +37,7 @@ def launch_count() -> int:
     return _LAUNCHES
 
 
-class CudaError(RuntimeError):
+class CudaError(KernelloopError, RuntimeError):
     """Base of the errors below."""
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from ..errors import KernelloopError
+
 _DTYPES = {
     str(dt).removeprefix("torch."): dt
     for dt in (
@@ -37,7 +39,7 @@ _DTYPES = {
 MAX_HEADER = 1 << 20
 
 
-class BundleError(ValueError):
+class BundleError(KernelloopError, ValueError):
     """The bytes are not a well-formed bundle."""
 
 

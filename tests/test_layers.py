@@ -161,3 +161,26 @@ def test_the_checker_sees_lazy_imports():
     assert defaultdict(set, graph)["kernelloop.kernelbench.autosize"] >= {
         "kernelloop.kernelbench.probe"
     }
+
+
+def test_every_error_kernelloop_raises_is_a_kernelloop_error():
+    import importlib
+
+    from kernelloop.errors import KernelloopError
+
+    found = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        errors = [
+            n.name
+            for n in tree.body
+            if isinstance(n, ast.ClassDef)
+            and n.name.endswith(("Error", "NotFound", "NotEvaluable"))
+            and not n.name.startswith("_")
+        ]
+        if errors:
+            module = importlib.import_module(name)
+            found += [
+                (name, e) for e in errors if not issubclass(getattr(module, e), KernelloopError)
+            ]
+    assert not found, found

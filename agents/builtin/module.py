@@ -14,6 +14,7 @@ import builtins
 import json
 from typing import Any
 
+from ...errors import KernelloopError
 from ...kernelbench.problem import Problem
 from .plan import Plan
 from .templates import BY_NAME
@@ -35,7 +36,7 @@ _IMPORTS = "\n".join(
 _KNOWN_GLOBALS = {"torch", "nn", "math", "triton", "tl", "super", "self"} | set(dir(builtins))
 
 
-class EmitError(ValueError):
+class EmitError(KernelloopError, ValueError):
     """The plan cannot be written as a standalone candidate (e.g. an ``__init__`` we can't copy)."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ...errors import KernelloopError
 
-class TraceError(RuntimeError):
+
+class TraceError(KernelloopError, RuntimeError):
     """The reference could not be traced (data-dependent control flow, unsupported inputs)."""
 
 

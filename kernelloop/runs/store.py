@@ -22,6 +22,8 @@ this module opening a run, its problems, candidates, verdicts and events.
 
 from __future__ import annotations
 
+from ..errors import KernelloopError
+
 import hashlib
 import json
 import re
@@ -50,7 +52,7 @@ from .schema import (
 __all__ = ["RunNotFound", "RunStore", "RunStoreError", "list_runs", "new_run_id", "slug"]
 
 
-class RunStoreError(Exception):
+class RunStoreError(KernelloopError):
     """A run folder that cannot be created or read; the message says what to do about it."""
 
 
