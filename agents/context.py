@@ -38,7 +38,7 @@ class CampaignContext:
     # Who writes and who advises: LLM roles by default (coder.LLMCoder, judge.LLMJudge), or the
     # builtin template coder and search judge (agents.builtin).
     coder_agent: Any = None
-    judge_agent: Any = None
+    judge_agent: Any = None  # a roles.Judge
 
     @property
     def size(self) -> str:

@@ -219,11 +219,8 @@ def _another_round(ctx: CampaignContext, state: ProblemState) -> bool:
 
 
 def _llm_judge_reads_next(ctx: CampaignContext, state: ProblemState) -> bool:
-    """An LLM Judge advises another round. (Without a GPU timing the builtin judge has no
-    search to guide: it stops once the default config is verified.)"""
-    from .builtin.judge import BuiltinJudge
-
-    return _another_round(ctx, state) and not isinstance(ctx.judge_agent, BuiltinJudge)
+    """Another round follows and its Judge reads compiled resources of untimed kernels."""
+    return _another_round(ctx, state) and _judge(ctx).reads_untimed_resources
 
 
 def _compiled_from_launches(ctx: CampaignContext, cid: str, source: str, verdict) -> list | None:

@@ -26,6 +26,7 @@ class LLMJudge:
     """The Judge as a model: repair reads the failure, optimize reads the measurements."""
 
     name = "llm"
+    reads_untimed_resources = True
 
     def advise(self, ctx, state, mode: str, best_round, failing) -> tuple[dict, str | None]:
         if mode == "repair":

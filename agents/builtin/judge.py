@@ -18,6 +18,8 @@ from .templates import BY_NAME
 
 class BuiltinJudge:
     name = "builtin"
+    # Without a GPU timing the search has nothing to move on: it stops once verified.
+    reads_untimed_resources = False
 
     def __init__(self, coder) -> None:
         self.coder = coder  # the BuiltinCoder: its plan names the segments and their knobs
