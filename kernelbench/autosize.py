@@ -2,8 +2,9 @@
 
 KernelBench files carry GPU sizes only (a ReLU over two 6.4 GB tensors). On a CPU the reference
 and the interpreted kernel must both finish in seconds, so :func:`derive` shrinks the module's
-size constants (halving the largest first) until the largest tensor and the work fit a small
-budget. What it keeps:
+size constants (and sizes written inline in ``get_inputs``, see ``inline_sizes.py``), halving
+each in turn, largest first, until the largest tensor and the work fit a small budget, or until
+no halving shrinks what is over it. What it keeps:
 
 - structural constants (kernel sizes, strides, padding, dilation, groups, axes: by name) and
   every constant of 8 or less (a reduction dim, a stride, a head count);
@@ -69,6 +70,14 @@ def _over(p: probe.Probe) -> bool:
     return p.largest > LARGEST_ELEMENTS or p.flops > MAX_FLOPS
 
 
+def _helps(before: probe.Probe, after: probe.Probe) -> bool:
+    """A halving helps if it shrinks what is over the budget: the largest tensor, or the work.
+    (A stem conv's fixed 96x3x11x11 filter stays over the budget at any image size.)"""
+    if before.largest > LARGEST_ELEMENTS and after.largest < before.largest:
+        return True
+    return before.flops > MAX_FLOPS and after.flops < before.flops
+
+
 def _magnitude(v: Any) -> int:
     return max(v) if isinstance(v, tuple) else int(v)
 
@@ -110,8 +119,11 @@ def _derive(problem: Problem) -> Derived:
     stopped: dict[str, str] = {}
     current = base
     while _over(current):
+        # One round halves each constant at most once, largest first, so the sizes shrink
+        # together and keep their proportions (an image stays square, a batch keeps pace).
+        progressed = False
         for name in sorted(values, key=lambda n: -_magnitude(values[n])):
-            if name in stopped:
+            if name in stopped or not _over(current):
                 continue
             smaller = _halve(values[name])
             if smaller == values[name]:
@@ -125,19 +137,24 @@ def _derive(problem: Problem) -> Derived:
             if found.op_sequence != base.op_sequence:
                 stopped[name] = f"stopped: at {smaller!r} the forward runs other ops"
                 continue
-            values[name], current = smaller, found
+            if not _helps(current, found):  # what is over the budget does not depend on it
+                stopped[name] = f"stopped: at {smaller!r} nothing over the budget shrinks"
+                continue
+            values[name], current, progressed = smaller, found, True
+        if progressed:
+            continue
+        # No constant shrinks alone. Sizes that must stay equal (a broadcast of a (batch, n)
+        # tensor against a (batch,) one where batch == n) shrink together.
+        together = {n: _halve(v) for n, v in values.items()}
+        try:
+            found = probe.run(problem, together)
+        except probe.ProbeError:
             break
-        else:
-            # No constant shrinks alone. Sizes that must stay equal (a broadcast of a
-            # (batch, n) tensor against a (batch,) one where batch == n) shrink together.
-            together = {n: _halve(v) for n, v in values.items()}
-            try:
-                found = probe.run(problem, together)
-            except probe.ProbeError:
-                break
-            if found.op_sequence != base.op_sequence or together == values:
-                break
-            values, current, stopped = together, found, {}
+        if found.op_sequence != base.op_sequence or together == values:
+            break
+        if not _helps(current, found):
+            break
+        values, current, stopped = together, found, {}
     for name in scalable:
         start, end = problem.constants[name], values[name]
         note = stopped.get(name, "")

@@ -16,6 +16,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+from . import inline_sizes
 from .errors import ProblemError
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -98,6 +99,7 @@ class Problem:
         module = types.ModuleType(f"kernelloop_problem_{self.source_hash}")
         module.__file__ = str(self.path)
         tree = _with_constants(ast.parse(self.source, filename=str(self.path)), overrides or {})
+        tree = inline_sizes.rewrite(tree, overrides or {})
         code = compile(tree, str(self.path), "exec")
         exec(code, module.__dict__)  # trusted: problem files, never candidates
         for required in ("Model", "get_inputs", "get_init_inputs"):
@@ -116,6 +118,7 @@ class Problem:
                 drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
         lines = self.source.splitlines()
         overrides = overrides or {}
+        inline_sizes.rewrite_lines(self.source, lines, overrides)  # columns before line edits
         for node in tree.body:
             pairs = _pairs(node)
             if pairs is None or node.lineno != node.end_lineno:
@@ -164,7 +167,7 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
     except SyntaxError as exc:
         raise ProblemError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
 
-    names = _module_literals(tree)
+    names = {**inline_sizes.constants(tree), **_module_literals(tree)}
     defined = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
     missing = {"Model", "get_inputs", "get_init_inputs"} - defined
     if missing:

@@ -307,3 +307,44 @@ def test_eval_mode_reaches_the_candidate_model(tmp_path):
     p = _write(tmp_path, IDENTITY_WITH_DROPOUT)
     verdict = evaluate(p, MODE_AWARE, device="cpu")
     assert verdict.accepted, [r.message for r in verdict.reasons]
+
+
+INLINE = """
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, num_classes=1000):
+        super(Model, self).__init__()
+        self.conv1 = nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2)
+
+    def forward(self, x):
+        return self.conv1(x)
+
+
+batch_size = 256
+num_classes = 1000
+
+
+def get_inputs():
+    return [torch.rand(batch_size, 3, 224, 224)]
+
+
+def get_init_inputs():
+    return [num_classes]
+"""
+
+
+def test_sizes_written_inline_in_get_inputs_are_constants_too(tmp_path):
+    p = _write(tmp_path, INLINE)
+    assert (p.constants["get_inputs_2"], p.constants["get_inputs_3"]) == (224, 224)
+    module = p.instantiate({"get_inputs_2": 31, "get_inputs_3": 33, "batch_size": 2})
+    assert tuple(module.get_inputs()[0].shape) == (2, 3, 31, 33)
+    derived = autosize.derive(p)
+    assert derived.overrides["get_inputs_2"] < 224 and "get_inputs_1" not in derived.overrides
+    # The fixed 96x3x11x11 filter is over the budget at any image size: the image stops
+    # shrinking once it no longer helps, instead of collapsing to the kernel's size.
+    assert derived.overrides["get_inputs_2"] >= 11 and derived.why["get_inputs_2"].count("->")
+    shown = p.coder_source(derived.overrides)
+    assert f"torch.rand(batch_size, 3, {derived.overrides['get_inputs_2']}, " in shown
