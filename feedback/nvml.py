@@ -140,6 +140,10 @@ class NvmlAdapter:
         info = self._read("nvmlDeviceGetMemoryInfo", i)
         return info.used if info is not None else None
 
+    def memory_total_bytes(self, i: int) -> int | None:
+        info = self._read("nvmlDeviceGetMemoryInfo", i)
+        return info.total if info is not None else None
+
     def throttle_reasons(self, i: int) -> list[str] | None:
         mask = self._read("nvmlDeviceGetCurrentClocksEventReasons", i)
         if mask is None:  # drivers before 535 know only the older name
@@ -326,6 +330,17 @@ class NvmlSampler:
             throttled=bool(seen),
             throttle_reasons=list(seen),
         )
+
+
+def largest_gpu_memory_bytes(adapter: NvmlAdapter | None = None) -> int | None:
+    """The memory of the biggest GPU NVML sees, without creating a CUDA context (the
+    orchestrator asks before any worker starts); None when NVML cannot say."""
+    adapter = adapter or NvmlAdapter()
+    if adapter.available() is not None:
+        return None
+    sizes = [adapter.memory_total_bytes(i) for i in range(adapter.device_count())]
+    known = [s for s in sizes if s]
+    return max(known) if known else None
 
 
 def sampler_for_cuda_device(

@@ -9,9 +9,9 @@ Two questions, both answered from one meta-device probe (``probe.py``, milliseco
 
 A KernelBench ReLU at its GPU size holds two 6.4 GB tensors; on a 24 GB CPU machine the
 reference worker alone would hit its memory cap after minutes of silence. :func:`check`
-probes the size on the meta device (``probe.py``, milliseconds) and refuses, naming the
-estimate and the way out, a size whose worker would not fit its memory cap (or the GPU), or
-whose reference alone would outlast the worker timeout.
+refuses, naming the estimate and the way out, a size whose worker would not fit its memory cap
+(or any GPU here, as NVML reports it: no CUDA context in the orchestrator), or whose reference
+alone would outlast the worker timeout.
 """
 
 from __future__ import annotations
@@ -112,13 +112,13 @@ def check(problem: Problem, overrides: dict[str, Any], device: str, size: str) -
         "or --set NAME=VALUE"
     )
     if device == "cuda":
-        import torch
+        from ..feedback import nvml
 
-        free, _ = torch.cuda.mem_get_info()
-        if est.worker_bytes - WORKER_OVERHEAD > free:
+        gpu = nvml.largest_gpu_memory_bytes()
+        if gpu is not None and est.worker_bytes - WORKER_OVERHEAD > gpu:
             raise SizeError(
-                f"{problem.id} at size {size!r} needs {est.describe()}; the GPU has "
-                f"{_gb(free)} free. {way_out}"
+                f"{problem.id} at size {size!r} needs {est.describe()}; the largest GPU here "
+                f"has {_gb(gpu)}. {way_out}"
             )
         return
     room = available_ram()

@@ -165,6 +165,12 @@ def test_adapter_reads_through_pynvml(monkeypatch):
     assert a.utilization(0) == (97, 55) and a.memory_used_bytes(0) == 123
     assert a.throttle_reasons(0) == ["gpu_idle", "sw_power_cap"]
     assert a.index_for_uuid("abcd-1") == 1 and a.index_for_uuid("nope") is None
+    assert nv.largest_gpu_memory_bytes(a) == 456  # the preflight's GPU size check
+
+
+def test_no_nvml_means_no_gpu_memory_figure(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert nv.largest_gpu_memory_bytes(nv.NvmlAdapter()) is None
 
 
 def test_adapter_falls_back_to_the_pre_535_throttle_getter(monkeypatch):
