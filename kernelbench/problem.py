@@ -78,7 +78,13 @@ class Problem:
         if size == AUTO_SIZE:
             from . import autosize
 
-            merged.update(autosize.derive(self).overrides)
+            try:
+                merged.update(autosize.derive(self).overrides)
+            except ProblemError:
+                if not sets:  # nothing to size it by: say how
+                    raise
+                # The reference cannot be probed on the meta device; the --set values given
+                # size it (the preflight and the reference worker say whether they fit).
         elif size and size != GPU_SIZE:
             if size not in self.sizes:
                 known = ", ".join([GPU_SIZE, AUTO_SIZE, *self.sizes])
