@@ -199,7 +199,10 @@ def holdouts(
     """Up to ``count`` variants of ``main`` with other, preferably odd, sizes that build, run
     the same ops and stay within twice the budget; drawn from ``seed``."""
     rng = random.Random(seed)
-    derived = derive(problem)
+    try:
+        derived = derive(problem)
+    except ProblemError:  # not probeable on the meta device: no variants can be checked
+        return []
     start = {n: main.get(n, problem.constants[n]) for n in derived.scalable}
     if not start:
         return []
@@ -247,9 +250,5 @@ def holdouts(
 
 def coder_probes(problem: Problem, main: dict[str, Any]) -> list[dict[str, Any]]:
     """Sizes a coder may trace to see which numbers follow the size: drawn from a fixed seed,
-    so they are public and unrelated to the evaluator's secret hold-outs. None when the
-    problem's own sizes cannot be probed."""
-    try:
-        return holdouts(problem, main, seed=0, count=2)
-    except ProblemError:
-        return []
+    so they are public and unrelated to the evaluator's secret hold-outs."""
+    return holdouts(problem, main, seed=0, count=2)
