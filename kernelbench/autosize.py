@@ -11,7 +11,8 @@ no halving shrinks what is over it. What it keeps:
 - whatever the model needs to build and run: a halving that breaks it (a channel count no
   longer divisible by the groups, an image smaller than its kernel) stops that constant;
 - the op graph: a size at which the forward runs other ATen ops than at the GPU size (a loop
-  over a size, a special case for 1) stops that constant too.
+  over a size, a special case for 1) stops that constant too; so does one that leaves a group
+  norm fewer than ``PER_GROUP`` channels a group (a single channel normalises to noise).
 
 :func:`holdouts` draws variants with odd sizes (not multiples of any block size) that keep the op
 graph and build, from a seed: the evaluator's secret one per evaluation, or a fixed public one
@@ -38,6 +39,7 @@ KEEP_AT_MOST = 8  # constants this small are geometry or counts, not sizes
 FLOOR = 2
 STRUCTURAL = re.compile(r"kernel|stride|pad|dilation|group|axis", re.I)
 DERIVED_HOLDOUTS = 2
+PER_GROUP = 4  # the fewest channels per group norm group a derived size may leave
 _PROBES_PER_VARIANT = 12
 
 
@@ -76,6 +78,13 @@ def _helps(before: probe.Probe, after: probe.Probe) -> bool:
     if before.largest > LARGEST_ELEMENTS and after.largest < before.largest:
         return True
     return before.flops > MAX_FLOPS and after.flops < before.flops
+
+
+def _degenerate(base: probe.Probe, found: probe.Probe) -> bool:
+    """Fewer channels per norm group than the GPU size has, and fewer than PER_GROUP."""
+    if base.group_size is None or found.group_size is None:
+        return False
+    return found.group_size < min(base.group_size, PER_GROUP)
 
 
 def _magnitude(v: Any) -> int:
@@ -136,6 +145,9 @@ def _derive(problem: Problem) -> Derived:
                 continue
             if found.op_sequence != base.op_sequence:
                 stopped[name] = f"stopped: at {smaller!r} the forward runs other ops"
+                continue
+            if _degenerate(base, found):
+                stopped[name] = f"stopped: at {smaller!r} a norm group holds too few values"
                 continue
             if not _helps(current, found):  # what is over the budget does not depend on it
                 stopped[name] = f"stopped: at {smaller!r} nothing over the budget shrinks"
@@ -220,7 +232,12 @@ def holdouts(
             p = probe.run(problem, {**main, **values})
         except probe.ProbeError:
             return False
-        return p.op_sequence == at_main.op_sequence and p.largest <= most and p.flops <= most_flops
+        return (
+            p.op_sequence == at_main.op_sequence
+            and p.largest <= most
+            and p.flops <= most_flops
+            and not _degenerate(at_main, p)
+        )
 
     out: list[dict[str, Any]] = []
     for _ in range(count):

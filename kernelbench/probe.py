@@ -52,6 +52,9 @@ class Probe:
     flops: float  # multiply-adds count 2; every other op one per output element
     outputs: list[tuple[int, ...]]
     random: list[str]  # random ops the forward calls
+    # The fewest channels a group norm puts in one group (None: no group norm). At one channel
+    # a group, group norm turns each value into rounding noise: a size must not shrink there.
+    group_size: int | None = None
 
     @property
     def op_sequence(self) -> tuple[str, ...]:
@@ -65,12 +68,15 @@ class _Recorder(TorchDispatchMode):
         self.sizes: list[tuple[int, int]] = []  # (elements, bytes) of each op's tensor outputs
         self.flops = 0.0
         self.random: list[str] = []
+        self.group_sizes: list[int] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         name = func._overloadpacket.__name__
         if name in RANDOM_OPS:
             self.random.append(name)
+        if name == "native_group_norm" and len(args) > 6:  # (x, w, b, N, C, HxW, groups, eps)
+            self.group_sizes.append(int(args[4]) // max(1, int(args[6])))
         if name not in _METADATA:
             self.ops.append(name)
             tensors = [t for t in _flat(out) if isinstance(t, torch.Tensor)]
@@ -136,4 +142,5 @@ def run(problem: Problem, overrides: dict[str, Any]) -> Probe:
         flops=recorder.flops,
         outputs=[tuple(t.shape) for t in outs],
         random=recorder.random,
+        group_size=min(recorder.group_sizes) if recorder.group_sizes else None,
     )

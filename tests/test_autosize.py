@@ -348,3 +348,42 @@ def test_sizes_written_inline_in_get_inputs_are_constants_too(tmp_path):
     assert derived.overrides["get_inputs_2"] >= 11 and derived.why["get_inputs_2"].count("->")
     shown = p.coder_source(derived.overrides)
     assert f"torch.rand(batch_size, 3, {derived.overrides['get_inputs_2']}, " in shown
+
+
+GROUPED = """
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, hidden_size, num_groups):
+        super(Model, self).__init__()
+        self.norm = nn.GroupNorm(num_groups, hidden_size)
+
+    def forward(self, x):
+        return self.norm(x)
+
+
+batch_size = 1024
+hidden_size = 8192
+num_groups = 512
+
+
+def get_inputs():
+    return [torch.randn(batch_size, hidden_size)]
+
+
+def get_init_inputs():
+    return [hidden_size, num_groups]
+"""
+
+
+def test_derived_sizes_leave_norm_groups_enough_channels(tmp_path):
+    # At one channel a group, group norm outputs rounding noise: any kernel "fails" it.
+    p = _write(tmp_path, GROUPED)
+    derived = autosize.derive(p)
+    main = derived.overrides
+    assert main["hidden_size"] // 512 >= autosize.PER_GROUP, derived.why
+    assert all(
+        probe.run(p, v).group_size >= autosize.PER_GROUP for v in autosize.holdouts(p, main, 9)
+    )
