@@ -114,7 +114,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"totals": totals, "rows": rows}, indent=1) + "\n")
     if args.markdown:
-        lines = ["| problem | verified | derived size | minutes | reason |", "|---|" * 5]
+        lines = ["| problem | verified | derived size | minutes | reason |", "|" + "---|" * 5]
         for r in rows:
             size = ", ".join(f"{k}={v}" for k, v in (r["size"] or {}).items())
             reason = r["reason"].replace("|", "/")[:200]
