@@ -87,11 +87,11 @@ class Conv2d:
     def default(self, seg: Segment) -> Config:
         c_in, c_out = seg.spec["channels"]
         wide = seg.spec["dtype"] != "float32"  # tensor cores; ieee fp32 wants smaller tiles
-        bn = max(16, min(128 if wide else 64, _pow2_at_least(c_out)))
+        bn = max(16, min(128 if wide else 64, pow2_at_least(c_out)))
         return {
             "BLOCK_M": 128 if wide else 64,
             "BLOCK_N": bn,
-            "BLOCK_K": max(16, min(64 if wide else 32, _pow2_at_least(c_in))),
+            "BLOCK_K": max(16, min(64 if wide else 32, pow2_at_least(c_in))),
             "GROUP_M": 8,
             "num_warps": 8 if wide and bn >= 128 else 4,
             "num_stages": 3,
@@ -173,18 +173,7 @@ def _kernel(prefix: str, ep: dict, bn: dict | None) -> str:
     params += [f"e{i}_ptr, e{i}_sn, e{i}_sh, e{i}_sw, e{i}_sc" for i in range(ep["operands"])]
     text = text.replace(_HOOK_PARAM, "")
     text = text.replace(_PARAMS_AFTER, _PARAMS_AFTER + "".join(f"    {q},\n" for q in params))
-    lines = ["mask = mask_m[:, None] & mask_n[None, :]"]
-    if bn:
-        for k in bn["names"]:
-            lines.append(
-                f"bn_{k} = tl.load(bn_{k}_ptr + offs_n * bn_{k}_s, mask=mask_n, other=0.0)"
-                ".to(tl.float32)"
-            )
-        scale = f"tl.rsqrt(bn_var + {bn['eps']!r})"
-        if "weight" in bn["names"]:
-            scale = f"{scale} * bn_weight"
-        shift = " + bn_bias[None, :]" if "bias" in bn["names"] else ""
-        lines.append(f"acc = (acc - bn_mean[None, :]) * ({scale})[None, :]{shift}")
+    lines = ["mask = mask_m[:, None] & mask_n[None, :]", *batch_norm_lines(bn, "offs_n")]
     for i in range(ep["operands"]):
         rows = f"img.to(tl.int64) * e{i}_sn + oh.to(tl.int64) * e{i}_sh + ow * e{i}_sw"
         lines += [
@@ -196,6 +185,30 @@ def _kernel(prefix: str, ep: dict, bn: dict | None) -> str:
         lines += ep["lines"]
         lines.append(f"acc = {ep['result']}")
     return text.replace(_HOOK, "".join(f"    {line}\n" for line in lines))
+
+
+def batch_norm_lines(bn: dict | None, channels: str) -> list[str]:
+    """Kernel lines applying an eval-mode batch norm to ``acc`` (columns are output channels,
+    indexed by ``channels``); none without one. Shared with the N-d conv templates."""
+    if not bn:
+        return []
+    lines = [
+        f"bn_{k} = tl.load(bn_{k}_ptr + {channels} * bn_{k}_s, mask=mask_n, other=0.0)"
+        ".to(tl.float32)"
+        for k in bn["names"]
+    ]
+    scale = f"tl.rsqrt(bn_var + {bn['eps']!r})"
+    if "weight" in bn["names"]:
+        scale = f"{scale} * bn_weight"
+    shift = " + bn_bias[None, :]" if "bias" in bn["names"] else ""
+    return [*lines, f"acc = (acc - bn_mean[None, :]) * ({scale})[None, :]{shift}"]
+
+
+def pow2_at_least(n: int) -> int:
+    p = 1
+    while p < n:
+        p *= 2
+    return p
 
 
 def _helper(prefix: str) -> str:
@@ -277,13 +290,6 @@ def _holder(graph: OpGraph, weight: Ref) -> str:
     for part in inp.target.split(".")[:-1]:
         out += f"[{part}]" if part.isdigit() else f".{part}"
     return out
-
-
-def _pow2_at_least(n: int) -> int:
-    p = 1
-    while p < n:
-        p *= 2
-    return p
 
 
 __all__ = ["Conv2d"]

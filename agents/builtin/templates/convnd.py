@@ -25,7 +25,7 @@ from ..kernels import conv as conv_kernels
 from ..trace import Op, OpGraph, Ref
 from . import epilogue, seed
 from .base import Config, EmitContext, Emitted, Segment, available_before
-from .conv import _batch_norm, _holder, _vector
+from .conv import _batch_norm, _holder, _vector, batch_norm_lines, pow2_at_least
 from .elementwise import TORCH_DTYPES
 
 _FLOATS = {"float32", "float16", "bfloat16"}
@@ -141,17 +141,17 @@ class Conv:
     def default(self, seg: Segment) -> Config:
         spec = seg.spec
         cin_g, cout_g, c_out = spec["channels"]
-        reduction = _pow2_at_least(cin_g * spec["taps"])
+        reduction = pow2_at_least(cin_g * spec["taps"])
         wide = spec["dtype"] != "float32"  # tensor cores; ieee fp32 wants smaller tiles
         # Packing groups into one column tile only pays when a group alone would leave most of
         # a dot's 16 columns empty (depthwise, narrow groups).
         dot = cout_g >= 8 or cout_g == c_out
-        cols = _pow2_at_least(cout_g if dot else c_out)
+        cols = pow2_at_least(cout_g if dot else c_out)
         if spec["numel"] <= 1 << 19:
             # An interpreter-sized problem (the CPU sizes): the interpreter pays per block op,
             # per program and loop step, so few programs with wide steps run fastest there.
             # The caps keep the tiles compilable on a GPU (shared memory, registers).
-            bm = max(32, min(256, _pow2_at_least(spec["rows"])))
+            bm = max(32, min(256, pow2_at_least(spec["rows"])))
             bn = max(16, min(128, cols))
             bk = max(16, min(64, reduction))
             if not dot:  # the direct path holds a [rows, K, columns] tile
@@ -312,18 +312,7 @@ def _kernel(prefix: str, ep: dict, bn: dict | None) -> str:
         f"e{i}_ptr, e{i}_sn, e{i}_sc, e{i}_sd, e{i}_sh, e{i}_sw" for i in range(ep["operands"])
     ]
     text = text.replace(_PARAM_HOOK, "".join(f"    {q},\n" for q in params))
-    lines = []
-    if bn:
-        for k in bn["names"]:
-            lines.append(
-                f"bn_{k} = tl.load(bn_{k}_ptr + co * bn_{k}_s, mask=mask_n, other=0.0)"
-                ".to(tl.float32)"
-            )
-        scale = f"tl.rsqrt(bn_var + {bn['eps']!r})"
-        if "weight" in bn["names"]:
-            scale = f"{scale} * bn_weight"
-        shift = " + bn_bias[None, :]" if "bias" in bn["names"] else ""
-        lines.append(f"acc = (acc - bn_mean[None, :]) * ({scale})[None, :]{shift}")
+    lines = batch_norm_lines(bn, "co")
     for i in range(ep["operands"]):
         rows = f"img.to(tl.int64) * e{i}_sn + od * e{i}_sd + oh * e{i}_sh + ow * e{i}_sw"
         lines += [
@@ -335,13 +324,6 @@ def _kernel(prefix: str, ep: dict, bn: dict | None) -> str:
         lines += ep["lines"]
         lines.append(f"acc = {ep['result']}")
     return text.replace(_BODY_HOOK, "".join(f"    {line}\n" for line in lines))
-
-
-def _pow2_at_least(n: int) -> int:
-    p = 1
-    while p < n:
-        p *= 2
-    return p
 
 
 __all__ = ["Conv", "ConvTranspose"]
