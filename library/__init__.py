@@ -1,6 +1,7 @@
 """The verified-kernel library: entries, promotion, dispatch, re-validation.
 
-``from kernelloop.library import dispatch`` is what the efficiency modules call. Submodules are
+``from kernelloop.library import dispatch`` is what the efficiency modules call;
+``load(problem)`` serves any problem's entries (a patched model's subgraphs). Submodules are
 imported on first use, so importing the package is cheap.
 """
 
@@ -13,6 +14,17 @@ def dispatch(op: str, *tensors: Any, **config: Any):
     from .dispatcher import dispatch as _dispatch
 
     return _dispatch(op, *tensors, **config)
+
+
+def load(
+    problem_or_key: Any, *, allow_untimed: bool = False, library: Any = None, size: Any = None
+):
+    """A module that runs the best verified entry for each call's shapes, else the problem's
+    reference (``loaded.py``); ``problem_or_key`` is a problem file, ``Problem``, bundled id or
+    graph op key."""
+    from .loaded import load as _load
+
+    return _load(problem_or_key, allow_untimed=allow_untimed, library=library, size=size)
 
 
 def explain(op: str, *tensors: Any, **config: Any) -> str:

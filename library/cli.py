@@ -36,7 +36,11 @@ def _x(triple) -> str:
 
 
 def _status(m) -> str:
-    return f"[red]stale[/red]: {m.stale_reason}" if m.stale else "[green]ok[/green]"
+    if m.stale:
+        return f"[red]stale[/red]: {m.stale_reason}"
+    if m.untimed:  # verified, never timed: used only by callers who ask for the untimed tier
+        return "[yellow]untimed[/yellow] (verified on the CPU; --allow-untimed only)"
+    return "[green]ok[/green]"
 
 
 @library_app.command("list")
@@ -44,7 +48,12 @@ def list_cmd(
     op: Annotated[str | None, typer.Option("--op", help="Only this op's entries.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List entries: op, arch, dtype, bucket, speedups with their 95% bounds, status."""
+    """List entries: op, arch, dtype, bucket, speedups with their 95% bounds, status.
+
+    Ops named ``graph.<ops>.<hash>`` are entries for any problem (a captured model subgraph, a
+    KernelBench file), keyed by what the problem computes. Status ``untimed`` marks entries
+    that were verified but never timed (`kernelloop optimize --allow-untimed` on a CPU).
+    """
     lib = _library()
     entries = lib.entries(op)
     if as_json:

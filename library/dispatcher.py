@@ -22,10 +22,18 @@ from typing import Any
 
 import torch
 
+from .. import settings
 from . import ops, store
 
 _compiled: dict[tuple, Callable] = {}
 _decisions: dict[tuple, tuple[str, Callable, str]] = {}
+# A call signature's decision and what it rests on: (decision, settings object, valid-until on
+# the monotonic clock, the store's write count, TRITON_INTERPRET). See choose().
+_fast: dict[tuple, tuple] = {}
+_FAST_MAX = 4096
+# The mapping os.environ reads and writes, and the variable's key in it (CPython's os module).
+_ENV_DATA = getattr(os.environ, "_data", None) if hasattr(os.environ, "encodekey") else None
+_INTERPRET_KEY = os.environ.encodekey("TRITON_INTERPRET") if _ENV_DATA is not None else None
 _logged: set[tuple] = set()
 
 
@@ -49,7 +57,6 @@ _stamp_paths: dict[tuple, tuple[str, str]] = {}
 def _library():
     """The default library, rebuilt only when the configured directory changes (building one
     costs more than the rest of a dispatch decision)."""
-    from .. import settings
     from .store import Library
 
     directory = settings.get().library_dir
@@ -87,25 +94,73 @@ def _stamp(library, op: str) -> tuple:
 def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
     """(kind, callable, reason): kind is "entry", "seed" or "reference".
 
-    Decisions are cached per (op, device, dtype, bucket, config, library state): a module call
-    in a hot loop pays for a bucket computation and two ``stat`` calls, not a library scan.
+    The hot path is one dictionary lookup keyed by what the call's bucket can depend on (op,
+    config, every tensor's shape and strides, the first tensor's dtype and device) and four
+    cheap checks that the library, the settings and ``TRITON_INTERPRET`` are as they were: no
+    bucket function, no ``stat``, no string formatting. The bucket function and the library's
+    ``stat`` run at most once a second per call signature (the staleness ``_stamp`` allows).
+    """
+    try:
+        key = (
+            op,
+            tuple(config.items()),
+            tensors[0].dtype,
+            tensors[0].device,
+            *[t.shape for t in tensors],
+            *[t.stride() for t in tensors],
+        )
+    except (AttributeError, IndexError, TypeError):  # not all tensors, or none: the slow path
+        return _choose(op, tensors, config)[0]
+    hit = _fast.get(key)
+    if (
+        hit is not None
+        and hit[1] is settings.get()
+        and time.monotonic() < hit[2]
+        and hit[3] == store.writes()
+        and hit[4] == _interpret_flag()
+    ):
+        return hit[0]
+    decision, until = _choose(op, tensors, config)
+    if len(_fast) >= _FAST_MAX:  # many distinct shapes (a growing sequence): start afresh
+        _fast.clear()
+    try:
+        _fast[key] = (decision, settings.get(), until, store.writes(), _interpret_flag())
+    except TypeError:  # an unhashable config value: decided, just not cached this way
+        pass
+    return decision
+
+
+def _choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
+    """The decision and until when the library state it rests on may be assumed unchanged.
+
+    Decisions are cached per (op, device, dtype, bucket, config, library state), so a new call
+    signature in an unchanged bucket costs a bucket computation, not a library scan.
     """
     spec = ops.get(op)
     device = tensors[0].device
     dtype, bucket = spec.dtype_of(tensors), spec.bucket(tensors, config)
     library = _library()
+    stamp = _stamp(library, op)
     key = (
         op,
         str(device),
         dtype,
         bucket,
         tuple(sorted(config.items())),
-        _stamp(library, op),
+        stamp,
         os.environ.get("TRITON_INTERPRET"),
     )
     if key not in _decisions:
         _decisions[key] = _decide(spec, library, tensors, config, device, dtype, bucket)
-    return _decisions[key]
+    return _decisions[key], _stamps[(id(library), op)][0] + _STAMP_TTL_S
+
+
+def _interpret_flag() -> Any:
+    """``TRITON_INTERPRET`` as stored: ``os.environ.get`` costs about 1 us a call here (it
+    encodes the name each time), a fifth of the whole dispatch budget; this is a dict lookup."""
+    if _ENV_DATA is not None:
+        return _ENV_DATA.get(_INTERPRET_KEY)
+    return os.environ.get("TRITON_INTERPRET")
 
 
 def _decide(spec, library, tensors, config, device, dtype, bucket):
@@ -113,7 +168,12 @@ def _decide(spec, library, tensors, config, device, dtype, bucket):
     candidates = [
         m
         for m in library.entries(op)
-        if m.arch == arch and m.dtype == dtype and m.bucket == bucket and not m.stale
+        # Module ops dispatch timed entries only: an untimed one was never shown to be faster.
+        if m.arch == arch
+        and m.dtype == dtype
+        and m.bucket == bucket
+        and not m.stale
+        and not m.untimed
     ]
     if candidates:
         best = min(candidates, key=lambda m: m.median_ms if m.median_ms is not None else 1e30)
@@ -142,8 +202,6 @@ def explain(op: str, *tensors: torch.Tensor, **config: Any) -> str:
 
 
 def _log_enabled() -> bool:
-    from .. import settings
-
     return settings.get().dispatch_log
 
 
@@ -167,6 +225,7 @@ def _entry_callable(manifest, spec: ops.OpSpec, config: dict[str, Any], device) 
 def clear_cache() -> None:
     _compiled.clear()
     _decisions.clear()
+    _fast.clear()
     _stamp_paths.clear()
     _stamps.clear()
     _library_cache[:] = [None, None]

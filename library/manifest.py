@@ -26,8 +26,14 @@ from typing import Any
 
 from ..errors import KernelloopError
 
-SCHEMA_VERSION = 1
+# 2: the ``tier`` field. A reader of schema 1 would take an untimed entry for a timed one, so
+# the version says it cannot read these.
+SCHEMA_VERSION = 2
 LOCATIONS = ("user", "shipped")
+# "timed": accepted and GPU-timed, faster than PyTorch with confidence; what dispatch uses.
+# "untimed": accepted, never timed (a CPU verdict, for trying the model path without a GPU);
+# used only where the caller asks for it (``allow_untimed``), and labelled so everywhere.
+TIERS = ("timed", "untimed")
 SOURCE_HASH_CHARS = 10
 # Entry ids and op keys become folder names: one path component, no traversal, no surprises.
 ENTRY_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
@@ -75,7 +81,9 @@ class Timing:
 
     @classmethod
     def from_verdict_timing(cls, t: Any) -> Timing:
-        """From a :class:`kernelloop.sandbox.verdict.TimingResult`."""
+        """From a :class:`kernelloop.sandbox.verdict.TimingResult` (None: an untimed entry)."""
+        if t is None:
+            return cls()
         return cls(
             median_ms=t.candidate.median,
             iqr_ms=t.candidate.iqr,
@@ -122,6 +130,7 @@ class Manifest:
     provenance: Provenance
     verification: Verification
     created_at: str
+    tier: str = "timed"  # one of TIERS
     schema_version: int = SCHEMA_VERSION
     # Where the store found it; not part of the JSON.
     folder: Path | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -131,6 +140,10 @@ class Manifest:
     @property
     def stale(self) -> bool:
         return self.verification.stale
+
+    @property
+    def untimed(self) -> bool:
+        return self.tier == "untimed"
 
     @property
     def stale_reason(self) -> str | None:
@@ -148,6 +161,8 @@ class Manifest:
 
     @property
     def device(self) -> str:
+        if self.untimed:  # where it was verified; the machine's GPU never ran it
+            return self.verification.device or self.arch
         return self.env.get("gpu") or self.verification.device or self.arch
 
     def describe(self) -> str:
@@ -163,8 +178,10 @@ class Manifest:
             spread = f", IQR {self.timing.iqr_ms:.3g}" if self.timing.iqr_ms is not None else ""
             count = f", n={self.timing.n}" if self.timing.n is not None else ""
             parts.append(f"{self.timing.median_ms:.4g} ms (median{spread}{count})")
-        text = ", ".join(parts) or "no timing"
-        text += f" on {self.device}"
+        if self.untimed:
+            text = f"UNTIMED: verified on {self.device}, never timed"
+        else:
+            text = (", ".join(parts) or "no timing") + f" on {self.device}"
         if self.stale:
             text += f"; STALE: {self.stale_reason or 'no reason recorded'}"
         return text
@@ -211,12 +228,15 @@ class Manifest:
                 provenance=Provenance(**d["provenance"]),
                 verification=_verification(d["verification"]),
                 created_at=d["created_at"],
+                tier=d.get("tier", "timed"),
                 schema_version=version,
             )
         except KeyError as exc:
             raise ManifestError(f"manifest lacks the field {exc.args[0]!r}") from None
         except TypeError as exc:  # unknown or missing nested fields
             raise ManifestError(f"manifest has a malformed field: {exc}") from None
+        if manifest.tier not in TIERS:
+            raise ManifestError(f"tier {manifest.tier!r} is not one of {', '.join(TIERS)}")
         for name in ("entry_id", "op", "dtype", "bucket", "arch", "created_at"):
             if not isinstance(getattr(manifest, name), str):
                 raise ManifestError(f"manifest field {name!r} must be a string")

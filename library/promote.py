@@ -8,6 +8,11 @@ Triton interpreter) proves correctness only.
 
 The entry's bucket is the op's shape bucket of the problem's inputs at the verdict's size, made on
 the ``meta`` device (shapes without memory), so promotion costs nothing however large the problem.
+
+Any problem can be promoted: one an efficiency module registers goes under that op's key, any
+other under the key of its normalised op graph (``opkey.py``). With ``allow_untimed`` a verdict
+that was never timed (a CPU run) becomes an *untimed* entry, which only callers who ask for that
+tier ever use; a verdict *with* a timing must still clear the bar.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from ..errors import KernelloopError
 from .manifest import (
     Manifest,
     Provenance,
@@ -27,12 +33,13 @@ from .manifest import (
 
 if TYPE_CHECKING:
     from ..kernelbench.problem import Problem
+    from ..runs.rows import CandidateRow
     from ..runs.store import RunStore
     from ..sandbox.verdict import Verdict
     from .store import Library
 
 
-class NotPromotable(Exception):
+class NotPromotable(KernelloopError):
     """The kernel does not qualify for the library; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:
@@ -40,12 +47,15 @@ class NotPromotable(Exception):
         self.reason = reason
 
 
-def blocker(verdict: Verdict) -> str | None:
-    """Why ``verdict`` does not qualify for the library, or None when it does."""
+def blocker(verdict: Verdict, *, allow_untimed: bool = False) -> str | None:
+    """Why ``verdict`` does not qualify for the library, or None when it does (with
+    ``allow_untimed``, an accepted verdict without a timing qualifies for the untimed tier)."""
     if not verdict.accepted:
         codes = ", ".join(verdict.codes) or "no reason recorded"
         return f"the evaluator rejected the kernel ({codes})"
     t = verdict.timing
+    if t is None and allow_untimed:
+        return None
     if t is None:
         note = f" ({verdict.timing_note})" if verdict.timing_note else ""
         return (
@@ -65,19 +75,21 @@ def blocker(verdict: Verdict) -> str | None:
     return None
 
 
-def op_for(problem_id: str) -> str:
-    """The registered op whose bundled problems include ``problem_id``."""
-    from . import ops
+def op_for(problem: Problem) -> str:
+    """The op ``problem`` computes: the registered op whose bundled problems include it, else the
+    key of its op graph."""
+    from ..kernelbench.opgraph import TraceError
+    from . import opkey, ops
 
-    matches = [name for name in ops.names() if problem_id in ops.get(name).problems]
-    if len(matches) == 1:
+    matches = [name for name in ops.names() if problem.id in ops.get(name).problems]
+    if len(matches) > 1:
+        raise NotPromotable(f"problem {problem.id} belongs to several ops ({', '.join(matches)})")
+    if matches:
         return matches[0]
-    if not matches:
-        raise NotPromotable(
-            f"problem {problem_id} implements no library op (ops: {', '.join(ops.names())}); "
-            "only kernels for an op an efficiency module dispatches go into the library"
-        )
-    raise NotPromotable(f"problem {problem_id} belongs to several ops ({', '.join(matches)})")
+    try:
+        return opkey.for_problem(problem)
+    except TraceError as exc:
+        raise NotPromotable(f"problem {problem.id} has no op key: {exc}") from None
 
 
 def bucket_of(op: str, problem: Problem, size: str | None) -> str:
@@ -85,9 +97,8 @@ def bucket_of(op: str, problem: Problem, size: str | None) -> str:
     import torch
 
     from ..kernelbench.instance import torch_dtype
-    from . import ops
+    from . import opkey, ops
 
-    spec = ops.get(op)
     module = problem.instantiate(problem.overrides_for(size))
     with torch.device("meta"):
         inputs = list(module.get_inputs())
@@ -96,6 +107,9 @@ def bucket_of(op: str, problem: Problem, size: str | None) -> str:
     tensors = [
         t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs
     ]
+    if opkey.is_graph_key(op):
+        return opkey.bucket(tensors)
+    spec = ops.get(op)
     return spec.bucket(tensors, spec.config_from_init(list(module.get_init_inputs())))
 
 
@@ -107,6 +121,7 @@ def promote(
     provenance: dict[str, Any],
     library: Library | None = None,
     op: str | None = None,
+    allow_untimed: bool = False,
 ) -> Manifest:
     """Add ``source`` to the user library, or raise :class:`NotPromotable` saying why not.
 
@@ -116,17 +131,16 @@ def promote(
     from . import fingerprint
     from .store import Library
 
-    reason = blocker(verdict)
+    reason = blocker(verdict, allow_untimed=allow_untimed)
     if reason:
         raise NotPromotable(reason)
     if verdict.problem_id != problem.id:
         raise ValueError(f"verdict is for {verdict.problem_id!r}, not for problem {problem.id!r}")
-    op = op or op_for(problem.id)
+    op = op or op_for(problem)
     bucket = bucket_of(op, problem, verdict.size)
-    arch, env = fingerprint.arch(), fingerprint.environment()
     timing = verdict.timing
-    assert timing is not None  # blocker() checked
-    if env.get("gpu") and timing.gpu != env["gpu"]:
+    arch, env = fingerprint.arch(), fingerprint.environment()
+    if timing is not None and env.get("gpu") and timing.gpu != env["gpu"]:
         # The manifest would claim this machine's GPU for another's measurement.
         raise NotPromotable(f"timed on {timing.gpu}, but this machine has {env['gpu']}")
     known = {f.name for f in dataclasses.fields(Provenance)}
@@ -151,13 +165,14 @@ def promote(
         arch=arch,
         env=env,
         timing=Timing.from_verdict_timing(timing),
-        speedup_eager=interval_triple(timing.speedup_eager),
-        speedup_compile=interval_triple(timing.speedup_compile),
+        speedup_eager=interval_triple(timing.speedup_eager) if timing else None,
+        speedup_compile=interval_triple(timing.speedup_compile) if timing else None,
         provenance=prov,
         verification=Verification(
             verified_at=now(), accepted=True, codes=tuple(verdict.codes), device=verdict.device
         ),
         created_at=now(),
+        tier="timed" if timing is not None else "untimed",
     )
     return (library or Library.default()).add(manifest, source)
 
@@ -168,8 +183,10 @@ def promote_from_run(
     *,
     problem: Problem | None = None,
     library: Library | None = None,
-) -> Manifest | str:
-    """Promote the run's best kernel for ``problem_id``; the manifest, or why nothing was.
+    allow_untimed: bool = False,
+) -> Manifest:
+    """Promote the run's best kernel for ``problem_id``, or raise :class:`NotPromotable` saying
+    why nothing was.
 
     "Best" here is the library's own criterion: among accepted candidates, the one whose speedup
     lower bound against the best PyTorch path is highest (the point estimate the campaign ranks
@@ -178,32 +195,35 @@ def promote_from_run(
     from ..kernelbench import loader
     from ..kernelbench.problem import ProblemError
 
-    accepted = [c for c in store.candidates(problem_id) if c["accepted"]]
+    accepted = [c for c in store.candidates(problem_id) if c.accepted]
     if not accepted:
-        return f"no accepted candidate for {problem_id} in run {store.run_id}"
+        raise NotPromotable(f"no accepted candidate for {problem_id} in run {store.run_id}")
     best = max(accepted, key=_conservative_speedup)
-    verdict = store.verdict_for(best["candidate_id"])
+    verdict = store.verdict_for(best.candidate_id)
     if verdict is None:  # accepted rows always have a verdict; a hand-edited run may not
-        return f"candidate {best['candidate_id']} has no stored verdict"
+        raise NotPromotable(f"candidate {best.candidate_id} has no stored verdict")
     if problem is None:
         try:
             problem = loader.load_one(problem_id)
         except ProblemError as exc:
-            return f"cannot load problem {problem_id} to bucket its shapes: {exc}"
-    source = (store.path / best["source_path"]).read_text(encoding="utf-8")
+            raise NotPromotable(
+                f"cannot load problem {problem_id} to bucket its shapes: {exc}"
+            ) from None
+    source = (store.path / best.source_path).read_text(encoding="utf-8")
     try:
         return promote(
             verdict,
             source,
             problem,
-            provenance={"run_id": store.run_id, "candidate_id": best["candidate_id"]},
+            provenance={"run_id": store.run_id, "candidate_id": best.candidate_id},
             library=library,
+            allow_untimed=allow_untimed,
         )
     except NotPromotable as exc:
-        return f"{best['candidate_id']} not promoted: {exc.reason}"
+        raise NotPromotable(f"{best.candidate_id} not promoted: {exc.reason}") from None
 
 
-def _conservative_speedup(candidate: dict) -> float:
-    lows = [candidate.get("speedup_eager_low"), candidate.get("speedup_compile_low")]
+def _conservative_speedup(candidate: CandidateRow) -> float:
+    lows = [candidate.speedup_eager_low, candidate.speedup_compile_low]
     known = [v for v in lows if v is not None]
     return min(known) if known else float("-inf")

@@ -105,7 +105,7 @@ def _verify_one(
                 backend=m.backend,
             )
             result.update(ran=True, accepted=verdict.accepted, codes=list(verdict.codes))
-            failed = blocker(verdict)
+            failed = blocker(verdict, allow_untimed=m.untimed)
             if failed is None:
                 updated = _refreshed(m, verdict, env)
             else:
@@ -130,14 +130,13 @@ def _stale(m: Manifest, reason: str) -> Manifest:
 
 
 def _refreshed(m: Manifest, verdict: Verdict, env: dict[str, Any]) -> Manifest:
-    timing = verdict.timing
-    assert timing is not None  # blocker() passed
+    timing = verdict.timing  # None only for an untimed entry (blocker() checked)
     return dataclasses.replace(
         m,
         env=env,
         timing=Timing.from_verdict_timing(timing),
-        speedup_eager=interval_triple(timing.speedup_eager),
-        speedup_compile=interval_triple(timing.speedup_compile),
+        speedup_eager=interval_triple(timing.speedup_eager) if timing else None,
+        speedup_compile=interval_triple(timing.speedup_compile) if timing else None,
         verification=Verification(
             verified_at=now(), accepted=True, codes=tuple(verdict.codes), device=verdict.device
         ),

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .opgraph import Input, OpGraph, Ref, Value
+from ...kernelbench.opgraph import Input, OpGraph, Ref, Value
 
 VIEW_OPS = ("view", "reshape", "_unsafe_view")
 SCALAR_OPS = {"add", "sub", "mul", "div", "rsub", "maximum", "minimum", "clamp", "pow"}

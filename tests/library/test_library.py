@@ -116,10 +116,11 @@ def test_promote_from_run_takes_the_best_timed_candidate(tmp_path, lib, problem)
     cpu_run = RunStore.create(tmp_path / "runs", {}, run_id="run-cpu")
     cid = cpu_run.add_candidate(PROBLEM_ID, 0, 0, ENTRY_SOURCE, parent_id=None, mode="initial")
     cpu_run.record_verdict(cid, make_verdict(timed=False))
-    reason = promote_from_run(cpu_run, PROBLEM_ID, problem=problem, library=lib)
-    assert isinstance(reason, str) and "needs a GPU timing" in reason
+    with pytest.raises(NotPromotable, match="needs a GPU timing"):
+        promote_from_run(cpu_run, PROBLEM_ID, problem=problem, library=lib)
     empty = RunStore.create(tmp_path / "runs", {}, run_id="run-empty")
-    assert "no accepted candidate" in promote_from_run(empty, PROBLEM_ID, library=lib)
+    with pytest.raises(NotPromotable, match="no accepted candidate"):
+        promote_from_run(empty, PROBLEM_ID, library=lib)
 
 
 # --- dispatch -------------------------------------------------------------------------------------
