@@ -224,8 +224,9 @@ def qgemm_benchmark(opts: Options) -> Iterator[Row]:
         print("qgemm_benchmark needs a CUDA GPU; none is visible, nothing measured")
         return []
     from kernelloop.feedback import gpu_specs
+    from kernelloop.kernels import qgemm as qgemm_kernels
     from kernelloop.library import explain
-    from kernelloop.modules import _qgemm_kernels, qgemm
+    from kernelloop.modules import qgemm
 
     spec, dtype = gpu_specs.current(), torch.float16
     variants = QGEMM_VARIANTS[:1] if opts.quick else QGEMM_VARIANTS  # W4A16 carries the target
@@ -255,10 +256,8 @@ def qgemm_benchmark(opts: Options) -> Iterator[Row]:
                 def kernel(x, qw=qw, act_bits=act_bits):
                     args = (x, qw.packed, qw.scales, qw.zeros, None)
                     if act_bits == 8:
-                        return _qgemm_kernels.w8a8_linear(*args, group_size=qw.group_size)
-                    return _qgemm_kernels.wxa16_linear(
-                        *args, bits=qw.bits, group_size=qw.group_size
-                    )
+                        return qgemm_kernels.w8a8_linear(*args, group_size=qw.group_size)
+                    return qgemm_kernels.wxa16_linear(*args, bits=qw.bits, group_size=qw.group_size)
 
                 ref = (qgemm.reference_qlinear_w8a8 if act_bits == 8 else qgemm.reference_qlinear)(
                     x, qw
@@ -301,9 +300,9 @@ def conv_benchmark(opts: Options) -> Iterator[Row]:
 
     import torch.nn.functional as F
 
+    from kernelloop.kernels.conv import conv2d as seed_conv2d
     from kernelloop.library import explain
     from kernelloop.modules import conv2d
-    from kernelloop.modules._conv_kernel import conv2d as seed_conv2d
 
     batch, dtype = 32, torch.float16
     layers = [(64, 56), (128, 28), (256, 14), (512, 7)]  # (channels, H = W): conv2_x .. conv5_x

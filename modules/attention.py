@@ -4,7 +4,7 @@
 returns softmax(q k^T * scale [+ causal mask]) v with the shape of ``q``. It is the torch custom
 op ``kernelloop::attention`` (so ``torch.compile`` treats it as one opaque call) whose body is
 ``kernelloop.library.dispatch("attention", ...)``: a verified library entry for this GPU, dtype
-and shape bucket if there is one, else the Triton seed kernel (``_attention_kernel.py``), else
+and shape bucket if there is one, else the Triton seed kernel (``kernels/attention.py``), else
 the PyTorch reference. ``Attention`` is the ``nn.Module`` around it (q/k/v/o projections).
 
 Semantics, all matching ``torch.nn.functional.scaled_dot_product_attention``:
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..library.ops import OpSpec, pow2_bucket, register
 from ._eager import bypass_custom_op
 
-_MAX_SEED_HEAD_DIM = 256  # the largest tile config in _attention_kernel
+_MAX_SEED_HEAD_DIM = 256  # the largest tile config in kernels/attention.py
 _MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which holds batch * query heads
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -140,7 +140,7 @@ def seed_attention(
         return reference_attention(q, k, v, causal, scale)
     # Imported here, not at module import: triton is read only when a kernel runs, and the
     # interpreter switch (TRITON_INTERPRET) is honoured if it is set before the first call.
-    from ._attention_kernel import flash_attention
+    from ..kernels.attention import flash_attention
 
     return flash_attention(q, k, v, bool(causal), scale)
 

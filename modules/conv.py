@@ -3,7 +3,7 @@
 ``conv2d(x, w, bias, stride, padding, dilation, activation)`` runs the best kernel this machine
 has for the call through ``kernelloop.library.dispatch("conv2d", x, w, bias, **config)``: a
 verified library entry tuned on ``modules/04_conv2d_bias_relu_nhwc``, else the seed kernel (a
-Triton implicit GEMM, ``_conv_kernel.py``), else PyTorch. It is the custom op
+Triton implicit GEMM, ``kernels/conv.py``), else PyTorch. It is the custom op
 ``torch.ops.kernelloop.conv2d``, so ``torch.compile`` keeps it whole instead of tracing into
 Triton; it has an autograd formula (PyTorch's convolution backward), so ``Conv2d`` trains too.
 
@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..kernels.conv_shapes import ACTIVATIONS, channels_last, output_size
 from ..library import dispatch
 from ..library.ops import OpSpec, pow2_bucket, register
-from ._conv_shapes import ACTIVATIONS, channels_last, output_size
 from ._eager import bypass_custom_op
 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -77,9 +77,9 @@ def reference_conv2d(
 
 
 def _seed(x, w, bias, stride, padding, dilation, activation):
-    from . import _conv_kernel
+    from ..kernels import conv as seed_kernel  # imports triton: only when a kernel runs
 
-    return _conv_kernel.conv2d(x, w, bias, stride, padding, dilation, activation)
+    return seed_kernel.conv2d(x, w, bias, stride, padding, dilation, activation)
 
 
 def _bucket(tensors: Sequence[torch.Tensor], cfg: dict[str, Any]) -> str:

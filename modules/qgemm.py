@@ -3,14 +3,14 @@
 Story, top-down:
 
 1. :func:`quantize_weight` turns a ``(out_features, in_features)`` weight into a
-   :class:`QuantizedWeight`: unsigned codes packed into uint8 (layouts in ``_qgemm_pack.py``),
-   one scale per ``group_size`` consecutive input features of a row, and a zero point per group
-   when asymmetric. The value of a code is ``(code - zero) * scale``; symmetric weights use the
-   fixed zero ``2**(bits - 1)``.
+   :class:`QuantizedWeight`: unsigned codes packed into uint8 (layouts in
+   ``kernels/qgemm_pack.py``), one scale per ``group_size`` consecutive input features of a row,
+   and a zero point per group when asymmetric. The value of a code is ``(code - zero) * scale``;
+   symmetric weights use the fixed zero ``2**(bits - 1)``.
 2. :func:`qlinear` (``x @ W^T + bias``) is the torch custom op ``kernelloop::qlinear``; its
    implementation calls :func:`kernelloop.library.dispatch` on one of the ops registered below,
    so a tuned library entry runs where one is verified for this GPU/dtype/shape bucket, else the
-   seed Triton kernel (``_qgemm_kernels.py``), else the PyTorch reference.
+   seed Triton kernel (``kernels/qgemm.py``), else the PyTorch reference.
 3. :class:`QuantLinear` is the drop-in ``nn.Linear`` replacement (inference only).
 
 Ops and their tensors (the positional convention a library entry's ``forward`` takes; config is
@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..kernels import qgemm_pack as packing
 from ..library import ops
-from . import _qgemm_pack as packing
 from ._eager import bypass_custom_op
 
 PROBLEMS = {
@@ -233,7 +233,7 @@ def _reference_op(*tensors, bits: int, act_bits: int, group_size: int, symmetric
 
 
 def _seed_op(*tensors, bits: int, act_bits: int, group_size: int, symmetric: bool):
-    from . import _qgemm_kernels as kernels  # imports triton: only when a kernel runs
+    from ..kernels import qgemm as kernels  # imports triton: only when a kernel runs
 
     x, qw, bias = _unbundle(tensors, bits, group_size, symmetric)
     if act_bits == 8:

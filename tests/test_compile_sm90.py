@@ -14,8 +14,9 @@ Where the CPU path differs from a GPU launch, what is compiled is the GPU launch
   ``DOT_FP32`` in qgemm and conv, ``FP32_DOT`` in attention and the builtin attention template);
   a bf16 launch is compiled with the flag off, as a GPU launches it (the flag's fp32 path is
   still compiled, by the float32 launches that take it on the GPU too);
-- conv2d on a GPU autotunes fp16/bf16 over ``_conv_kernel._gpu_configs`` where the CPU takes one
-  fixed tile: every config the autotuner keeps for the shape is recorded without running it;
+- conv2d on a GPU autotunes fp16/bf16 over ``kernels/conv.py``'s ``_gpu_configs`` where the CPU
+  takes one fixed tile: every config the autotuner keeps for the shape is recorded without
+  running it;
 - qgemm picks split-K only on a GPU (from the SM count): explicit split-K configs cover it.
 Int arguments are specialised as a GPU launch does (1 a constant, multiples of 16 divisible).
 
@@ -81,7 +82,7 @@ def _assert_compiled(launches):
 
 
 def _attention():
-    from kernelloop.modules._attention_kernel import flash_attention
+    from kernelloop.kernels.attention import flash_attention
 
     g = torch.Generator().manual_seed(0)
     # seq 128 gives the GPU's tiles (BLOCK_M 128, BLOCK_N 64) in one program; d128 takes 8 warps.
@@ -97,7 +98,7 @@ def _attention():
 
 
 def _qgemm():
-    from kernelloop.modules import _qgemm_kernels as kernels
+    from kernelloop.kernels import qgemm as kernels
     from kernelloop.modules.qgemm import quantize_weight
 
     g = torch.Generator().manual_seed(0)
@@ -125,9 +126,9 @@ def _qgemm():
 
 
 def _conv(monkeypatch):
-    from kernelloop.modules import _conv_kernel
+    from kernelloop.kernels import conv as seed_conv
 
-    fixed = _conv_kernel._kernel
+    fixed = seed_conv._kernel
     tile = ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "num_warps", "num_stages")
 
     class AlsoTuned:  # conv2d's CPU path launches `fixed`; a GPU launch of fp16/bf16 autotunes
@@ -136,14 +137,12 @@ def _conv(monkeypatch):
                 if args[0].dtype in (torch.float16, torch.bfloat16):
                     meta = {k: v for k, v in kwargs.items() if k not in tile}
                     # warmup: the pruned configs are recorded, none runs
-                    _conv_kernel._tuned_kernel.warmup(
-                        *args, grid=grid, **{**meta, "DOT_FP32": False}
-                    )
+                    seed_conv._tuned_kernel.warmup(*args, grid=grid, **{**meta, "DOT_FP32": False})
                 return fixed[grid](*args, **kwargs)
 
             return launch
 
-    monkeypatch.setattr(_conv_kernel, "_kernel", AlsoTuned())
+    monkeypatch.setattr(seed_conv, "_kernel", AlsoTuned())
     g = torch.Generator().manual_seed(0)
     # C_in 64 / C_out 256: no autotune config is pruned; M = 16 output pixels keeps it quick
     for dtype, nhwc, c_in, c_out, act in [
@@ -157,13 +156,13 @@ def _conv(monkeypatch):
             x = x.contiguous(memory_format=torch.channels_last)
         w = (torch.randn(c_out, c_in, 3, 3, generator=g) / 8).to(dtype)
         b = torch.randn(c_out, generator=g).to(dtype)
-        _conv_kernel.conv2d(x, w, b, (1, 1), (0, 0), (1, 1), act)
+        seed_conv.conv2d(x, w, b, (1, 1), (0, 0), (1, 1), act)
 
 
 def _conv_kernel_configs():
-    from kernelloop.modules import _conv_kernel
+    from kernelloop.kernels import conv as seed_conv
 
-    return _conv_kernel._gpu_configs()
+    return seed_conv._gpu_configs()
 
 
 def test_module_seed_kernels_compile_for_sm90(monkeypatch):

@@ -17,8 +17,8 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from kernelloop import settings  # noqa: E402
+from kernelloop.kernels import conv as seed_kernel  # noqa: E402
 from kernelloop.library import explain  # noqa: E402
-from kernelloop.modules import _conv_kernel  # noqa: E402
 from kernelloop.modules.conv import SPEC, Conv2d, conv2d, reference_conv2d  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,7 +83,7 @@ def test_seed_kernel_matches_reference(dtype, nhwc, k, stride, pad, dil, bias, a
     # 20 input channels: two BLOCK_K chunks, the second one partial (masked).
     x, w, b = _inputs(dtype, nhwc, c_in=20, c_out=24, k=k, bias=bias)
     cfg = dict(stride=(stride, stride), padding=(pad, pad), dilation=(dil, dil), activation=act)
-    y = _conv_kernel.conv2d(x, w, b, **cfg)
+    y = seed_kernel.conv2d(x, w, b, **cfg)
     ref = _expected(x, w, b, **cfg)
     assert y.shape == ref.shape and y.dtype == dtype
     assert _is_nhwc(y) == nhwc, "the output keeps the input's memory format"
@@ -96,7 +96,7 @@ def test_seed_kernel_tiles_and_batches():
     x, w, b = _inputs(torch.float32, False, c_in=32, c_out=40, n=3, h=9, w=11)
     cfg = dict(stride=(2, 1), padding=(1, 0), dilation=(1, 1), activation="relu")
     tile = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 2, "num_warps": 4}
-    y = _conv_kernel.conv2d(x, w, b, **cfg, config={**tile, "num_stages": 1})
+    y = seed_kernel.conv2d(x, w, b, **cfg, config={**tile, "num_stages": 1})
     torch.testing.assert_close(y, _expected(x, w, b, **cfg), **TOL[torch.float32])
 
 

@@ -22,6 +22,7 @@ FOLDERS = {
     "feedback": "kernelloop.feedback",
     "agents": "kernelloop.agents",
     "library": "kernelloop.library",
+    "kernels": "kernelloop.kernels",
     "modules": "kernelloop.modules",
     "dashboard": "kernelloop.dashboard",
 }
@@ -38,6 +39,7 @@ LAYERS = [
     ("kernelloop.feedback", 4),
     ("kernelloop.sandbox.static_job", 4),  # feedback's compile job, run in a sandbox worker
     ("kernelloop.library", 5),
+    ("kernelloop.kernels", 5.5),  # seed Triton kernels: modules launch them, templates copy them
     ("kernelloop.modules", 6),
     ("kernelloop.runs", 7),
     ("kernelloop.agents", 8),
@@ -103,7 +105,7 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(name, path, modules) for name, path in modules.items()}
 
 
-def _layer(module: str) -> int:
+def _layer(module: str) -> float:
     matches = [(len(p), layer) for p, layer in LAYERS if module == p or module.startswith(p + ".")]
     assert matches, f"{module} has no layer: add it to LAYERS"
     return max(matches)[1]

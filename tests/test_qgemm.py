@@ -17,9 +17,9 @@ import pytest  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from kernelloop import settings  # noqa: E402
+from kernelloop.kernels import qgemm as kernels  # noqa: E402
+from kernelloop.kernels import qgemm_pack as packing  # noqa: E402
 from kernelloop.library import explain, ops  # noqa: E402
-from kernelloop.modules import _qgemm_kernels as kernels  # noqa: E402
-from kernelloop.modules import _qgemm_pack as packing  # noqa: E402
 from kernelloop.modules.qgemm import (  # noqa: E402
     QuantizedWeight,
     QuantLinear,

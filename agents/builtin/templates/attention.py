@@ -4,7 +4,7 @@ Anchor ``scaled_dot_product_attention`` without a mask or dropout (``is_causal``
 ``enable_gqa`` are honoured). Grouped-query attention written as ``repeat_interleave`` of K and
 V along the head dim before the call is claimed too: the kernel reads the un-expanded K/V, query
 head h using K/V head h // group, with the group read from the tensors' head counts at run time.
-The host launch follows ``modules._attention_kernel.flash_attention``: tiles no larger than the
+The host launch follows ``kernels/attention.py``'s ``flash_attention``: tiles no larger than the
 sequence, exact fp32 products for float32 and for bfloat16 under the CPU interpreter.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ....modules import _attention_kernel as seed_kernel
+from ....kernels import attention as seed_kernel
 from ..trace import Op, OpGraph, Ref
 from . import seed
 from .base import Config, EmitContext, Emitted, Segment, available_before

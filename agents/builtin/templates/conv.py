@@ -1,6 +1,6 @@
 """conv2d (groups=1) with a fused epilogue: the modules' implicit-GEMM seed kernel, copied.
 
-The kernel is ``modules._conv_kernel.conv2d_kernel`` (rows = output pixels, columns = output
+The kernel is ``kernels/conv.py``'s ``conv2d_kernel`` (rows = output pixels, columns = output
 channels, reduction = taps x input channels; x read channels-last), renamed with the segment's
 prefix. Its fixed ``_activate`` hook is replaced by the fused chain: an eval-mode
 ``batch_norm`` (a per-channel affine of the running statistics) and then any elementwise ops.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from ....modules import _conv_kernel as seed_kernel
+from ....kernels import conv as seed_kernel
 from ..trace import Op, OpGraph, Ref
 from . import epilogue, seed
 from .base import Config, EmitContext, Emitted, Segment, available_before

@@ -3,7 +3,7 @@
 The references of the ``qgemm.*`` ops (``modules/qgemm.py``) dequantise the whole weight, then
 multiply: ``W = (unpack(packed) - zero) * scale`` per group of input features, ``x @ W.t()``.
 The matcher follows that chain back from the matmul's weight operand, op by op, and claims it
-only when it is exactly one of the layouts the seed kernels unpack (``modules/_qgemm_pack.py``):
+only when it is exactly one of the layouts the seed kernels unpack (``kernels/qgemm_pack.py``):
 
 - INT8: the packed bytes are the codes; INT4: ``stack([p & 15, p >> 4], -1)``; INT6: the
   little-endian 24-bit word of bytes ``3t, 3t+1, 3t+2`` split into four 6-bit fields, low first.
@@ -14,7 +14,7 @@ only when it is exactly one of the layouts the seed kernels unpack (``modules/_q
 W8A8 is the same weight behind a per-row dynamic quantisation of x (``abs``/``amax``/``clamp``/
 ``div``, round half away from zero, clamp to +-127) and the row scale multiplied back after the
 matmul. A bias ``add`` (and W8A8's final cast) after the matmul is fused. The seed kernels
-(``modules/_qgemm_kernels.py``) are copied into the candidate; the launch follows its
+(``kernels/qgemm.py``) are copied into the candidate; the launch follows its
 ``wxa16_linear`` / ``w8a8_linear``, with the group size read from the scales' shape at run time.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from ....modules import _qgemm_kernels as seed_kernel
+from ....kernels import qgemm as seed_kernel
 from ..trace import OpGraph, Ref
 from . import seed
 from .base import Config, EmitContext, Emitted, Segment, available_before
@@ -104,9 +104,9 @@ class QLinear:
     def default(self, seg: Segment) -> Config:
         spec = seg.spec
         if spec["w8a8"]:
-            cfg = seed_kernel._w8a8_config(spec["m"])
+            cfg = seed_kernel.w8a8_config(spec["m"])
         else:
-            cfg = seed_kernel._fit_group(seed_kernel._wxa16_config(spec["m"]), spec["group_size"])
+            cfg = seed_kernel.fit_group(seed_kernel.wxa16_config(spec["m"]), spec["group_size"])
         return {
             "BLOCK_M": cfg.block_m,
             "BLOCK_N": cfg.block_n,

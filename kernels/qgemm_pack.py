@@ -16,7 +16,7 @@ Layouts, per row (``c[k]`` is the code of input feature ``k``, bit 0 is the leas
   ``(6 * (k % 4)) % 8`` and spills into the next byte when that shift exceeds 2 (``k % 4`` of 1
   or 2). ``in_features`` must be a multiple of 4.
 
-The Triton kernels in ``_qgemm_kernels.py`` unpack exactly these layouts.
+The Triton kernels in ``qgemm.py`` unpack exactly these layouts.
 
 W8A8 activations are int8 codes made per row at run time: ``s_x = max(max|x|, ACT_EPS) / 127``
 in fp32 and ``round_half_away_from_zero(x / s_x)`` clamped to ``[-127, 127]``.

@@ -2,7 +2,7 @@
 
 - ``_wxa16_kernel``: weight-only INT8/INT6/INT4 (W8A16, W6A16, W4A16). Each program loads packed
   bytes of a ``BLOCK_K x BLOCK_N`` weight tile and unpacks the codes with shifts and masks
-  (layouts in ``_qgemm_pack.py``). When BLOCK_K divides the group size (the usual case) the codes
+  (layouts in ``qgemm_pack.py``). When BLOCK_K divides the group size (the usual case) the codes
   go to ``tl.dot`` as they are (exact in fp16/bf16) and the group's scale and zero are applied to
   the fp32 partial sum: ``s * (x . q - z * sum(x))``. Otherwise each element is dequantised,
   ``(code - zero) * scale`` in fp32 rounded to x's dtype, before the dot. Both accumulate in
@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._qgemm_pack import ACT_EPS
+from .qgemm_pack import ACT_EPS
 
 
 @triton.jit
@@ -307,7 +307,8 @@ def _pick_split(M: int, N: int, K: int, cfg: Config, weight_bytes: int, device) 
     return split
 
 
-def _wxa16_config(M: int) -> Config:
+def wxa16_config(M: int) -> Config:
+    """The launcher's tiles for M rows; the builtin qlinear template emits the same."""
     if M <= 16:  # GEMV-like: weight bandwidth is everything; narrow N tiles, split-K
         return Config(16, 64, 128, num_warps=4, num_stages=4)
     if M <= 64:
@@ -315,7 +316,7 @@ def _wxa16_config(M: int) -> Config:
     return Config(128, 128, 64, num_warps=8, num_stages=3)
 
 
-def _fit_group(cfg: Config, group_size: int) -> Config:
+def fit_group(cfg: Config, group_size: int) -> Config:
     """Shrink BLOCK_K to a power-of-two group size (>= 64) it does not divide, so that each K step
     needs one scale per column instead of a gather of BLOCK_K x BLOCK_N scales."""
     pow2 = group_size & -group_size  # the largest power of two dividing group_size
@@ -324,7 +325,8 @@ def _fit_group(cfg: Config, group_size: int) -> Config:
     return cfg
 
 
-def _w8a8_config(M: int) -> Config:
+def w8a8_config(M: int) -> Config:
+    """The launcher's tiles for M rows; the builtin qlinear template emits the same."""
     if M <= 16:
         return Config(16, 64, 128, num_warps=4, num_stages=4)
     if M <= 64:
@@ -370,7 +372,7 @@ def wxa16_linear(x, packed, scales, zeros, bias, *, bits: int, group_size: int,
     zeros = zeros.contiguous() if zeros is not None else None
     M, K = x.shape
     N = packed.shape[0]
-    cfg = config or _fit_group(_wxa16_config(M), group_size)
+    cfg = config or fit_group(wxa16_config(M), group_size)
     split = cfg.split_k if config else _pick_split(M, N, K, cfg, packed.numel(), x.device)
     k_per_split, split = _split_plan(K, split, cfg.block_k)
     out = torch.empty((M, N), device=x.device, dtype=x.dtype)
@@ -414,7 +416,7 @@ def w8a8_linear(x, packed, scales, zeros, bias, *, group_size: int,
     xq, sx = quantize_rows(x)
     M, K = x.shape
     N = packed.shape[0]
-    cfg = config or _w8a8_config(M)
+    cfg = config or w8a8_config(M)
     split = cfg.split_k if config else _pick_split(M, N, K, cfg, packed.numel(), x.device)
     groups = K // group_size
     if split == 1:

@@ -1,6 +1,6 @@
 """Shape facts the conv module and its seed kernel share: the output size of a window, whether
-a tensor is laid out channels-last, and the fused activations by name. Kept apart so that the
-kernel file never imports the module that launches it."""
+a tensor is laid out channels-last, and the fused activations by name. Kept apart from
+``conv.py`` so that ``modules/conv.py`` reads them at import without importing Triton."""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._conv_shapes import ACTIVATIONS as _NAMES
-from ._conv_shapes import channels_last, output_size
+from .conv_shapes import ACTIVATIONS as _NAMES
+from .conv_shapes import channels_last, output_size
 
 ACTIVATIONS = {name: code for code, name in enumerate(_NAMES)}  # the ACTIVATION constexpr
 
