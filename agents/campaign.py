@@ -77,8 +77,7 @@ def _finished(store: RunStore, problem_id: str) -> bool:
     """The run store, not the checkpoint, says whether a problem is done: its status is
     written by the decide node only when the problem stops."""
     return any(
-        p["problem_id"] == problem_id and p["status"] in ("solved", "unsolved")
-        for p in store.problems()
+        p.problem_id == problem_id and p.status in ("solved", "unsolved") for p in store.problems()
     )
 
 

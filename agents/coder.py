@@ -8,12 +8,16 @@ advice and a compact history of what was tried. It never sees hold-out sizes or 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from ..feedback import untrusted
 from . import prompts
 from .context import CampaignContext
-from .roles import Proposed
+from .roles import CoderRequest, Proposed
 from .state import Attempt, ProblemState
+
+if TYPE_CHECKING:
+    from ..runs.rows import CandidateRow
 
 SYSTEM = (
     "You are an expert GPU kernel engineer. You write correct, fast {backend} kernels for "
@@ -27,11 +31,13 @@ class LLMCoder:
 
     name = "llm"
 
-    def propose(self, ctx, state, parent_source, failing, idx: int, k: int) -> Proposed:
+    def propose(self, request: CoderRequest) -> Proposed:
         from .extract import extract_code
 
-        prompt = messages(ctx, state, parent_source, failing, variant=(idx, k))
-        reply = ctx.llm("coder", f"c{idx}", state["round"], prompt)
+        ctx, state = request.ctx, request.state
+        variant = (request.index, request.count)
+        prompt = messages(ctx, state, request.parent_source, request.failing, variant=variant)
+        reply = ctx.llm("coder", f"c{request.index}", state["round"], prompt)
         if reply.text is None:
             return Proposed(error=reply.error or "no reply")
         source = extract_code(reply.text)
@@ -115,14 +121,14 @@ def failure_text(failing: dict, max_chars: int = MAX_ERROR_CHARS) -> str:
     )
 
 
-def describe_timing(row: dict | None) -> str:
+def describe_timing(row: CandidateRow | None) -> str:
     if not row:
         return "no timing yet"
-    if row.get("median_ms") is None:
+    if row.median_ms is None:
         return "correct; not timed (no GPU on the evaluating machine)"
-    text = f"median {row['median_ms']:.4f} ms, speedup vs eager {row['speedup_eager']:.2f}x"
-    if row.get("speedup_compile") is not None:
-        text += f", vs torch.compile {row['speedup_compile']:.2f}x"
+    text = f"median {row.median_ms:.4f} ms, speedup vs eager {row.speedup_eager:.2f}x"
+    if row.speedup_compile is not None:
+        text += f", vs torch.compile {row.speedup_compile:.2f}x"
     return text
 
 

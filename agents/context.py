@@ -67,8 +67,8 @@ class CampaignContext:
     ) -> Reply:
         key = f"{self.problem.id}|r{round_}|{role}|{slot}"
         done = self.store.find_llm_call(key)
-        if done and done.get("status") == "ok":
-            return Reply(done.get("text") or "", None, done["call_id"])
+        if done and done.ok:
+            return Reply(done.text or "", None, done.call.call_id)
         client = self.coder if role == "coder" else self.judge
         from .llm import LLMError
 

@@ -15,12 +15,16 @@ Nodes return partial state updates; only the LLM-calling nodes retry (inside the
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START, StateGraph
 
 from .context import CampaignContext
+from .roles import CoderRequest, JudgeRequest
 from .state import Attempt, ProblemState
+
+if TYPE_CHECKING:
+    from ..runs.rows import CandidateRow
 
 NODES = ("baseline", "propose", "evaluate", "profile", "judge", "decide")
 
@@ -104,6 +108,7 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         failing = _first_failure(ctx, state["round_ids"])
     # Optimize children branch from the best verified kernel; repairs from the failing one.
     parent = state.get("best_id") if mode == "optimize" else (failing or {}).get("candidate_id")
+    parent_row = ctx.store.candidate(parent) if parent else None
     parent_source = _source(ctx, parent) if parent else None
 
     errors: list[str] = []
@@ -111,10 +116,19 @@ def propose(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     agent = _coder(ctx)
 
     def one(idx: int) -> str | None:
-        proposed = agent.propose(ctx, state, parent_source, failing, idx, k)
+        request = CoderRequest(
+            ctx, state, parent_source, failing, index=idx, count=k, parent=parent_row
+        )
+        proposed = agent.propose(request)
         if proposed.source is not None:
             return ctx.store.add_candidate(
-                ctx.problem.id, rnd, idx, proposed.source, parent_id=parent, mode=mode
+                ctx.problem.id,
+                rnd,
+                idx,
+                proposed.source,
+                parent_id=parent,
+                mode=mode,
+                builtin_config=proposed.builtin_config,
             )
         if proposed.error is not None:
             ctx.store.event("coder_failed", ctx.problem.id, round=rnd, error=proposed.error)
@@ -180,7 +194,7 @@ def profile(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
         return {"profile": None}
     from ..feedback import candidate_resources, static_resources, summary
 
-    cid = best["candidate_id"]
+    cid = best.candidate_id
     verdict, source = ctx.store.verdict_for(cid), _source(ctx, cid)
     statics = None
     if verdict.backend == "cuda":  # compiling is not running: NVRTC only reads the string
@@ -246,11 +260,8 @@ def _ncu_counters(ctx: CampaignContext, cid: str, source: str) -> dict | None:
             sets=ctx.options.sets,
             sandbox=ctx.options.sandbox,
         )
-    except ncu.NcuError as exc:  # e.g. counters restricted to admins: say so, keep going
+    except ncu.NcuError as exc:  # no ncu, no kernel matched, counters for admins: say so, go on
         ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=str(exc)[:500])
-        return None
-    if isinstance(report, str):
-        ctx.store.event("profile_note", ctx.problem.id, candidate=cid, note=report[:500])
         return None
     return report.aggregate()
 
@@ -264,14 +275,15 @@ def advise(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     # optimize this round's best correct kernel (the Judge reads its measurements).
     mode = "optimize" if best_round else "repair"
     failing = _first_failure(ctx, state["round_ids"]) if mode == "repair" else None
-    advice, call_id = _judge(ctx).advise(ctx, state, mode, best_round, failing)
+    judgement = _judge(ctx).advise(JudgeRequest(ctx, state, mode, best_round, failing))
+    advice = judgement.advice
     ctx.store.add_advice(
         ctx.problem.id,
         rnd,
         mode,
         advice,
-        llm_call_id=call_id,
-        candidate_id=(best_round or {}).get("candidate_id"),
+        llm_call_id=judgement.call_id,
+        candidate_id=best_round.candidate_id if best_round else None,
     )
     return {"advice": advice, "halt": advice.get("halt")}
 
@@ -280,23 +292,23 @@ def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
     rnd = state["round"]
     history = list(state.get("history", []))
     for cid in state["round_ids"]:
-        c = ctx.store.candidate(cid) or {}
+        c = ctx.store.candidate(cid)  # round_ids come from add_candidate: the row exists
         history.append(
             Attempt(
                 round=rnd,
                 candidate_id=cid,
                 mode=state["mode"],
-                accepted=c.get("accepted"),
-                codes=c.get("codes") or [],
-                speedup=c.get("speedup_eager"),
+                accepted=c.accepted,
+                codes=list(c.codes or []),
+                speedup=c.speedup_eager,
                 note="",
             )
         )
     best = ctx.store.best_candidate(ctx.problem.id)
     best_id, best_speedup = state.get("best_id"), state.get("best_speedup")
     improved = False
-    if best and best["candidate_id"] != best_id:
-        new = best.get("speedup_eager")
+    if best and best.candidate_id != best_id:
+        new = best.speedup_eager
         gain = ctx.options.min_gain
         improved = (
             best_id is None
@@ -304,7 +316,7 @@ def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
             or best_speedup is None
             or (new > best_speedup * (1 + gain))
         )
-        best_id, best_speedup = best["candidate_id"], new
+        best_id, best_speedup = best.candidate_id, new
     stale = 0 if improved else state.get("stale_rounds", 0) + 1
     accepted_now = any(h["accepted"] for h in history if h["round"] == rnd)
     stop = None
@@ -333,18 +345,22 @@ def decide(ctx: CampaignContext, state: ProblemState) -> dict[str, Any]:
 
 
 def _promote(ctx: CampaignContext) -> None:
-    """A finished problem that tunes a library op offers its winner to the library; the
-    library's own bar (accepted, GPU-timed, lower bound beats the best PyTorch path) decides."""
-    from ..library import ops
-    from ..library.promote import promote_from_run
+    """A solved problem offers its winner to the library; the library's own bar decides
+    (accepted, GPU-timed, lower bound beats the best PyTorch path; or, with
+    ``--allow-untimed``, accepted and labelled untimed)."""
+    from ..library.promote import NotPromotable, promote_from_run
 
-    if not any(ctx.problem.id in ops.get(name).problems for name in ops.names()):
-        return
-    outcome = promote_from_run(ctx.store, ctx.problem.id, problem=ctx.problem)
-    if isinstance(outcome, str):
-        ctx.store.event("not_promoted", ctx.problem.id, reason=outcome)
+    try:
+        entry = promote_from_run(
+            ctx.store,
+            ctx.problem.id,
+            problem=ctx.problem,
+            allow_untimed=ctx.options.allow_untimed,
+        )
+    except NotPromotable as exc:
+        ctx.store.event("not_promoted", ctx.problem.id, reason=exc.reason)
     else:
-        ctx.store.event("promoted", ctx.problem.id, entry=outcome.entry_id)
+        ctx.store.event("promoted", ctx.problem.id, entry=entry.entry_id, tier=entry.tier)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -360,12 +376,18 @@ def _builtin_seed(ctx: CampaignContext, state: ProblemState, slot: int) -> str:
     """The builtin coder's kernel as one more round-0 candidate, or "" when it has none."""
     from .builtin.coder import BuiltinCoder
 
-    proposed = BuiltinCoder().propose(ctx, state, None, None, 0, 1)
+    proposed = BuiltinCoder().propose(CoderRequest(ctx, state, None, None, index=0, count=1))
     if proposed.source is None:
         ctx.store.event("seed_skipped", ctx.problem.id, reason=proposed.halt)
         return ""
     return ctx.store.add_candidate(
-        ctx.problem.id, 0, slot, proposed.source, parent_id=None, mode="initial"
+        ctx.problem.id,
+        0,
+        slot,
+        proposed.source,
+        parent_id=None,
+        mode="initial",
+        builtin_config=proposed.builtin_config,
     )
 
 
@@ -379,21 +401,21 @@ def _judge(ctx: CampaignContext):
 
 def _source(ctx: CampaignContext, candidate_id: str) -> str:
     row = ctx.store.candidate(candidate_id)
-    return (ctx.store.path / row["source_path"]).read_text()
+    return (ctx.store.path / row.source_path).read_text()
 
 
-def _round_best(ctx: CampaignContext, ids: list[str]) -> dict | None:
+def _round_best(ctx: CampaignContext, ids: list[str]) -> CandidateRow | None:
     rows = [ctx.store.candidate(i) for i in ids]
-    ok = [r for r in rows if r and r.get("accepted")]
+    ok = [r for r in rows if r and r.accepted]
     if not ok:
         return None
-    return max(ok, key=lambda r: (r.get("speedup_eager") or 0.0, -(r.get("median_ms") or 0.0)))
+    return max(ok, key=lambda r: (r.speedup_eager or 0.0, -(r.median_ms or 0.0)))
 
 
 def _first_failure(ctx: CampaignContext, ids: list[str]) -> dict | None:
     for cid in ids:
         row = ctx.store.candidate(cid)
-        if row and not row.get("accepted"):
+        if row and not row.accepted:
             verdict = ctx.store.verdict_for(cid)
-            return {**row, "source": _source(ctx, cid), "verdict": verdict}
+            return {**row.to_dict(), "source": _source(ctx, cid), "verdict": verdict}
     return None

@@ -7,7 +7,7 @@ then works without advice).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import prompts
 from .coder import describe_timing, failure_text, history_table
@@ -15,6 +15,10 @@ from .context import CampaignContext, Reply
 from .extract import OPTIMIZE_SCHEMA as OPTIMIZE
 from .extract import REPAIR_SCHEMA as REPAIR
 from .extract import ExtractionError, extract_json
+from .roles import Judgement, JudgeRequest
+
+if TYPE_CHECKING:
+    from ..runs.rows import CandidateRow
 
 SYSTEM = (
     "You are a GPU performance engineer reviewing a kernel. Name exactly one concrete next step. "
@@ -28,16 +32,18 @@ class LLMJudge:
     name = "llm"
     reads_untimed_resources = True
 
-    def advise(self, ctx, state, mode: str, best_round, failing) -> tuple[dict, str | None]:
+    def advise(self, request: JudgeRequest) -> Judgement:
+        ctx, state, mode = request.ctx, request.state, request.mode
         if mode == "repair":
-            prompt = repair_messages(ctx, failing, state.get("no_code", 0))
-            advice, call_id = ask(ctx, mode, state["round"], prompt, REPAIR)
+            prompt = repair_messages(ctx, request.failing, state.get("no_code", 0))
+            judgement = ask(ctx, mode, state["round"], prompt, REPAIR)
         else:
-            prompt = optimize_messages(ctx, best_round, state.get("profile"), state["history"])
-            advice, call_id = ask(ctx, mode, state["round"], prompt, OPTIMIZE)
+            profile, history = state.get("profile"), state["history"]
+            prompt = optimize_messages(ctx, request.best_round, profile, history)
+            judgement = ask(ctx, mode, state["round"], prompt, OPTIMIZE)
         # "halt" ends a problem in the graph; a model's reply may not decide that.
-        advice.pop("halt", None)
-        return advice, call_id
+        judgement.advice.pop("halt", None)
+        return judgement
 
 
 def repair_messages(ctx: CampaignContext, failing: dict | None, no_code: int) -> list[dict]:
@@ -56,9 +62,9 @@ def repair_messages(ctx: CampaignContext, failing: dict | None, no_code: int) ->
 
 
 def optimize_messages(
-    ctx: CampaignContext, row: dict, profile: str | None, history: list
+    ctx: CampaignContext, row: CandidateRow, profile: str | None, history: list
 ) -> list[dict]:
-    source = (ctx.store.path / row["source_path"]).read_text()
+    source = (ctx.store.path / row.source_path).read_text()
     user = prompts.render(
         "judge-optimize",
         problem_source=ctx.coder_source,
@@ -73,7 +79,7 @@ def optimize_messages(
 
 def ask(
     ctx: CampaignContext, mode: str, round_: int, messages: list[dict], schema: dict
-) -> tuple[dict[str, Any], str | None]:
+) -> Judgement:
     """The Judge's advice and the id of the call that produced it (or a recorded failure)."""
     reply = ctx.llm("judge", mode, round_, messages, json_schema=schema)
     advice, problem = _parse(reply, schema)
@@ -91,7 +97,7 @@ def ask(
     if problem:
         ctx.store.event("judge_failed", ctx.problem.id, round=round_, error=problem)
         advice = {"error": problem}
-    return advice, reply.call_id
+    return Judgement(advice, reply.call_id)
 
 
 def _parse(reply: Reply, schema: dict) -> tuple[dict[str, Any], str | None]:

@@ -60,6 +60,8 @@ class CampaignOptions:
     # LLM campaigns: add the builtin coder's kernel to round 0, a verified start and a baseline
     # the Coder's kernels must beat (optimize rounds branch from whichever is best).
     seed_builtin: bool = False
+    # Promote verified but untimed winners (a CPU campaign) into the library's untimed tier.
+    allow_untimed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -77,7 +77,7 @@ def main() -> int:
         seen = set()
         for p in summary["problems"]:
             cands = store.candidates(p["problem_id"])
-            last = store.verdict_for(cands[-1]["candidate_id"]) if cands else None
+            last = store.verdict_for(cands[-1].candidate_id) if cands else None
             codes = last.codes if last and not last.accepted else []
             seen.add(p["problem_id"])
             rows.append(

@@ -1,8 +1,9 @@
 """Store readers: each gathers what one dashboard page needs from a run and builds its model.
 
 The ``read_*`` functions are the only dashboard code that touches a store; they read through
-:class:`RunStore`'s public read methods and the run's artifact files, then hand plain rows to the
-pure page builders of :mod:`.views`. Nothing here writes.
+:class:`RunStore`'s public read methods and the run's artifact files, then hand the rows to the
+pure page builders of :mod:`.views` as plain dicts (``to_dict()``: the public JSON form, which
+the pages and their JSON keep). Nothing here writes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def read_campaigns(run_dir: Path) -> dict:
             continue
         try:
             with RunStore.open(path) as store:
-                rows.append(campaign_row(store.summary(), run_devices(store.candidates())))
+                candidates = _dicts(store.candidates())
+                rows.append(campaign_row(store.summary(), run_devices(candidates)))
         except (RunStoreError, sqlite3.Error, OSError, ValueError, KeyError) as exc:
             # One broken run is listed with its error (as `runs list` does), not allowed to take
             # the page down.
@@ -48,7 +50,16 @@ def read_campaigns(run_dir: Path) -> dict:
 
 # --- one campaign --------------------------------------------------------------------------------
 def read_campaign(store: RunStore) -> dict:
-    return campaign_page(store.summary(), store.candidates(), store.events(), store.last_activity())
+    return campaign_page(
+        store.summary(),
+        _dicts(store.candidates()),
+        _dicts(store.events()),
+        store.last_activity(),
+    )
+
+
+def _dicts(rows: list) -> list[dict]:
+    return [r.to_dict() for r in rows]
 
 
 # --- one problem ---------------------------------------------------------------------------------
@@ -66,17 +77,17 @@ def read_reference(store: RunStore, problem_id: str) -> dict | None:
     """The reference source: as this run sent it to the Coder (what the campaign optimised),
     else the bundled problem file as it is now; None when neither is available."""
     for call in store.llm_calls(problem_id):
-        if call["role"] != "coder":
+        if call.role != "coder":
             continue
         try:
-            request = json.loads((store.path / call["request_path"]).read_text(encoding="utf-8"))
+            request = json.loads((store.path / call.request_path).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         source = extract_problem_source(request.get("messages") or [])
         if source:
             return {
                 "source": source,
-                "origin": f"as sent to the Coder in {call['call_id']} (hold-out sizes removed, "
+                "origin": f"as sent to the Coder in {call.call_id} (hold-out sizes removed, "
                 "size constants as evaluated)",
             }
     from ..kernelbench import loader
@@ -104,8 +115,8 @@ def read_problem(store: RunStore, problem_id: str) -> dict | None:
         summary,
         problem_id,
         rows,
-        store.advice(problem_id),
-        store.events(problem_id),
+        _dicts(store.advice(problem_id)),
+        _dicts(store.events(problem_id)),
         read_reference(store, problem_id),
     )
 
@@ -126,11 +137,11 @@ def read_candidate(store: RunStore, candidate_id: str) -> dict | None:
     candidate = store.candidate(candidate_id)
     if candidate is None:
         return None
-    pid = candidate["problem_id"]
+    pid = candidate.problem_id
     siblings = [r for r in candidates_with_calls(store) if r["problem_id"] == pid]
     row = next(r for r in siblings if r["candidate_id"] == candidate_id)
     verdict = store.verdict_for(candidate_id)
-    parent = store.candidate(candidate["parent_id"]) if candidate["parent_id"] else None
+    parent = store.candidate(candidate.parent_id) if candidate.parent_id else None
     bandwidth = None
     if verdict and verdict.timing:
         spec = gpu_specs.lookup(verdict.timing.gpu)
@@ -139,13 +150,13 @@ def read_candidate(store: RunStore, candidate_id: str) -> dict | None:
         store.summary(),
         row,
         verdict.to_dict() if verdict else None,
-        _read_text(store, candidate["source_path"]),
-        _read_text(store, parent["source_path"]) if parent else None,
+        _read_text(store, candidate.source_path),
+        _read_text(store, parent.source_path) if parent else None,
         siblings,
-        store.advice(pid),
-        store.llm_calls(pid),
-        _read_text(store, str(Path(candidate["verdict_path"]).with_name("build.log")))
-        if candidate["verdict_path"]
+        _dicts(store.advice(pid)),
+        _dicts(store.llm_calls(pid)),
+        _read_text(store, str(Path(candidate.verdict_path).with_name("build.log")))
+        if candidate.verdict_path
         else None,
         bandwidth,
     )

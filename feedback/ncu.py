@@ -148,7 +148,13 @@ def build_command(
 
 # --- the report ------------------------------------------------------------------------------
 class NcuError(KernelloopError, RuntimeError):
-    """ncu ran but produced no usable report."""
+    """Nsight Compute gave no usable report (the base of this module's errors)."""
+
+
+class ProfileError(NcuError):
+    """Nothing could be measured for this candidate: no GPU, no ncu, the static gate refused it,
+    it failed to build or run, or ncu matched no kernel. The message says which; the caller
+    goes on without counters (profiling is feedback, never a verdict)."""
 
 
 PERMISSION_HELP = (
@@ -405,24 +411,25 @@ def profile_candidate(
     sandbox: str | None = None,
     backend: str | None = None,
     admin_counters: bool = False,
-) -> NcuReport | str:
+) -> NcuReport:
     """Profile ``source`` (a candidate for ``problem``) with Nsight Compute, in the sandbox.
 
     The candidate runs in the profile worker (``sandbox/profile_job.py``) under the isolation
     backend, with ``ncu`` itself inside the sandbox in front of it: candidate code never runs in
     this process. Inputs come from the trusted reference worker, as in the evaluator.
 
-    Returns the report, or a short reason when nothing could be measured (no GPU, no ncu, the
-    static gate refused the source, the candidate failed to build or run, no kernel matched).
-    Raises :class:`NcuPermissionError` when the driver refuses counter access (a machine
-    setting: every later profile would fail the same way) and ValueError for bad arguments.
+    Returns the report. Raises :class:`ProfileError` with a short reason when nothing could be
+    measured (no GPU, no ncu, the static gate refused the source, the candidate failed to build
+    or run, no kernel matched), :class:`NcuPermissionError` when the driver refuses counter
+    access (a machine setting: every later profile would fail the same way) and ValueError for
+    bad arguments.
     ``admin_counters`` lets the profiled worker keep root's capabilities (``process`` sandbox
     only; trusted candidates only) where the driver restricts the counters to admins.
     """
     requested = resolve_metrics(metrics)
     why = unavailable()
     if why:
-        return why
+        raise ProfileError(why)
     from ..sandbox import profile_job
 
     exe = ncu_path() or "ncu"
@@ -439,7 +446,7 @@ def profile_candidate(
         admin_counters=admin_counters,
     ) as session:
         if session.refused:
-            return session.refused
+            raise ProfileError(session.refused)
         for _ in range(3):  # at most two retries, each without the metrics ncu did not know
             log = session.work / LOG_FILE
             log.unlink(missing_ok=True)
@@ -467,16 +474,18 @@ def profile_candidate(
     if dropped:
         report.warnings.append(f"ncu does not know {', '.join(dropped)} on this GPU: dropped")
     if attempt.failure:
-        return attempt.failure
+        raise ProfileError(attempt.failure)
     if not report.kernels:
         errors = [w for w in report.warnings if w.startswith("==ERROR==")]
         if errors:
-            return "ncu failed: " + " ".join(errors)[:1500]
+            raise ProfileError("ncu failed: " + " ".join(errors)[:1500])
         if attempt.launches is None:
             tail = everything.strip()[-800:]
-            return f"ncu wrote no report and the worker never reached its profiled call: {tail}"
+            raise ProfileError(
+                f"ncu wrote no report and the worker never reached its profiled call: {tail}"
+            )
         where = f"kernels matching {regex}" if regex else "kernels"
-        return (
+        raise ProfileError(
             f"ncu profiled no kernel: the candidate launched {attempt.launches} Triton/NVRTC "
             f"kernel(s) in the profiled call, and ncu saw no {where} "
             f"(log tail: {text[-600:].strip()!r})"

@@ -37,7 +37,7 @@ class _Board:
             row["status"] = "done (" + (reason if len(reason) <= 48 else reason[:47] + "…") + ")"
         best = self.store.best_candidate(problem_id)
         if best:
-            s = best.get("speedup_eager")
+            s = best.speedup_eager
             row["best"] = f"{s:.2f}x" if s else "correct (untimed)"
 
     def table(self) -> Table:

@@ -180,20 +180,22 @@ def collect(
         doc["skipped"].append(
             "evaluation (--no-eval): no verdict, timing or NVML, so no Judge summary"
         )
-    report = ncu.profile_candidate(
-        problem,
-        source,
-        metrics=metrics,
-        size=size,
-        sets=sets,
-        timeout_s=timeout_s,
-        sandbox=sandbox,
-        admin_counters=admin_counters,
-    )
-    if isinstance(report, str):
-        doc["ncu_unavailable"] = report
+    report = None
+    try:
+        report = ncu.profile_candidate(
+            problem,
+            source,
+            metrics=metrics,
+            size=size,
+            sets=sets,
+            timeout_s=timeout_s,
+            sandbox=sandbox,
+            admin_counters=admin_counters,
+        )
+    except ncu.ProfileError as exc:  # reported in the document; the rest of it still stands
+        doc["ncu_unavailable"] = str(exc)
         doc["ncu_failed"] = ncu.unavailable() is None  # ncu ran: the candidate is the problem
-        doc["skipped"].append(f"Nsight Compute skipped: {report}")
+        doc["skipped"].append(f"Nsight Compute skipped: {exc}")
     else:
         doc["ncu"] = report.to_dict()
         if raw_out is not None:
@@ -205,7 +207,7 @@ def collect(
         doc["summary"] = judge_summary(
             verdict,
             static=[static_resources.StaticResources.from_dict(s) for s in doc["static"]],
-            ncu=None if isinstance(report, str) else report.aggregate(),
+            ncu=None if report is None else report.aggregate(),
             dtype=problem.dtype,
         )
     return doc

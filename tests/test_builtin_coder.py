@@ -78,12 +78,13 @@ def test_unknown_ops_are_named(tmp_path):
         module.generate(problem, trace.trace(problem), pl, [])
 
 
-def test_generated_file_records_its_plan_and_copies_the_reference_init():
+def test_generated_file_shows_its_plan_and_copies_the_reference_init():
     source, pl = _generate("level2/10_bias_tanh_residual")
-    record = module.header(source)
+    # The record the run store keeps with the candidate; the first line shows it to a reader.
+    record = module.record(pl, [{}] * len(pl.segments))
     assert record["templates"] == [s.template for s in pl.segments]
+    assert source.startswith(module.MARKER) and pl.describe() in source.splitlines()[0]
     assert "self.bias = nn.Parameter(torch.randn(channels) * 0.5)" in source
-    assert module.header("import torch\n") is None
 
 
 def test_an_init_that_needs_values_from_outside_cannot_be_copied(tmp_path):
@@ -155,13 +156,14 @@ def test_campaign_reports_no_template_as_an_outcome_not_a_crash(tmp_path):
 
     unknown = _unknown_op(tmp_path)
     store = builtin_campaign([*loader.load("level1/01_relu"), unknown], tmp_path, rounds=3)
-    rows = {p["problem_id"]: p for p in store.problems()}
-    assert rows[unknown.id]["status"] == "unsolved"
-    assert rows[unknown.id]["stop_reason"] == "no template for: logcumsumexp"
+    rows = {p.problem_id: p for p in store.problems()}
+    assert rows[unknown.id].status == "unsolved"
+    assert rows[unknown.id].stop_reason == "no template for: logcumsumexp"
     relu = rows["level1/01_relu"]
-    assert relu["status"] == "solved"
-    assert relu["stop_reason"].startswith("verified, not timed on cpu")  # verified, not timed
-    assert len(store.candidates("level1/01_relu")) == 1
+    assert relu.status == "solved"
+    assert relu.stop_reason.startswith("verified, not timed on cpu")  # verified, not timed
+    (kernel,) = store.candidates("level1/01_relu")
+    assert kernel.builtin_config["templates"] == ["elementwise"]  # stored with the candidate
     assert store.summary()["correct_pct"] == 50.0
 
 

@@ -3,10 +3,11 @@ verdicts whose time depends on the config (so the search has something real to c
 
 from __future__ import annotations
 
+import json
 import math
-from pathlib import Path
 
 import pytest
+from paths import TESTS
 
 from kernelloop.agents import campaign
 from kernelloop.agents.builtin import module, search
@@ -21,7 +22,7 @@ pytest.importorskip("langgraph")
 
 H100 = "NVIDIA H100 80GB HBM3"
 KNOBS = {"BLOCK": (256, 512, 1024, 2048, 4096), "num_warps": (1, 2, 4, 8)}
-FIXTURES = Path(__file__).parent / "fixtures" / "ncu"
+FIXTURES = TESTS / "fixtures" / "ncu"
 # 64 M float32 elements in and out, no FLOPs: an elementwise op.
 COPY = roofline.Work(flops=0.0, bytes=2 * 64 * 2**20 * 4, flops_source="none")
 
@@ -117,6 +118,12 @@ def test_search_ends_at_a_local_optimum():
     assert search.next_configs(KNOBS, trials, search.Feedback(), 4) == []
 
 
+def _config_of(source: str) -> dict:
+    """The main segment's config, as the fake GPU reads it from the generated file's first line
+    (a comment for readers: the campaign keeps the configs in the run store, with the candidate)."""
+    return json.loads(source.splitlines()[0].removeprefix(module.MARKER))["configs"][0]
+
+
 def _campaign(problems, options, evaluate, runs_dir, resume=None):
     """A builtin campaign over ``problems`` with a fake evaluator; its run store."""
     store = campaign.open_store(problems, coder_model="builtin", judge_model="builtin",
@@ -142,21 +149,20 @@ def test_builtin_campaign_climbs_to_the_best_config_on_timed_verdicts(tmp_path):
     seen: list[dict] = []
 
     def evaluate(p, source):
-        config = module.header(source)["configs"][0]
+        config = _config_of(source)
         seen.append(config)
         return _timed(_cost(config))
 
     options = CampaignOptions(rounds=8, candidates=2, plateau_rounds=8)
     store = _campaign([problem], options, evaluate, tmp_path)
     best = store.best_candidate("level1/01_relu")
-    source = (store.path / best["source_path"]).read_text()
-    assert module.header(source)["configs"][0] == {"BLOCK": 2048, "num_warps": 8}
+    assert best.builtin_config["configs"][0] == {"BLOCK": 2048, "num_warps": 8}
     assert len(seen) < 20  # 20 configs in the space: the search did not sweep them all
     assert len({tuple(sorted(c.items())) for c in seen}) == len(seen)  # nothing measured twice
-    advice = [a["advice"] for a in store.advice("level1/01_relu")]
+    advice = [a.advice for a in store.advice("level1/01_relu")]
     assert "memory-bound" in advice[0]["diagnosis"]
     (row,) = store.problems()
-    assert row["status"] == "solved"
+    assert row.status == "solved"
     assert not store.spend()["calls"]  # no LLM was asked anything
 
 
@@ -243,7 +249,7 @@ def test_a_config_too_big_for_the_gpu_is_retried_smaller_not_halted(tmp_path):
 
     def evaluate(p, source):
         nonlocal default_block
-        config = module.header(source)["configs"][0]
+        config = _config_of(source)
         seen.append(config)
         default_block = default_block or config["BLOCK"]
         if config["BLOCK"] >= default_block:  # as if the default asked for too much shared memory
@@ -259,8 +265,8 @@ def test_a_config_too_big_for_the_gpu_is_retried_smaller_not_halted(tmp_path):
     store = _campaign([problem], options, evaluate, tmp_path)
     assert len(seen) >= 2 and seen[1]["BLOCK"] < seen[0]["BLOCK"]
     best = store.best_candidate("level1/01_relu")
-    assert best is not None and best["accepted"]
-    advice = [a["advice"] for a in store.advice("level1/01_relu")]
+    assert best is not None and best.accepted
+    advice = [a.advice for a in store.advice("level1/01_relu")]
     assert "did not fit the GPU" in advice[0]["diagnosis"]
 
 
@@ -290,4 +296,4 @@ def test_a_wrong_kernel_halts_the_search(tmp_path):
     store = _campaign([problem], options, evaluate, tmp_path)
     (row,) = store.problems()
     assert len(store.candidates("level1/01_relu")) == 1  # smaller tiles would not make it right
-    assert row["stop_reason"] == "the builtin kernel was rejected (WRONG_OUTPUT)"
+    assert row.stop_reason == "the builtin kernel was rejected (WRONG_OUTPUT)"

@@ -11,17 +11,16 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
+from paths import REPO, TESTS
 
 from kernelloop.agents import campaign, graph
 from kernelloop.agents.state import CampaignOptions
 from kernelloop.kernelbench import loader
 from kernelloop.runs.store import RunStore
 
-REPO = Path(__file__).resolve().parents[1]
 RIGHT = (REPO / "kernelbench/problems/level1/solutions/01_relu.py").read_text()
 # Runs, launches a kernel, and is wrong: it adds 1 to every output.
 WRONG = RIGHT.replace("tl.maximum(x, 0.0)", "tl.maximum(x, 0.0) + 1.0")
@@ -85,16 +84,16 @@ def _run_in_process(tmp_path, responder, **option_changes):
 def test_wrong_kernel_is_repaired_and_the_run_store_shows_both(tmp_path):
     store, requests = _run_in_process(tmp_path, Script())
     cands = store.candidates("level1/01_relu")
-    assert [c["round"] for c in cands] == [0, 1]
-    assert cands[0]["accepted"] == 0 and "WRONG_OUTPUT" in cands[0]["codes"]
-    assert cands[1]["accepted"] == 1 and cands[1]["parent_id"] == cands[0]["candidate_id"]
-    assert cands[1]["mode"] == "repair"
+    assert [c.round for c in cands] == [0, 1]
+    assert cands[0].accepted is False and "WRONG_OUTPUT" in cands[0].codes
+    assert cands[1].accepted is True and cands[1].parent_id == cands[0].candidate_id
+    assert cands[1].mode == "repair"
     advice = store.advice("level1/01_relu")
-    assert advice and advice[0]["mode"] == "repair" and advice[0]["advice"]["fix"]
+    assert advice and advice[0].mode == "repair" and advice[0].advice["fix"]
     calls = store.llm_calls()
-    assert {c["role"] for c in calls} == {"coder", "judge"}
-    assert all(c["prompt_tokens"] and c["completion_tokens"] for c in calls)
-    assert all(c["cost_usd"] is None for c in calls)  # unknown models: unknown cost, never 0
+    assert {c.role for c in calls} == {"coder", "judge"}
+    assert all(c.prompt_tokens and c.completion_tokens for c in calls)
+    assert all(c.cost_usd is None for c in calls)  # unknown models: unknown cost, never 0
     # The repair prompt showed the Coder the failure and the Judge's diagnosis.
     repair_prompt = requests[2]["messages"][-1]["content"]
     assert "WRONG_OUTPUT" in repair_prompt and "off by one" in repair_prompt
@@ -122,7 +121,7 @@ def test_graph_diagram_snapshot(tmp_path):
         evaluate=None, gpu_brief="",
     )  # fmt: skip
     mermaid = graph.build(ctx).get_graph().draw_mermaid()
-    snapshot = Path(__file__).parent / "snapshots" / "campaign_graph.mmd"
+    snapshot = TESTS / "snapshots" / "campaign_graph.mmd"
     assert mermaid.strip() == snapshot.read_text().strip()
 
 
@@ -156,8 +155,8 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_no_completed_call(tmp_pat
     assert not set(before) & set(after), "a completed LLM call was repeated after resume"
     store = RunStore.open(run_dir)
     cands = store.candidates("level1/01_relu")
-    assert [c["round"] for c in cands] == [0, 1, 2], (out, store.events())
-    assert [bool(c["accepted"]) for c in cands] == [False, True, True]
+    assert [c.round for c in cands] == [0, 1, 2], (out, store.events())
+    assert [bool(c.accepted) for c in cands] == [False, True, True]
     assert store.status() == "finished"
     with sqlite3.connect(run_dir / "run.sqlite") as db:
         keys = [r[0] for r in db.execute("SELECT idem_key FROM llm_calls WHERE status = 'ok'")]
@@ -191,7 +190,7 @@ def test_malformed_judge_reply_is_retried_then_recorded_and_the_loop_goes_on(tmp
     assert len(judge_requests) == 2  # the reply, then one retry showing what was wrong
     assert "not valid" in judge_requests[1]["messages"][-1]["content"]
     (advice,) = store.advice("level1/01_relu")
-    assert "malformed judge reply" in advice["advice"]["error"]
+    assert "malformed judge reply" in advice.advice["error"]
     assert len(store.candidates("level1/01_relu")) == 2  # round 1 still ran
 
 
@@ -199,7 +198,7 @@ def test_budget_stops_the_campaign(tmp_path):
     store, _ = _run_in_process(tmp_path, Script(), rounds=4, budget_tokens=1)
     assert len(store.candidates("level1/01_relu")) == 1
     (problem,) = store.problems()
-    assert problem["stop_reason"].startswith("budget")
+    assert problem.stop_reason.startswith("budget")
 
 
 def test_a_failing_endpoint_stops_the_campaign_with_a_resume_hint(tmp_path):
@@ -223,11 +222,14 @@ def test_a_failing_endpoint_stops_the_campaign_with_a_resume_hint(tmp_path):
 
 def test_seed_builtin_gives_an_llm_campaign_a_verified_start(tmp_path):
     store, requests = _run_in_process(tmp_path, Script(), rounds=2, seed_builtin=True)
-    by_id = {c["candidate_id"]: c for c in store.candidates("level1/01_relu")}
+    by_id = {c.candidate_id: c for c in store.candidates("level1/01_relu")}
     seed = by_id["level1-01-relu-r0-c1"]  # the slot after the K=1 Coder slot
-    assert seed["accepted"] and seed["mode"] == "initial"
-    assert (store.path / seed["source_path"]).read_text().startswith("# kernelloop-builtin:")
-    assert not by_id["level1-01-relu-r0-c0"]["accepted"]  # the Coder's first kernel is wrong
+    assert seed.accepted and seed.mode == "initial"
+    assert (store.path / seed.source_path).read_text().startswith("# kernelloop-builtin:")
+    # The seed's configs are stored with it; the LLM Coder's kernels have none.
+    assert seed.builtin_config["templates"] == ["elementwise"]
+    assert by_id["level1-01-relu-r0-c0"].builtin_config is None
+    assert not by_id["level1-01-relu-r0-c0"].accepted  # the Coder's first kernel is wrong
     # A correct kernel existed after round 0, so round 1 optimised from it instead of repairing.
-    assert by_id["level1-01-relu-r1-c0"]["mode"] == "optimize"
-    assert by_id["level1-01-relu-r1-c0"]["parent_id"] == "level1-01-relu-r0-c1"
+    assert by_id["level1-01-relu-r1-c0"].mode == "optimize"
+    assert by_id["level1-01-relu-r1-c0"].parent_id == "level1-01-relu-r0-c1"

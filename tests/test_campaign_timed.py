@@ -74,8 +74,8 @@ def test_campaign_winner_is_promoted_then_dispatched(tmp_path, monkeypatch, caps
     with settings.override(library_dir=tmp_path / "userlib", dispatch_log=True):
         store = builtin_campaign(loader.load(PROBLEM), tmp_path / "runs", rounds=1,
                                  evaluate=_timed_evaluate)  # fmt: skip
-        kinds = [e["kind"] for e in store.events(PROBLEM)]
-        assert "promoted" in kinds, [e for e in store.events(PROBLEM) if "promot" in e["kind"]]
+        kinds = [e.kind for e in store.events(PROBLEM)]
+        assert "promoted" in kinds, [e for e in store.events(PROBLEM) if "promot" in e.kind]
         (entry,) = Library.default().entries("conv2d")
         assert entry.provenance.run_id == store.run_id and entry.arch == "cpu"
 
@@ -104,11 +104,14 @@ def test_nsight_compute_runs_for_every_round_but_the_last(tmp_path, monkeypatch)
     from kernelloop.kernelbench import loader
 
     calls: list[str] = []
-    monkeypatch.setattr(
-        ncu, "profile_candidate", lambda problem, *a, **k: calls.append(problem.id) or "no ncu"
-    )
+
+    def no_ncu(problem, *args, **kwargs):
+        calls.append(problem.id)
+        raise ncu.ProfileError("no ncu")
+
+    monkeypatch.setattr(ncu, "profile_candidate", no_ncu)
     store = builtin_campaign(loader.load("level1/01_relu"), tmp_path, rounds=2,
                              evaluate=_timed_evaluate)  # fmt: skip
-    notes = [e["payload"]["note"] for e in store.events() if e["kind"] == "profile_note"]
+    notes = [e.payload["note"] for e in store.events() if e.kind == "profile_note"]
     assert calls == ["level1/01_relu"]  # round 0 only
     assert notes == ["no ncu", graph.NCU_LAST_ROUND]

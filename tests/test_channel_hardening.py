@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from paths import CANDIDATES
 
 from kernelloop.kernelbench.loader import load_one, solution_path
 from kernelloop.sandbox import channel, checks, frames, launch, spawn, tensorio
@@ -32,7 +33,6 @@ from kernelloop.sandbox.evaluate import evaluate
 from kernelloop.sandbox.plan import Plan, Trial
 from kernelloop.sandbox.verdict import Verdict
 
-CANDIDATES = Path(__file__).resolve().parent / "candidates"
 RELU = "level1/01_relu"
 PROBLEM = load_one(RELU)
 PLAN = Plan(
@@ -529,8 +529,8 @@ def test_a_campaign_goes_on_when_an_evaluation_raises(tmp_path):
     store = builtin_campaign([PROBLEM], tmp_path, rounds=2, evaluate=broken_evaluator)
     candidates = store.candidates(RELU)
     assert calls and len(candidates) == len(calls)
-    assert all(c["accepted"] == 0 and c["codes"] == [R.EVALUATOR_ERROR] for c in candidates)
-    verdict = store.verdict_for(candidates[0]["candidate_id"])
+    assert all(c.accepted is False and c.codes == [R.EVALUATOR_ERROR] for c in candidates)
+    verdict = store.verdict_for(candidates[0].candidate_id)
     assert "the executor lost its worker" in verdict.reasons[0].message
 
 

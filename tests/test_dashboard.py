@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI
 from markupsafe import escape
+from paths import REPO
 
 from kernelloop.agents import campaign
 from kernelloop.agents.state import CampaignOptions
@@ -32,7 +33,6 @@ from kernelloop.dashboard import views  # noqa: E402
 from kernelloop.dashboard.app import create_app  # noqa: E402
 from kernelloop.dashboard.render import plotly_js  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 PROBLEM = "level1/01_relu"
 RIGHT = (REPO / "kernelbench/problems/level1/solutions/01_relu.py").read_text()
@@ -108,9 +108,9 @@ def _get(client, url: str, status: int = 200) -> str:
 def test_the_fixture_run_is_wrong_then_repaired(run):
     with RunStore.open(run["dir"] / run["id"]) as store:
         cands = store.candidates(PROBLEM)
-        assert [c["candidate_id"] for c in cands] == [R0, R1]
-        assert cands[0]["accepted"] is False and cands[0]["codes"] == ["WRONG_OUTPUT"]
-        assert cands[1]["accepted"] is True and cands[1]["parent_id"] == R0
+        assert [c.candidate_id for c in cands] == [R0, R1]
+        assert cands[0].accepted is False and cands[0].codes == ["WRONG_OUTPUT"]
+        assert cands[1].accepted is True and cands[1].parent_id == R0
         assert store.status() == "finished"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
+from paths import REPO
 
 from kernelloop.agents import campaign
 from kernelloop.agents.state import CampaignOptions
@@ -23,7 +24,6 @@ from kernelloop.sandbox import evaluate as evaluate_mod
 from kernelloop.sandbox import executors, launch
 from kernelloop.sandbox.executors.local import LocalExecutor
 
-REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "kernelbench/problems/level1/solutions"
 RELU, GELU = "level1/01_relu", "level1/02_gelu"
 RIGHT = {RELU: (SOLUTIONS / "01_relu.py").read_text(), GELU: (SOLUTIONS / "02_gelu.py").read_text()}
@@ -162,8 +162,7 @@ def _campaign(tmp_path: Path, executor: str) -> list[tuple]:
     assert summary["evaluated"] == 4 and summary["candidates_per_minute"] > 0
     assert summary["config"]["options"]["executor"] == executor
     return sorted(
-        (c["problem_id"], c["round"], bool(c["accepted"]), tuple(c["codes"] or ()))
-        for c in store.candidates()
+        (c.problem_id, c.round, bool(c.accepted), tuple(c.codes or ())) for c in store.candidates()
     )
 
 

@@ -4,14 +4,13 @@ boolean inputs, several outputs, no kernelloop declarations (a derived size and 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from builtin_support import builtin_campaign, generate
+from paths import TESTS
 
 from kernelloop.agents.builtin import trace
 from kernelloop.kernelbench import loader
 
-FOREIGN = Path(__file__).parent / "fixtures" / "foreign"
+FOREIGN = TESTS / "fixtures" / "foreign"
 
 
 def test_helper_classes_the_init_builds_with_are_copied_without_their_forward():
@@ -29,7 +28,7 @@ def test_a_foreign_file_is_verified_at_its_derived_size(tmp_path):
     (row,) = store.summary()["problems"]
     assert row["status"] == "solved", row["stop_reason"]
     (cand,) = store.candidates(problems[0].id)
-    verdict = store.verdict_for(cand["candidate_id"])
+    verdict = store.verdict_for(cand.candidate_id)
     assert verdict.size == "auto" and {"holdout1", "holdout2"} <= set(verdict.sizes)
 
 

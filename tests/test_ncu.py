@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from paths import REPO, TESTS
 
 from kernelloop.feedback import ncu, ncu_metrics
 from kernelloop.kernelbench import loader
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ncu"
-REPO = Path(__file__).resolve().parents[1]
+FIXTURES = TESTS / "fixtures" / "ncu"
 RELU_TRITON = REPO / "kernelbench/problems/level1/solutions/01_relu.py"
 RELU_CUDA = REPO / "examples/relu_cuda.py"
 
@@ -255,7 +255,9 @@ def test_h100_matmul_recording_gives_the_judge_a_register_limit():
 def test_profile_candidate_without_a_gpu_says_why(monkeypatch):
     problem = loader.load_one("level1/01_relu")
     monkeypatch.setattr(ncu, "unavailable", lambda: "no CUDA GPU here")
-    assert ncu.profile_candidate(problem, RELU_TRITON.read_text()) == "no CUDA GPU here"
+    with pytest.raises(ncu.ProfileError, match="^no CUDA GPU here$") as info:
+        ncu.profile_candidate(problem, RELU_TRITON.read_text())
+    assert isinstance(info.value, ncu.NcuError)  # the graph's one except clause catches it
     with pytest.raises(ValueError, match="unknown metric set"):
         ncu.profile_candidate(problem, RELU_TRITON.read_text(), metrics="nope")
 
@@ -319,8 +321,8 @@ def test_profile_candidate_refuses_what_the_gate_refuses(monkeypatch):
     monkeypatch.setattr(ncu, "unavailable", lambda: None)
     problem = loader.load_one("level1/01_relu")
     cheat = (REPO / "examples/cheat_calls_torch.py").read_text()
-    reason = ncu.profile_candidate(problem, cheat, sandbox="process")
-    assert isinstance(reason, str) and "static gate refused" in reason
+    with pytest.raises(ncu.ProfileError, match="static gate refused"):
+        ncu.profile_candidate(problem, cheat, sandbox="process")
 
 
 def test_admin_counters_need_the_process_sandbox(monkeypatch):

@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import TESTS
 from typer.testing import CliRunner
 
 from kernelloop import profile_cli
 from kernelloop.cli import app
 
 runner = CliRunner()
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ncu"
+FIXTURES = TESTS / "fixtures" / "ncu"
 TRITON = "kernelbench/problems/level1/solutions/01_relu.py"
 CUDA = "examples/relu_cuda.py"
 
@@ -172,3 +172,26 @@ def test_gpu_without_ncu_says_what_was_skipped(repo, monkeypatch):
     assert doc["ncu"] is None and doc["ncu_failed"] is False
     assert "Nsight Compute skipped: Nsight Compute (ncu) is not on PATH" in doc["skipped"]
     assert any("--no-eval" in s for s in doc["skipped"]) and doc["summary"] is None
+
+
+def test_a_candidate_ncu_could_not_profile_fails_the_command(repo, monkeypatch):
+    """ncu is there but measured nothing (here: no kernel matched): the reason is in the
+    document and the exit code is 1, since the candidate, not the machine, is the problem."""
+    from kernelloop.feedback import gpu_specs, ncu
+
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(profile_cli, "_has_gpu", lambda: True)
+    monkeypatch.setattr(profile_cli, "_gpu_arch", lambda: "sm_90")
+    monkeypatch.setattr(profile_cli, "_spec", lambda gpu: gpu_specs.lookup("H100 SXM HBM3"))
+    monkeypatch.setattr(ncu, "unavailable", lambda: None)
+
+    def no_kernel(*args, **kwargs):
+        raise ncu.ProfileError("ncu profiled no kernel: the candidate launched 0 kernel(s)")
+
+    monkeypatch.setattr(ncu, "profile_candidate", no_kernel)
+    result = runner.invoke(app, ["profile", "level1/01_relu", CUDA, "--no-eval", "--json"])
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ncu"] is None and doc["ncu_failed"] is True
+    assert doc["ncu_unavailable"].startswith("ncu profiled no kernel")
+    assert "Nsight Compute skipped: ncu profiled no kernel" in " ".join(doc["skipped"])

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
+import shutil
 import sqlite3
 import threading
 import time
 
 import pytest
+from paths import REPO
 from typer.testing import CliRunner
 
 from kernelloop.runs import RunNotFound, RunStore, RunStoreError, list_runs
 from kernelloop.runs.cli import runs_app
+from kernelloop.runs.rows import AdviceRow, CandidateRow, EventRow, LlmCallRow, ProblemRow
 from kernelloop.sandbox.stats import bootstrap_ratio, summarize
 from kernelloop.sandbox.verdict import (
     BuildResult,
@@ -95,9 +99,9 @@ def test_create_open_round_trip(tmp_path):
     assert meta["schema_version"] == str(RunStore.SCHEMA_VERSION) and meta["status"] == "finished"
     assert meta["finished_at"] >= meta["created_at"]
     row = again.candidate(cid)
-    assert cid == "level1-01-relu-r0-c0" and row["accepted"] is None
-    assert (again.path / row["source_path"]).read_text() == "print('k')\n"
-    assert row["source_path"] == f"candidates/{cid}/source.py"  # relative to the run folder
+    assert cid == "level1-01-relu-r0-c0" and row.accepted is None
+    assert (again.path / row.source_path).read_text() == "print('k')\n"
+    assert row.source_path == f"candidates/{cid}/source.py"  # relative to the run folder
     again.close()
     db = sqlite3.connect(again.path / "run.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # readers never block writers
@@ -118,7 +122,8 @@ def test_open_refuses_missing_runs_and_newer_schemas(tmp_path):
     RunStore.create(tmp_path, CONFIG, run_id="future").close()
     db = sqlite3.connect(tmp_path / "future" / "run.sqlite")
     with db:
-        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
+        newer = str(RunStore.SCHEMA_VERSION + 1)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (newer,))
     db.close()
     with pytest.raises(RunStoreError, match="newer kernelloop"):
         RunStore.open(tmp_path / "future")
@@ -145,22 +150,23 @@ def test_verdict_recorded_and_read_back(store):
 
     assert store.verdict_for(cid) == v
     row = store.candidate(cid)
-    assert row["accepted"] is True and row["codes"] == []
-    assert row["median_ms"] == v.timing.candidate.median
+    assert row.accepted is True and row.codes == []
+    assert row.median_ms == v.timing.candidate.median
     iv = v.timing.speedup_eager
-    assert (row["speedup_eager"], row["speedup_eager_low"], row["speedup_eager_high"]) == (
+    assert (row.speedup_eager, row.speedup_eager_low, row.speedup_eager_high) == (
         iv.point, iv.low, iv.high)  # fmt: skip
-    assert row["speedup_compile_low"] == v.timing.speedup_compile.low
+    assert row.speedup("speedup_eager") == {"point": iv.point, "low": iv.low, "high": iv.high}
+    assert row.speedup_compile_low == v.timing.speedup_compile.low
     folder = store.path / "candidates" / cid
     assert Verdict.from_json((folder / "verdict.json").read_text()) == v
     assert (folder / "build.log").read_text() == "ptxas info: Used 32 registers"
-    assert row["verdict_path"] == f"candidates/{cid}/verdict.json"
+    assert row.verdict_path == f"candidates/{cid}/verdict.json"
 
     bad = store.add_candidate(pid, 0, 1, "k = 2\n", parent_id=None, mode="initial")
     store.record_verdict(bad, verdict(pid, codes=("WRONG_OUTPUT", "TORCH_COMPUTE")))
-    assert store.candidate(bad)["accepted"] is False
-    assert store.candidate(bad)["codes"] == ["WRONG_OUTPUT", "TORCH_COMPUTE"]
-    assert store.candidate(bad)["median_ms"] is None
+    rejected = store.candidate(bad)
+    assert rejected.accepted is False and rejected.codes == ["WRONG_OUTPUT", "TORCH_COMPUTE"]
+    assert rejected.median_ms is None and rejected.speedup("speedup_eager") is None
     with pytest.raises(ValueError, match="belongs to"):
         store.record_verdict(bad, verdict("level1/other"))
 
@@ -179,17 +185,17 @@ def test_best_candidate_ordering(store):
     add(2, verdict(pid, t=flat(1.0, 2.0)))  # 2.0x at 1.0 ms
     fastest = add(3, verdict(pid, t=flat(0.5, 1.0)))  # 2.0x too, at 0.5 ms: the tie goes here
     add(4, verdict(pid, codes=("WALL_CLOCK_MISMATCH",), t=flat(0.1, 1.0)))  # rejected 10x
-    assert store.best_candidate(pid)["candidate_id"] == fastest
+    assert store.best_candidate(pid).candidate_id == fastest
     store.start_problem(pid)
     store.finish_problem(pid, "solved", "rounds: 3 done")
-    assert store.problems()[0]["best_candidate_id"] == fastest
+    assert store.problems()[0].best_candidate_id == fastest
 
     cpu = "p/cpu"
     first = store.add_candidate(cpu, 0, 0, "a\n", parent_id=None, mode="initial")
     second = store.add_candidate(cpu, 0, 1, "b\n", parent_id=None, mode="initial")
     store.record_verdict(second, verdict(cpu))
     store.record_verdict(first, verdict(cpu))
-    assert store.best_candidate(cpu)["candidate_id"] == first  # earliest created, not evaluated
+    assert store.best_candidate(cpu).candidate_id == first  # earliest created, not evaluated
 
 
 # --- LLM calls ----------------------------------------------------------------------------------
@@ -201,15 +207,15 @@ def test_llm_calls_unknown_cost_and_resume(store):
     store.record_llm_call("k2", role="judge", result=llm_result("{}", None, 10, 5), **kw)
 
     found = store.find_llm_call("k1")
-    assert found["call_id"] == paid and found["status"] == "ok"
-    assert found["text"] == "```python\nA\n```" and found["result"]["cost_usd"] == 0.25
+    assert found.call.call_id == paid and found.ok and found.call.status == "ok"
+    assert found.text == "```python\nA\n```" and found.result["cost_usd"] == 0.25
     assert store.find_llm_call("missing") is None
-    request = json.loads((store.path / found["request_path"]).read_text())
-    assert request["messages"] == messages and found["request_path"].startswith("llm/")
+    request = json.loads((store.path / found.call.request_path).read_text())
+    assert request["messages"] == messages and found.call.request_path.startswith("llm/")
 
     # Recording a completed key again neither duplicates nor pays twice.
     assert store.record_llm_call("k1", role="coder", result=llm_result("B", 9.0), **kw) == paid
-    assert store.find_llm_call("k2")["cost_usd"] is None  # unknown stays unknown, not 0
+    assert store.find_llm_call("k2").call.cost_usd is None  # unknown stays unknown, not 0
     assert store.spend() == {"usd": 0.25, "usd_unknown_calls": 1, "prompt_tokens": 110,
                              "completion_tokens": 55, "calls": 2}  # fmt: skip
     assert store.spend("elsewhere")["calls"] == 0
@@ -217,11 +223,11 @@ def test_llm_calls_unknown_cost_and_resume(store):
     # A failed attempt is kept (it counts as unknown spend) and a retry takes over its key.
     failed = store.record_llm_call("k3", role="coder", result=None, error="HTTP 503", **kw)
     attempt = store.find_llm_call("k3")
-    assert attempt["status"] == "error" and attempt["error"] == "HTTP 503"
-    assert attempt["text"] is None
+    assert not attempt.ok and attempt.call.error == "HTTP 503"
+    assert attempt.text is None and attempt.result is None
     retry = store.record_llm_call("k3", role="coder", result=llm_result("C", 0.5), **kw)
-    assert retry != failed and store.find_llm_call("k3")["text"] == "C"
-    assert [c["status"] for c in store.llm_calls()] == ["ok", "ok", "error", "ok"]
+    assert retry != failed and store.find_llm_call("k3").text == "C"
+    assert [c.status for c in store.llm_calls()] == ["ok", "ok", "error", "ok"]
     assert store.spend()["usd_unknown_calls"] == 2 and store.spend()["usd"] == 0.75
 
 
@@ -231,15 +237,15 @@ def test_advice_replaces_and_events_follow(store):
                               (0, "repair", {"fix": "use tl.where"}),
                               (1, "optimize", {"next": "vectorise"})]:  # fmt: skip
         store.add_advice(pid, rnd, mode, advice, candidate_id=None, llm_call_id=None)
-    advice = [a["advice"] for a in store.advice(pid)]
+    advice = [a.advice for a in store.advice(pid)]
     assert advice == [{"fix": "use tl.where"}, {"next": "vectorise"}]  # the latest per round wins
     store.event("problem_started", pid, summary="relu")
     store.event("run_note", detail="x")
     first = store.events()
-    assert [e["kind"] for e in first] == ["problem_started", "run_note"]
-    assert first[0]["payload"] == {"summary": "relu"} and first[1]["problem_id"] is None
+    assert [e.kind for e in first] == ["problem_started", "run_note"]
+    assert first[0].payload == {"summary": "relu"} and first[1].problem_id is None
     store.event("evaluated", pid, accepted=True)
-    assert [e["kind"] for e in store.events(after_id=first[-1]["id"])] == ["evaluated"]
+    assert [e.kind for e in store.events(after_id=first[-1].id)] == ["evaluated"]
 
 
 def test_concurrent_writes_from_threads(store):
@@ -267,10 +273,10 @@ def test_concurrent_writes_from_threads(store):
         t.join()
     assert errors == []
     assert len(store.candidates(pid)) == 8 * 15 + 1
-    assert sum(c["accepted"] is True for c in store.candidates(pid)) == 8 * 15
+    assert sum(c.accepted is True for c in store.candidates(pid)) == 8 * 15
     assert store.spend()["calls"] == 8 * 15 and math.isclose(store.spend()["usd"], 1.2)
     assert len(store.events()) == 8 * 15
-    assert len({c["call_id"] for c in store.llm_calls()}) == 8 * 15
+    assert len({c.call_id for c in store.llm_calls()}) == 8 * 15
 
 
 # --- scoring ------------------------------------------------------------------------------------
@@ -432,3 +438,57 @@ def test_a_run_from_before_sittings_keeps_its_first_sitting_when_resumed(tmp_pat
     s.set_status("running")
     s.set_status("finished")
     assert s.summary()["minutes"] == pytest.approx(2.5)  # 2 min then, 30 s now; not a day
+
+
+# --- typed rows, the builtin coder's configs, runs written before schema 2 ----------------------
+ROW_TYPES = {"problems": ProblemRow, "candidates": CandidateRow, "llm_calls": LlmCallRow,
+             "advice": AdviceRow, "events": EventRow}  # fmt: skip
+COMMITTED_RUN = REPO / "benchmarks/results/runs/h100-level1-builtin"
+RELU_RECORD = {"configs": [{"BLOCK": 1024}], "plan": "relu", "templates": ["elementwise"]}
+
+
+def test_rows_are_frozen_one_field_per_column_and_json_as_before(tmp_path):
+    s = small_run(tmp_path)
+    s.add_advice("p/fast", 0, "optimize", {"next": "x"}, candidate_id=None, llm_call_id=None)
+    s.event("run_note", detail="x")
+    db = sqlite3.connect(s.path / "run.sqlite")
+    for table, cls in ROW_TYPES.items():
+        columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+        assert [f.name for f in dataclasses.fields(cls)] == columns, table
+    db.close()
+    row = s.best_candidate("p/fast")
+    assert isinstance(row, CandidateRow) and isinstance(s.problems()[0], ProblemRow)
+    assert isinstance(s.llm_calls()[0], LlmCallRow) and isinstance(s.advice("p/fast")[0], AdviceRow)
+    assert isinstance(s.events()[0], EventRow) and s.events()[0].payload == {"detail": "x"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.accepted = False  # type: ignore[misc]
+    # The public JSON keeps the shape rows had as dicts: columns in table order, parsed values.
+    doc = row.to_dict()
+    assert list(doc) == [f.name for f in dataclasses.fields(CandidateRow)][:-1]
+    assert doc["accepted"] is True and doc["codes"] == [] and "builtin_config" not in doc
+    s.close()
+
+
+def test_the_builtin_coders_configs_are_stored_with_the_candidate(store):
+    ours = store.add_candidate("p", 0, 0, "a\n", parent_id=None, mode="initial",
+                               builtin_config=RELU_RECORD)  # fmt: skip
+    theirs = store.add_candidate("p", 0, 1, "b\n", parent_id=None, mode="initial")
+    assert store.candidate(ours).builtin_config == RELU_RECORD
+    assert store.candidate(theirs).builtin_config is None  # an LLM's kernel has none
+    shown = runner.invoke(runs_app, ["show", str(store.path), "--json"])
+    assert shown.exit_code == 0 and "builtin_config" not in shown.stdout  # the JSON is unchanged
+
+
+def test_a_committed_run_from_schema_1_still_opens_and_only_a_writer_upgrades_it(tmp_path):
+    run = shutil.copytree(COMMITTED_RUN, tmp_path / COMMITTED_RUN.name)  # never open the original
+    with RunStore.open(run) as old:
+        (relu,) = old.candidates()
+        assert isinstance(relu, CandidateRow) and relu.accepted is True and relu.codes == []
+        assert relu.builtin_config is None and relu.speedup("speedup_eager")["low"] < 1.0
+        assert old.summary()["schema_version"] == 1  # reading added no column and no version
+        # A resumed sitting adds the column first; the old row keeps NULL in it.
+        cid = old.add_candidate("level1/01_relu", 1, 0, "k\n", parent_id=relu.candidate_id,
+                                mode="optimize", builtin_config=RELU_RECORD)  # fmt: skip
+        assert old.meta()["schema_version"] == str(RunStore.SCHEMA_VERSION)
+        assert old.candidate(cid).builtin_config == RELU_RECORD
+        assert old.candidate(relu.candidate_id).builtin_config is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..roles import Proposed
+from ..roles import CoderRequest, Proposed
 from . import module, search
 from .plan import Plan, main_segment, plan
 from .templates import BY_NAME
@@ -40,7 +40,9 @@ class BuiltinCoder:
             raise found
         return found
 
-    def propose(self, ctx, state, parent_source, failing, idx: int, k: int) -> Proposed:
+    def propose(self, request: CoderRequest) -> Proposed:
+        ctx, state = request.ctx, request.state
+        idx, k = request.index, request.count
         try:
             graph, pl, overrides = self.planned(ctx)
         except TraceError as exc:
@@ -65,13 +67,16 @@ class BuiltinCoder:
                 return Proposed(skip=True)
         else:
             proposals = (state.get("advice") or {}).get("proposals") or []
-            if idx >= len(proposals) or parent_source is None:
+            if idx >= len(proposals) or request.parent is None:
                 return Proposed(skip=True)
-            record = module.header(parent_source) or {}
-            configs = list(record.get("configs") or configs)
+            # The parent's configs as the run store keeps them; a parent stored before they were
+            # kept (an older run, resumed) has none, and its segments start from the defaults.
+            stored = (request.parent.builtin_config or {}).get("configs")
+            configs = list(stored or configs)
             configs[proposals[idx]["segment"]] = proposals[idx]["config"]
         try:
-            return Proposed(source=module.generate(ctx.problem, graph, pl, configs, overrides))
+            source = module.generate(ctx.problem, graph, pl, configs, overrides)
+            return Proposed(source=source, builtin_config=module.record(pl, configs))
         except module.EmitError as exc:
             return Proposed(halt=f"no template: {exc}")
         except Exception as exc:  # as above: named in the problem's stop reason

@@ -2,7 +2,8 @@
 
 - :mod:`.store`: :class:`RunStore` (write and read one run) and :func:`list_runs`; its parts
   :mod:`.folder` (connection, transactions, artifact files) and :mod:`.calls` (LLM calls, advice).
-- :mod:`.schema`: the folder layout and the SQLite schema, column by column.
+- :mod:`.schema`: the folder layout and the SQLite schema, column by column, and its migrations.
+- :mod:`.rows`: what the read methods return: one frozen dataclass per table.
 - :mod:`.report`: a run's summary and scores (correct %, fast_1, geomean speedups), the run list.
 - :mod:`.cli`: ``kernelloop runs list`` and ``kernelloop runs show``.
 

@@ -12,6 +12,7 @@ import json
 
 from . import sql
 from .folder import RunFolder, slug, timestamp
+from .rows import AdviceRow, LlmCallRow, StoredCall, from_db
 from .schema import ADVICE_MODES, LLM_DIR, LLM_ROLES
 
 __all__ = ["CallRecords"]
@@ -21,16 +22,17 @@ class CallRecords(RunFolder):
     """The ``llm_calls`` and ``advice`` tables of one run."""
 
     # --- LLM calls -------------------------------------------------------------------------------
-    def find_llm_call(self, idem_key: str) -> dict | None:
-        """The latest call recorded under ``idem_key``, with ``text`` and ``result`` (the stored
-        LLMResult dict) when a reply came back. Reuse it only when ``status == "ok"``."""
+    def find_llm_call(self, idem_key: str) -> StoredCall | None:
+        """The latest call recorded under ``idem_key``, with its reply when one came back.
+        Reuse it only when it is ``ok``."""
         row = self._row("SELECT * FROM llm_calls WHERE idem_key = ?", (idem_key,))
         if row is None:
             return None
+        call = from_db(LlmCallRow, row)
         result = None
-        if row["response_path"]:
-            result = json.loads((self.path / row["response_path"]).read_text(encoding="utf-8"))
-        return {**row, "result": result, "text": (result or {}).get("text")}
+        if call.response_path:
+            result = json.loads((self.path / call.response_path).read_text(encoding="utf-8"))
+        return StoredCall(call, result, (result or {}).get("text"))
 
     def record_llm_call(
         self,
@@ -108,12 +110,13 @@ class CallRecords(RunFolder):
                 )
         return call_id
 
-    def llm_calls(self, problem_id: str | None = None) -> list[dict]:
+    def llm_calls(self, problem_id: str | None = None) -> list[LlmCallRow]:
         """Call rows in the order they were made (no message or reply text; see the files)."""
-        return self._rows(
+        rows = self._rows(
             "SELECT * FROM llm_calls WHERE ? IS NULL OR problem_id = ? ORDER BY created_at, rowid",
             (problem_id, problem_id),
         )
+        return [from_db(LlmCallRow, r) for r in rows]
 
     def spend(self, problem_id: str | None = None) -> dict:
         """Money and tokens so far; calls without a known price count in ``usd_unknown_calls``."""
@@ -159,8 +162,8 @@ class CallRecords(RunFolder):
                 (*key, json.dumps(advice, default=str), llm_call_id, timestamp()),
             )
 
-    def advice(self, problem_id: str) -> list[dict]:
+    def advice(self, problem_id: str) -> list[AdviceRow]:
         rows = self._rows(
             "SELECT * FROM advice WHERE problem_id = ? ORDER BY round, id", (problem_id,)
         )
-        return [{**r, "advice": json.loads(r["advice"])} for r in rows]
+        return [from_db(AdviceRow, r) for r in rows]

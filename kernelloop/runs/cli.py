@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..cli_common import JsonOpt, RunDirOpt, emit, err, runs_dir
+
+if TYPE_CHECKING:
+    from .rows import CandidateRow, LlmCallRow
 
 runs_app = typer.Typer(help="List and inspect campaign runs.", no_args_is_help=True)
 console = Console()
@@ -47,12 +50,6 @@ def _interval(iv: dict | None) -> str:
     if iv is None:
         return "n/a"
     return f"{iv['point']:.2f}x [{iv['low']:.2f}, {iv['high']:.2f}]"
-
-
-def _speedups(c: dict, column: str) -> str:
-    if c.get(column) is None:
-        return "n/a"
-    return _interval({"point": c[column], "low": c[f"{column}_low"], "high": c[f"{column}_high"]})
 
 
 def _result(accepted: bool | None) -> str:
@@ -124,12 +121,19 @@ def runs_show(
         calls = store.llm_calls()
         advice = [a for p in summary["problems"] for a in store.advice(p["problem_id"])]
     if as_json:
-        emit({"summary": summary, "candidates": candidates, "llm_calls": calls, "advice": advice})
+        emit(
+            {
+                "summary": summary,
+                "candidates": [c.to_dict() for c in candidates],
+                "llm_calls": [c.to_dict() for c in calls],
+                "advice": [a.to_dict() for a in advice],
+            }
+        )
         return
     _print_run(summary, candidates, calls)
 
 
-def _print_run(s: dict, candidates: list[dict], calls: list[dict]) -> None:
+def _print_run(s: dict, candidates: list[CandidateRow], calls: list[LlmCallRow]) -> None:
     spend = s["spend"]
     console.print(
         f"[bold]{s['run_id']}[/bold]  {s['status']}  created {s['created_at']}  "
@@ -162,16 +166,16 @@ def _print_run(s: dict, candidates: list[dict], calls: list[dict]) -> None:
         for col in ("candidate", "mode", "parent", "result", "codes", "median ms", "vs eager",
                     "vs compile"):  # fmt: skip
             table.add_column(col, no_wrap=col == "candidate")
-        for c in (c for c in candidates if c["problem_id"] == p["problem_id"]):
+        for c in (c for c in candidates if c.problem_id == p["problem_id"]):
             table.add_row(
-                c["candidate_id"],
-                c["mode"],
-                c["parent_id"] or "",
-                _result(c["accepted"]),
-                ", ".join(c["codes"] or []),
-                "n/a" if c["median_ms"] is None else f"{c['median_ms']:.4f}",
-                _speedups(c, "speedup_eager"),
-                _speedups(c, "speedup_compile"),
+                c.candidate_id,
+                c.mode,
+                c.parent_id or "",
+                _result(c.accepted),
+                ", ".join(c.codes or []),
+                "n/a" if c.median_ms is None else f"{c.median_ms:.4f}",
+                _interval(c.speedup("speedup_eager")),
+                _interval(c.speedup("speedup_compile")),
             )
         console.print(table)
         best = p["best"]
@@ -194,15 +198,15 @@ def _print_run(s: dict, candidates: list[dict], calls: list[dict]) -> None:
             table.add_column(col, no_wrap=col == "call")
         for c in calls:
             table.add_row(
-                c["call_id"],
-                c["role"],
-                c["model"],
-                "?" if c["prompt_tokens"] is None else str(c["prompt_tokens"]),
-                "?" if c["completion_tokens"] is None else str(c["completion_tokens"]),
-                "unknown" if c["cost_usd"] is None else f"${c['cost_usd']:.4f}",
-                "" if c["latency_s"] is None else f"{c['latency_s']:.1f} s",
-                "" if c["attempts"] is None else str(c["attempts"]),
-                "ok" if c["status"] == "ok" else f"[red]error[/red]: {c['error']}",
+                c.call_id,
+                c.role,
+                c.model,
+                "?" if c.prompt_tokens is None else str(c.prompt_tokens),
+                "?" if c.completion_tokens is None else str(c.completion_tokens),
+                "unknown" if c.cost_usd is None else f"${c.cost_usd:.4f}",
+                "" if c.latency_s is None else f"{c.latency_s:.1f} s",
+                "" if c.attempts is None else str(c.attempts),
+                "ok" if c.status == "ok" else f"[red]error[/red]: {c.error}",
             )
         console.print(table)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .rows import CandidateRow
     from .store import RunStore
 
 
@@ -34,27 +35,27 @@ def summarize(store: RunStore) -> dict:
     calls = store.llm_calls()
     problems = []
     for p in store.problems():
-        pid = p["problem_id"]
+        pid = p.problem_id
         cands = store.candidates(pid)
         # Rounds whose Coder produced no code leave LLM calls but no candidates.
-        rounds_seen = {c["round"] for c in cands}
-        rounds_seen |= {c["round"] for c in calls if c["problem_id"] == pid}
-        end = p["finished_at"] or store.last_activity(pid) or p["started_at"]
+        rounds_seen = {c.round for c in cands}
+        rounds_seen |= {c.round for c in calls if c.problem_id == pid}
+        end = p.finished_at or store.last_activity(pid) or p.started_at
         problems.append(
             {
                 "problem_id": pid,
-                "status": p["status"],
-                "stop_reason": p["stop_reason"],
-                "rounds_done": p["rounds_done"],
-                "rounds": max(p["rounds_done"], len(rounds_seen)),
+                "status": p.status,
+                "stop_reason": p.stop_reason,
+                "rounds_done": p.rounds_done,
+                "rounds": max(p.rounds_done, len(rounds_seen)),
                 "candidates": len(cands),
-                "evaluated": sum(c["accepted"] is not None for c in cands),
-                "accepted": sum(bool(c["accepted"]) for c in cands),
+                "evaluated": sum(c.accepted is not None for c in cands),
+                "accepted": sum(bool(c.accepted) for c in cands),
                 "best": best_dict(store.best_candidate(pid)),
                 "spend": store.spend(pid),
-                "started_at": p["started_at"],
-                "finished_at": p["finished_at"],
-                "minutes": minutes_between(p["started_at"], end),
+                "started_at": p.started_at,
+                "finished_at": p.finished_at,
+                "minutes": minutes_between(p.started_at, end),
             }
         )
     end = meta.get("finished_at") or store.last_activity() or meta["created_at"]
@@ -77,7 +78,7 @@ def summarize(store: RunStore) -> dict:
         # it is what a campaign delivers); compare executors on the same problems and models.
         "candidates_per_minute": round(evaluated / minutes, 2) if evaluated and minutes else None,
         "config": config,
-        "models": models(config, [c["model"] for c in calls]),
+        "models": models(config, [c.model for c in calls]),
         "spend": store.spend(),
         "n_problems": len(problems),
         "candidates": sum(p["candidates"] for p in problems),
@@ -105,19 +106,19 @@ def run_metrics(bests: list[dict | None]) -> dict:
     }
 
 
-def best_dict(row: dict | None) -> dict | None:
+def best_dict(row: CandidateRow | None) -> dict | None:
     """A candidate row cut to what a report shows, speedups as ``{point, low, high}``."""
     if row is None:
         return None
     return {
-        "candidate_id": row["candidate_id"],
-        "round": row["round"],
-        "mode": row["mode"],
-        "backend": row["backend"],
-        "device": row["device"],
-        "median_ms": row["median_ms"],
-        "speedup_eager": _interval(row, "speedup_eager"),
-        "speedup_compile": _interval(row, "speedup_compile"),
+        "candidate_id": row.candidate_id,
+        "round": row.round,
+        "mode": row.mode,
+        "backend": row.backend,
+        "device": row.device,
+        "median_ms": row.median_ms,
+        "speedup_eager": row.speedup("speedup_eager"),
+        "speedup_compile": row.speedup("speedup_compile"),
     }
 
 
@@ -166,12 +167,6 @@ def _pct(part: int, whole: int) -> float | None:
     return 100.0 * part / whole if whole else None
 
 
-def _interval(row: dict, column: str) -> dict | None:
-    if row.get(column) is None:
-        return None
-    return {"point": row[column], "low": row[f"{column}_low"], "high": row[f"{column}_high"]}
-
-
 # --- one row per candidate (``kernelloop runs export``, the dashboard's tables) -----------------
 EXPORT_COLUMNS = (
     "problem_id",
@@ -209,22 +204,23 @@ def coder_call_key(problem_id: str, round: int, idx: int) -> str:
 
 
 def candidates_with_calls(store: RunStore) -> list[dict]:
-    """Every candidate row (:meth:`RunStore.candidates`) plus the Coder call that wrote it:
-    ``coder_call_id``, ``coder_model``, ``prompt_tokens``, ``completion_tokens``, ``cost_usd``
-    (None when the price is unknown, never 0 for that; all None when no call is on record)."""
-    calls = {c["idem_key"]: c for c in store.llm_calls() if c["idem_key"]}
+    """Every candidate row as the public JSON shows it (:meth:`CandidateRow.to_dict`) plus the
+    Coder call that wrote it: ``coder_call_id``, ``coder_model``, ``prompt_tokens``,
+    ``completion_tokens``, ``cost_usd`` (None when the price is unknown, never 0 for that; all
+    None when no call is on record)."""
+    calls = {c.idem_key: c for c in store.llm_calls() if c.idem_key}
     rows = []
     for c in store.candidates():
-        call = calls.get(coder_call_key(c["problem_id"], c["round"], c["idx"])) or {}
+        call = calls.get(coder_call_key(c.problem_id, c.round, c.idx))
         rows.append(
             {
-                **c,
-                "codes": list(c["codes"] or []),
-                "coder_call_id": call.get("call_id"),
-                "coder_model": call.get("model"),
-                "prompt_tokens": call.get("prompt_tokens"),
-                "completion_tokens": call.get("completion_tokens"),
-                "cost_usd": call.get("cost_usd"),
+                **c.to_dict(),
+                "codes": list(c.codes or []),
+                "coder_call_id": call.call_id if call else None,
+                "coder_model": call.model if call else None,
+                "prompt_tokens": call.prompt_tokens if call else None,
+                "completion_tokens": call.completion_tokens if call else None,
+                "cost_usd": call.cost_usd if call else None,
             }
         )
     return rows

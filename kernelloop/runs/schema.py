@@ -14,11 +14,21 @@ Paths stored in the database are relative to the run folder, so a run folder can
 copied whole. Timestamps are ISO 8601 in UTC with milliseconds (they sort as text). JSON columns
 hold compact JSON text. Readers check ``meta.schema_version``; a writer that changes this schema
 bumps :data:`SCHEMA_VERSION` and adds a migration, so old runs stay readable.
+
+Versions: 1 the first; 2 added ``candidates.builtin_config``.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# The statements that bring a run from the version before up to each version. Readers never
+# migrate: a column a run lacks reads as None (rows.from_db), so opening an old run (a committed
+# benchmark, a read-only copy) writes nothing. A writer that needs a newer column upgrades the
+# run first (RunStore._upgrade). New columns go last, so a migrated table matches DDL's order.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE candidates ADD COLUMN builtin_config TEXT",),
+}
 
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 # A finished problem says whether it ended with a verified kernel (solved) or without (unsolved).
@@ -90,6 +100,8 @@ CREATE TABLE candidates (
     speedup_compile_high REAL,
     verdict_path        TEXT,                     -- candidates/<id>/verdict.json
     evaluated_at        TEXT,
+    builtin_config      TEXT,                     -- JSON: the builtin coder's templates, configs
+                                                  -- and plan; NULL for any other Coder's kernel
     UNIQUE (problem_id, round, idx)
 );
 CREATE INDEX candidates_by_problem ON candidates (problem_id, round, idx);

@@ -1,4 +1,4 @@
-"""The run store's SQL layer: connections, the queries shared by several methods, row helpers.
+"""The run store's SQL layer: connections, the queries shared by several methods, writes.
 
 Table and column names come from this module and ``schema.py``, never from callers; values are
 always bound parameters.
@@ -6,7 +6,6 @@ always bound parameters.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -54,10 +53,6 @@ def check(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
 def interval_columns(name: str, iv: Interval | None) -> dict[str, float | None]:
     return {
         name: iv.point if iv else None,
@@ -79,12 +74,3 @@ def update(db: sqlite3.Connection, table: str, row: dict[str, Any], **key: Any) 
     db.execute(
         f"UPDATE {table} SET {assignments} WHERE {key_column} = ?", (*row.values(), key_value)
     )
-
-
-def candidate_dict(row: dict) -> dict:
-    accepted = row["accepted"]
-    return {
-        **row,
-        "accepted": None if accepted is None else bool(accepted),
-        "codes": loads(row["codes"]),
-    }

@@ -8,8 +8,9 @@ progress lines, and :meth:`~RunStore.finish_problem`. ``--resume`` reopens the r
 :meth:`RunStore.open` and asks :meth:`~RunStore.verdict_for` and :meth:`~RunStore.find_llm_call`
 before repeating work, so a crash never costs a second evaluation or a second paid completion.
 The CLI and the dashboard read through :meth:`~RunStore.summary`, the listing methods and
-:func:`list_runs`; no module outside the store holds SQL for this database. The layout of a run
-folder and every column are documented in :mod:`kernelloop.runs.schema`.
+:func:`list_runs`; no module outside the store holds SQL for this database. Read methods return
+the frozen rows of :mod:`.rows`. The layout of a run folder and every column are documented in
+:mod:`kernelloop.runs.schema`.
 
 One ``RunStore`` holds one SQLite connection guarded by a lock, so the campaign's worker threads
 may share it. Artifact files are written before the row that points at them, so a row never names
@@ -22,8 +23,6 @@ this module opening a run, its problems, candidates, verdicts and events.
 
 from __future__ import annotations
 
-from ..errors import KernelloopError
-
 import hashlib
 import json
 import re
@@ -34,16 +33,19 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import KernelloopError
 from ..sandbox.verdict import Verdict
 from . import sql
 from .calls import CallRecords
 from .folder import RunFolder, slug, timestamp
 from .report import active_seconds, summarize
+from .rows import CandidateRow, EventRow, ProblemRow, from_db
 from .schema import (
     CANDIDATE_MODES,
     CANDIDATES_DIR,
     DATABASE,
     DDL,
+    MIGRATIONS,
     PROBLEM_STATUSES,
     RUN_STATUSES,
     SCHEMA_VERSION,
@@ -209,8 +211,9 @@ class RunStore(CallRecords, RunFolder):
                 raise ValueError(f"problem {problem_id!r} was never started in run {self.run_id}")
             db.execute(sql.REFRESH_BEST, (problem_id, problem_id))
 
-    def problems(self) -> list[dict]:
-        return self._rows("SELECT * FROM problems ORDER BY started_at, rowid")
+    def problems(self) -> list[ProblemRow]:
+        rows = self._rows("SELECT * FROM problems ORDER BY started_at, rowid")
+        return [from_db(ProblemRow, r) for r in rows]
 
     # --- candidates ------------------------------------------------------------------------------
     def add_candidate(
@@ -222,11 +225,14 @@ class RunStore(CallRecords, RunFolder):
         *,
         parent_id: str | None,
         mode: str,
+        builtin_config: dict[str, Any] | None = None,
     ) -> str:
         """Store a candidate's source; the same (problem, round, idx) again returns the same id.
 
         Re-adding with different source raises: the stored verdict would no longer describe the
         stored code. A resumed campaign gets identical source by re-using the stored Coder reply.
+        ``builtin_config`` is the builtin coder's record of what it emitted (its judge reads it
+        back from the row); other Coders leave it None.
         """
         sql.check(mode, CANDIDATE_MODES, "candidate mode")
         candidate_id = f"{slug(problem_id)}-r{round}-c{idx}"
@@ -252,6 +258,7 @@ class RunStore(CallRecords, RunFolder):
                 return candidate_id
             self._write(source_path, source)
             with self._tx() as db:
+                self._upgrade(db)  # a resumed older run gains the columns this insert names
                 db.execute(
                     "INSERT OR IGNORE INTO problems (problem_id, status, started_at)"
                     " VALUES (?, 'running', ?)",
@@ -270,19 +277,31 @@ class RunStore(CallRecords, RunFolder):
                         "source_sha256": sha,
                         "source_path": source_path,
                         "created_at": timestamp(),
+                        "builtin_config": None
+                        if builtin_config is None
+                        else json.dumps(builtin_config, sort_keys=True),
                     },
                 )
         return candidate_id
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """Bring a run written by an older kernelloop up to this schema, inside the caller's
+        write transaction: the new columns appear, the old rows hold NULL in them."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        for version in range(int(row["value"]) + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS.get(version, ()):
+                db.execute(statement)
+            db.execute(sql.SET_META, ("schema_version", str(version), str(version)))
 
     def record_verdict(self, candidate_id: str, verdict: Verdict) -> None:
         """Write ``verdict.json`` and ``build.log`` and fill the candidate's evaluation columns."""
         row = self.candidate(candidate_id)
         if row is None:
             raise KeyError(f"no candidate {candidate_id!r} in run {self.run_id}; add it first")
-        if verdict.problem_id != row["problem_id"]:
+        if verdict.problem_id != row.problem_id:
             raise ValueError(
                 f"verdict is for problem {verdict.problem_id!r} but candidate {candidate_id} "
-                f"belongs to {row['problem_id']!r}"
+                f"belongs to {row.problem_id!r}"
             )
         folder = f"{CANDIDATES_DIR}/{candidate_id}"
         t = verdict.timing
@@ -302,7 +321,7 @@ class RunStore(CallRecords, RunFolder):
             self._write(f"{folder}/build.log", verdict.build.log if verdict.build else "")
             with self._tx() as db:
                 sql.update(db, "candidates", columns, candidate_id=candidate_id)
-                db.execute(sql.REFRESH_BEST, (row["problem_id"], row["problem_id"]))
+                db.execute(sql.REFRESH_BEST, (row.problem_id, row.problem_id))
 
     def verdict_for(self, candidate_id: str) -> Verdict | None:
         """The stored verdict, or None when the candidate was not evaluated (or is unknown)."""
@@ -314,27 +333,27 @@ class RunStore(CallRecords, RunFolder):
             return None
         return Verdict.from_json((self.path / row["verdict_path"]).read_text(encoding="utf-8"))
 
-    def candidate(self, candidate_id: str) -> dict | None:
+    def candidate(self, candidate_id: str) -> CandidateRow | None:
         """One candidate row: ``accepted`` is True/False/None (not evaluated), ``codes`` a list."""
         row = self._row("SELECT * FROM candidates WHERE candidate_id = ?", (candidate_id,))
-        return sql.candidate_dict(row) if row else None
+        return from_db(CandidateRow, row) if row else None
 
-    def candidates(self, problem_id: str | None = None) -> list[dict]:
+    def candidates(self, problem_id: str | None = None) -> list[CandidateRow]:
         rows = self._rows(
             "SELECT * FROM candidates WHERE ? IS NULL OR problem_id = ?"
             " ORDER BY problem_id, round, idx",
             (problem_id, problem_id),
         )
-        return [sql.candidate_dict(r) for r in rows]
+        return [from_db(CandidateRow, r) for r in rows]
 
-    def best_candidate(self, problem_id: str) -> dict | None:
+    def best_candidate(self, problem_id: str) -> CandidateRow | None:
         """The accepted candidate with the highest speedup vs eager (point estimate).
 
         Ties go to the lower median time. Timed candidates rank above untimed ones; among
         untimed accepted candidates (a CPU run) the earliest wins.
         """
         row = self._row(sql.BEST_CANDIDATE, (problem_id,))
-        return sql.candidate_dict(row) if row else None
+        return from_db(CandidateRow, row) if row else None
 
     # --- events ----------------------------------------------------------------------------------
     def event(self, kind: str, problem_id: str | None = None, **payload: Any) -> None:
@@ -345,13 +364,13 @@ class RunStore(CallRecords, RunFolder):
                 (timestamp(), problem_id, kind, json.dumps(payload, default=str)),
             )
 
-    def events(self, problem_id: str | None = None, after_id: int = 0) -> list[dict]:
+    def events(self, problem_id: str | None = None, after_id: int = 0) -> list[EventRow]:
         """Events in order; pass the last seen ``id`` as ``after_id`` to follow a live run."""
         rows = self._rows(
             "SELECT * FROM events WHERE id > ? AND (? IS NULL OR problem_id = ?) ORDER BY id",
             (after_id, problem_id, problem_id),
         )
-        return [{**r, "payload": json.loads(r["payload"])} for r in rows]
+        return [from_db(EventRow, r) for r in rows]
 
     # --- reading a whole run ---------------------------------------------------------------------
     def summary(self) -> dict:
