@@ -39,6 +39,7 @@ DECLARATIONS = frozenset(
         "INPUT_DISTRIBUTIONS",
         "ALLOW_TF32",
         "EVAL_MODE",
+        "REAL_SIZE",
     }
 )  # the name of the default profile: the module constants, unchanged
 
@@ -60,6 +61,9 @@ class Problem:
     # The reference runs in training mode, as PyTorch builds a module (and KernelBench runs
     # it); ``EVAL_MODE = True`` opts into eval mode, e.g. to evaluate a model with dropout.
     eval_mode: bool = False
+    # ``REAL_SIZE = True``: the GPU size is a real workload's (``kernelloop capture`` writes it),
+    # not one chosen to benchmark a kernel, so a tiny one is reported rather than refused.
+    real_size: bool = False
 
     @property
     def source_hash(self) -> str:
@@ -212,6 +216,7 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
         distributions=distributions,
         allow_tf32=bool(names.get("ALLOW_TF32", False)),
         eval_mode=bool(names.get("EVAL_MODE", False)),
+        real_size=bool(names.get("REAL_SIZE", False)),
         summary=doc.strip().splitlines()[0] if doc.strip() else "",
     )
 

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .apply_cli import apply_cmd
+from .capture_cli import capture_cmd
 from .cli_common import SetOpt, SizeOpt, fail, load_problem, parse_sets
 from .dashboard_cli import dashboard_cmd, report_cmd
 from .library.cli import library_app
@@ -36,6 +38,8 @@ app.add_typer(library_app, name="library")  # verified kernels: list, verify, ex
 app.command("dashboard")(dashboard_cmd)  # web pages over the run store (the dashboard extra)
 app.command("report")(report_cmd)  # one run as a self-contained HTML file
 app.command("profile")(profile_cmd)  # Nsight Compute + static resources + roofline (profile_cli)
+app.command("capture")(capture_cmd)  # a user's model -> ranked problems (capture_cli)
+app.command("apply")(apply_cmd)  # patch a captured model with its kernels (apply_cli)
 console = Console()
 
 
@@ -275,6 +279,14 @@ def optimize(
         bool,
         typer.Option(help="Also evaluate the builtin coder's kernel in round 0 (LLM campaigns)."),
     ] = False,
+    allow_untimed: Annotated[
+        bool,
+        typer.Option(
+            help="Also keep verified winners that were never timed (a CPU run) in the library's "
+            "untimed tier, to try the model path without a GPU; labelled untimed everywhere and "
+            "used only by `kernelloop apply --allow-untimed`."
+        ),
+    ] = False,
 ) -> None:
     """Run an optimisation campaign: Coder and Judge agents, every candidate through the evaluator.
 
@@ -284,6 +296,10 @@ def optimize(
     builtin Judge searches their configs from measured time and hardware feedback (on a machine
     without a GPU it verifies the default config and stops). Ctrl-C or a crash loses nothing:
     `--resume RUN_ID` continues without repeating a completed LLM call or evaluation.
+
+    Each solved problem's winner is offered to the kernel library (`kernelloop library list`):
+    it is kept when it is GPU-timed and faster than PyTorch with confidence, or, with
+    --allow-untimed, when it was verified without a timing.
     """
     from . import settings
     from .agents.state import CampaignOptions
@@ -330,6 +346,7 @@ def optimize(
         executor=executor,
         ray_address=ray_address,
         seed_builtin=seed_builtin,
+        allow_untimed=allow_untimed,
     )
     code = run_optimize(
         console,

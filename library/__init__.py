@@ -7,13 +7,11 @@ imported on first use, so importing the package is cheap.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-
-def dispatch(op: str, *tensors: Any, **config: Any):
-    from .dispatcher import dispatch as _dispatch
-
-    return _dispatch(op, *tensors, **config)
+if TYPE_CHECKING:  # what __getattr__ below hands out, for type checkers and readers
+    from .dispatcher import dispatch as dispatch
+    from .dispatcher import explain as explain
 
 
 def load(
@@ -27,7 +25,13 @@ def load(
     return _load(problem_or_key, allow_untimed=allow_untimed, library=library, size=size)
 
 
-def explain(op: str, *tensors: Any, **config: Any) -> str:
-    from .dispatcher import explain as _explain
+def __getattr__(name: str) -> Any:
+    # ``dispatch`` and ``explain`` are the dispatcher's own functions, imported (with torch) on
+    # first use: a wrapper that imported them per call cost about 1.5 us of every module call,
+    # a third of the dispatch budget (benchmarks/dispatch.py).
+    if name in ("dispatch", "explain"):
+        from . import dispatcher
 
-    return _explain(op, *tensors, **config)
+        globals()[name] = value = getattr(dispatcher, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

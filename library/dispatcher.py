@@ -123,15 +123,12 @@ def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
     decision, until = _choose(op, tensors, config)
     if len(_fast) >= _FAST_MAX:  # many distinct shapes (a growing sequence): start afresh
         _fast.clear()
-    try:
-        _fast[key] = (decision, settings.get(), until, store.writes(), _interpret_flag())
-    except TypeError:  # an unhashable config value: decided, just not cached this way
-        pass
+    _fast[key] = (decision, settings.get(), until, store.writes(), _interpret_flag())
     return decision
 
 
 def _choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
-    """The decision and until when the library state it rests on may be assumed unchanged.
+    """(decision, the monotonic time until which the library it rests on counts as unchanged).
 
     Decisions are cached per (op, device, dtype, bucket, config, library state), so a new call
     signature in an unchanged bucket costs a bucket computation, not a library scan.

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from paths import CANDIDATES, REPO
 
 os.environ.setdefault("KERNELLOOP_TIMEOUT", "120")
 # Compile for a GPU target as the GPU machines' Triton (3.6) does: with FP fusion. Triton 3.9
@@ -20,9 +21,6 @@ try:
         os.environ.setdefault("TRITON_INTERPRET", "1")
 except ImportError:  # pragma: no cover - torch is a hard dependency
     pass
-
-REPO = Path(__file__).resolve().parents[1]
-CANDIDATES = Path(__file__).resolve().parent / "candidates"
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import importlib.util  # noqa: E402
 
 import pytest  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from paths import REPO  # noqa: E402
 
 import kernelloop.modules  # noqa: E402
 from kernelloop import settings  # noqa: E402
@@ -27,7 +28,6 @@ from kernelloop.modules.attention import (  # noqa: E402
     reference_attention,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEMS = {
     "01": "kernelbench/problems/modules/01_attention_fp16.py",
     "02": "kernelbench/problems/modules/02_attention_causal_gqa_bf16.py",

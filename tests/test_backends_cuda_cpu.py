@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from paths import REPO
 
 from kernelloop.kernelbench import loader
 from kernelloop.sandbox import reasons
 from kernelloop.sandbox.evaluate import evaluate
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="CPU-only behaviour")
 
 

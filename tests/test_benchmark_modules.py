@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
+from paths import REPO
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "modules.py"
+SCRIPT = REPO / "benchmarks" / "modules.py"
 
 
 @pytest.fixture()

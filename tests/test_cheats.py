@@ -20,16 +20,15 @@ rejects everything cannot pass this file.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
+from paths import CANDIDATES
 
 from kernelloop.kernelbench.loader import load_one, solution_path
 from kernelloop.sandbox import backends
 from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 
-CANDIDATES = Path(__file__).resolve().parent / "candidates"
 # Codes only the static gate gives (INHERITS_REFERENCE is also a run-time check, in the worker).
 GATE_ONLY = R.STATIC_CODES - {R.INHERITS_REFERENCE}
 RELU = "level1/01_relu"

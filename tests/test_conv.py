@@ -15,13 +15,13 @@ import importlib.util  # noqa: E402
 import pytest  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from paths import REPO  # noqa: E402
 
 from kernelloop import settings  # noqa: E402
 from kernelloop.kernels import conv as seed_kernel  # noqa: E402
 from kernelloop.library import explain  # noqa: E402
 from kernelloop.modules.conv import SPEC, Conv2d, conv2d, reference_conv2d  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEM = "kernelbench/problems/modules/04_conv2d_bias_relu_nhwc.py"
 SOLUTION = "kernelbench/problems/modules/solutions/04_conv2d_bias_relu_nhwc.py"
 TOL = {

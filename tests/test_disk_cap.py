@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import CANDIDATES
 
 from kernelloop import settings
 from kernelloop.kernelbench.loader import load_one, solution_path
@@ -21,7 +22,6 @@ from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 from kernelloop.sandbox.plan import make_plan
 
-CANDIDATES = Path(__file__).resolve().parent / "candidates"
 RELU = "level1/01_relu"
 MiB = 1 << 20
 

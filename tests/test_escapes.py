@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from paths import CANDIDATES, REPO
 
 from kernelloop import settings
 from kernelloop.kernelbench.loader import load_one
@@ -34,8 +35,6 @@ from kernelloop.sandbox import evaluate as evaluate_mod
 from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 
-CANDIDATES = Path(__file__).resolve().parent / "candidates"
-REPO = Path(__file__).resolve().parents[1]
 RELU = "level1/01_relu"
 SECRET = "sk-test-secret-" + uuid.uuid4().hex[:8]
 

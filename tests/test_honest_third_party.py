@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 import pytest
+from paths import TESTS
 
 from kernelloop.kernelbench.loader import load_one
 from kernelloop.sandbox import static_gate
@@ -36,7 +37,7 @@ from kernelloop.sandbox.evaluate import evaluate
 
 pytestmark = [pytest.mark.slow]
 
-HONEST = Path(__file__).resolve().parent / "honest"
+HONEST = TESTS / "honest"
 PROBLEM_LINE = re.compile(r"^# problem: (\S+)\s*$", re.MULTILINE)
 # An honest kernel takes seconds here; a hang must not eat the suite's budget.
 EVAL_TIMEOUT_S = 60

@@ -10,9 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from kernelloop.sandbox.backends import bwrap, docker, host_view
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+from kernelloop.sandbox.backends import bwrap, docker, host_view
 
 
 def _view(**kw) -> list[host_view.Entry]:

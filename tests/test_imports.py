@@ -36,13 +36,27 @@ def test_import_kernelloop_and_the_cli_are_cheap():
     assert "torch" not in loaded and "triton" not in loaded and "openai" not in loaded
 
 
+def test_kernelloop_patch_is_imported_on_first_use_only():
+    # The root package hands out patch/unpatch through a module __getattr__: importing it (and
+    # the CLI, which registers `kernelloop apply`) must not import model_patch, torch or triton.
+    assert _loaded_after("import kernelloop") - _loaded_after("pass") == {"kernelloop"}
+    before = _loaded_after("import kernelloop, kernelloop.cli")
+    assert "kernelloop.model_patch" not in before and "kernelloop.library.loaded" not in before
+    after = _loaded_after(
+        "import kernelloop; kernelloop.patch, kernelloop.unpatch; "
+        "from kernelloop import PatchReport"
+    )
+    assert {"kernelloop.model_patch", "torch"} <= after
+
+
 def test_every_code_folder_is_a_listed_package():
     # setuptools' explicit package list is what a wheel (non-editable) install ships: a subfolder
     # missing from it imports in the checkout and fails after `pip install .`.
     import tomllib
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    from paths import REPO
+
+    root = REPO
     conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(conf["packages"])
     found = set()

@@ -20,16 +20,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import TESTS
 
 from kernelloop.kernelbench.loader import load_one
 from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 from kernelloop.sandbox.interpreter import CPU_LIMITS, libdevice, unsupported_reason
 
-TESTS = Path(__file__).resolve().parent
 HONEST = sorted(p.stem for p in (TESTS / "candidates").glob("cpu_*.py") if "ptx" not in p.stem)
 OTHER_TRITON = os.environ.get("KERNELLOOP_COMPILE_TRITON")
 

@@ -149,3 +149,24 @@ def test_hygiene_flags_degenerate_problems(tmp_path):
     assert not report.checks["above_noise_floor"].passed
     assert not report.checks["depends_on_input_1"].passed
     assert report.checks["depends_on_input_0"].passed is False  # below tolerance either way
+
+
+def test_a_tiny_gpu_size_is_refused_unless_it_is_a_real_models(tmp_path):
+    """Row 15: a benchmark chosen too small is launch overhead, and refused; a captured model's
+    own size (REAL_SIZE) is what the user runs, so it is reported instead."""
+    from kernelloop.kernelbench import hygiene
+    from kernelloop.kernelbench.problem import load_file
+
+    source = (
+        "import torch\nimport torch.nn as nn\n\nN = 64\n{decl}\n\n"
+        "class Model(nn.Module):\n    def forward(self, x):\n        return torch.relu(x) * 2\n\n"
+        "def get_inputs():\n    return [torch.randn(N, N)]\n\n"
+        "def get_init_inputs():\n    return []\n"
+    )
+    chosen, real = tmp_path / "chosen.py", tmp_path / "real.py"
+    chosen.write_text(source.format(decl=""))
+    real.write_text(source.format(decl="REAL_SIZE = True"))
+    refused = hygiene.check(load_file(chosen)).checks["gpu_size_not_tiny"]
+    reported = hygiene.check(load_file(real)).checks["gpu_size_not_tiny"]
+    assert not refused.passed and "launch overhead would dominate" in refused.detail
+    assert reported.passed and "the model's real size" in reported.detail

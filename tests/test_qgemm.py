@@ -15,6 +15,7 @@ import importlib.util  # noqa: E402
 
 import pytest  # noqa: E402
 import torch.nn as nn  # noqa: E402
+from paths import REPO  # noqa: E402
 
 from kernelloop import settings  # noqa: E402
 from kernelloop.kernels import qgemm as kernels  # noqa: E402
@@ -32,7 +33,6 @@ from kernelloop.modules.qgemm import (  # noqa: E402
     reference_qlinear_w8a8,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEMS = os.path.join(REPO, "kernelbench", "problems", "modules")
 TOL = {
     torch.float32: {"atol": 1e-4, "rtol": 1e-4},

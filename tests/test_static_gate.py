@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from gate_sources import HONEST_CUDA, HONEST_INLINE, HONEST_TRITON, candidate, codes
+from paths import REPO
 
 from kernelloop.sandbox import reasons
 from kernelloop.sandbox.static_gate import Finding, GateResult, check_source, detect_backend
@@ -182,9 +183,7 @@ def test_inline_function_named_like_a_torch_op_is_not_compute():
 
 
 # --- the bundled known-good solutions ---------------------------------------------------------
-SOLUTIONS = sorted(
-    (Path(__file__).parents[1] / "kernelbench" / "problems").glob("*/solutions/*.py")
-)
+SOLUTIONS = sorted((REPO / "kernelbench" / "problems").glob("*/solutions/*.py"))
 
 
 def _allow_torch(problem: Path) -> list[str]:

@@ -13,18 +13,16 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 import triton
 import triton.language as tl
+from paths import REPO
 
 from kernelloop.feedback import candidate_resources as cr
 from kernelloop.feedback import static_resources as sr
 from kernelloop.sandbox import nvrtc
-
-REPO = Path(__file__).resolve().parents[1]
 
 # Recorded from NVRTC 13.5 (cuda-bindings 13.5) on this repository's CPU machine: compile_cuda(SRC,
 # name, arch="sm_90") of the two kernels below, in one program (ptxas reports every entry).

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from kernelloop.kernelbench.loader import load_one
 from kernelloop.sandbox import backends, launch, spawn
@@ -27,7 +28,6 @@ from kernelloop.sandbox import reasons as R
 from kernelloop.sandbox.evaluate import evaluate
 from kernelloop.sandbox.limits import Limits
 
-REPO = Path(__file__).resolve().parents[1]
 RELU = "level1/01_relu"
 SOLUTION = REPO / "kernelbench/problems/level1/solutions/01_relu.py"
 SANDBOXES = [

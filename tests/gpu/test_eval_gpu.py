@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from paths import REPO
 
 from kernelloop import settings
 from kernelloop.kernelbench import loader
 from kernelloop.sandbox.evaluate import evaluate
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

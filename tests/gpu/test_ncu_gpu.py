@@ -11,15 +11,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from paths import REPO
 
 from kernelloop import settings
 from kernelloop.feedback import ncu
 from kernelloop.kernelbench import loader
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(ncu.ncu_path() is None, reason="needs Nsight Compute (ncu)")
 SMALL = {"batch_size": 2048}  # 2048 x 32768 fp32: 256 MiB each way, well past the 50 MiB L2
 

@@ -9,10 +9,10 @@ measured in the same session on the same GPU.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from paths import CANDIDATES
 
 from kernelloop import settings
 from kernelloop.kernelbench import loader
@@ -25,7 +25,6 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
-CANDIDATES = Path(__file__).resolve().parents[1] / "candidates"
 RELU = "level1/01_relu"
 MATMUL = "level1/14_matmul_square"
 
