@@ -2,7 +2,10 @@
 entry, how to bucket shapes, and which bundled problems tune it.
 
 Efficiency modules register their ops here at import (``modules -> library``, never the other
-way). A library *entry* is a verified ``ModelNew`` source for one of the op's problems: its
+way). The library learns which packages register ops from the ``kernelloop.ops`` entry points
+(``pyproject.toml``), so it names none of them: another package can add ops the same way.
+
+A library *entry* is a verified ``ModelNew`` source for one of the op's problems: its
 constructor takes ``init_args(config)`` and its ``forward`` takes the op's tensors, so one entry
 serves every call whose shape falls in its bucket.
 """
@@ -53,12 +56,22 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _load_modules() -> None:
-    # The efficiency modules register their ops when imported; importing them here lets
-    # `kernelloop library ...` and dispatch by name work without the caller importing them.
-    import importlib
+_loaded: list[bool] = [False]
+ENTRY_POINT_GROUP = "kernelloop.ops"
 
-    importlib.import_module("kernelloop.modules")
+
+def _load_modules() -> None:
+    """Import every package that declares ops (entry point group ``kernelloop.ops``), once.
+
+    ``kernelloop library ...`` and dispatch by name work without the caller importing the
+    modules; the library itself depends on no module, which is the layer order."""
+    if _loaded[0]:
+        return
+    _loaded[0] = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        point.load()
 
 
 def pow2_bucket(n: int, lo: int = 16, hi: int = 1 << 16) -> int:

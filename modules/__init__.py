@@ -4,8 +4,9 @@
 best kernel the library has for the call (``kernelloop.library.dispatch``).
 
 Importing this package imports every module file (``attention.py``, ``qgemm.py``, ``conv.py``),
-because each registers its op with the library at import and the library finds ops by importing
-this package. The public names resolve through ``__getattr__`` on first use.
+because each registers its op with the library at import; the library finds this package
+through its ``kernelloop.ops`` entry point (``pyproject.toml``) and never imports it by name.
+The public names resolve through ``__getattr__`` on first use.
 """
 
 from __future__ import annotations
