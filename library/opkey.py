@@ -8,11 +8,13 @@ computes the same thing:
 - the reference is traced on the ``meta`` device (``kernelbench/trace.py``), no memory used;
 - values are renamed by position (``i0`` the first input, ``o3`` the fourth op's result), so
   names chosen by export or by the author do not matter;
-- shapes are left out (they go into the entry's bucket), and so is every number that changes
-  when the problem is traced again at other public sizes (a ``view`` to ``[batch, -1]``): those
-  follow the size, not the computation;
-- every other constant stays: a softmax over another dim, another eps or stride, another float
-  attribute baked into the graph is another op.
+- shapes are left out (they go into the entry's bucket), and a number that changes when the
+  problem is traced again at other public sizes becomes the input dimension it equals at every
+  size (``view(x, [batch, -1])`` records ``[x.dim0, -1]``): it follows the size, not the
+  computation;
+- every other constant stays as traced: a softmax over another dim, another eps or stride,
+  another float attribute, and a size-following number that is no input dimension (``n // 2``
+  and ``n // 4`` must not share a key, and only the traced values tell them apart).
 
 Two problems share a key only when their graphs agree on all of that, which is the bar for
 handing one's kernel to the other (it is then still only used for calls in a verified bucket).
@@ -42,7 +44,6 @@ _LAYOUT = {
     "view", "reshape", "_unsafe_view", "permute", "transpose", "t", "contiguous", "expand",
     "unsqueeze", "squeeze", "flatten", "getitem", "clone", "alias", "_to_copy", "to",
 }  # fmt: skip
-_VARIES = "?"
 
 
 def is_graph_key(op: str) -> bool:
@@ -72,10 +73,10 @@ def for_problem(problem: Problem, size: str | None = None) -> str:
 def for_graph(graph: OpGraph, others: Sequence[OpGraph] = ()) -> str:
     """The key of ``graph``; ``others`` are traces of the same problem at other sizes."""
     names = _positions(graph)
-    mine = [_op_form(op, names) for op in graph.ops]
-    for other in others:
-        theirs = [_op_form(op, _positions(other)) for op in other.ops]
-        mine = [_merge(a, b) for a, b in zip(mine, theirs, strict=True)]
+    traces = [graph, *others]
+    forms = [[_op_form(op, _positions(g)) for op in g.ops] for g in traces]
+    dims = [_dim_tokens(g) for g in traces]
+    mine = [_merge([f[k] for f in forms], dims) for k in range(len(graph.ops))]
     form = {
         "inputs": [[i.kind, i.value.rank if i.value else None, _dtype(i)] for i in graph.inputs],
         "ops": mine,
@@ -137,15 +138,37 @@ def _op_form(op, names: dict[str, str]) -> list[Any]:
     return [op.op, op.overload, _form(list(op.args), names), _form(op.kwargs, names)]
 
 
-def _merge(a: Any, b: Any) -> Any:
-    """``a`` with every number that differs in ``b`` replaced by a marker."""
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [_merge(x, y) for x, y in zip(a, b, strict=True)]
-    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
-        return {k: _merge(a[k], b[k]) for k in a}
-    if a == b:
-        return a
-    return _VARIES
+def _dim_tokens(graph: OpGraph) -> dict[int, set[str]]:
+    """Each size in ``graph``'s inputs -> the names of the input dimensions (and products of
+    adjacent ones, what a flattening view records) that have it: ``"i0.d1"``, ``"i0.d1-2"``."""
+    found: dict[int, set[str]] = {}
+    for k, inp in enumerate(graph.inputs):
+        shape = inp.value.shape if inp.value is not None else ()
+        for j in range(len(shape)):
+            product = 1
+            for last in range(j, len(shape)):
+                product *= shape[last]
+                name = f"i{k}.d{j}" if last == j else f"i{k}.d{j}-{last}"
+                found.setdefault(product, set()).add(name)
+    return found
+
+
+def _merge(values: list[Any], dims: list[dict[int, set[str]]]) -> Any:
+    """One leaf or subtree of the main trace's form, given the same place in every trace."""
+    first = values[0]
+    if all(isinstance(v, list) and len(v) == len(first) for v in values) and isinstance(
+        first, list
+    ):
+        return [_merge([v[i] for v in values], dims) for i in range(len(first))]
+    if all(isinstance(v, dict) and v.keys() == first.keys() for v in values) and isinstance(
+        first, dict
+    ):
+        return {k: _merge([v[k] for v in values], dims) for k in first}
+    if all(v == first for v in values) or not all(type(v) is int for v in values):
+        return first  # the same at every size, or not a size: the value itself
+    # A size that follows the inputs: the dimension it equals at every traced size, if one does.
+    common = set.intersection(*(d.get(v, set()) for v, d in zip(values, dims, strict=True)))
+    return ["dim", min(common)] if common else first
 
 
 def _dtype(inp) -> str | None:

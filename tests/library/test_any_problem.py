@@ -119,6 +119,45 @@ def test_numbers_that_follow_the_size_do_not_split_a_key(tmp_path):
     )
 
 
+SIZE_FOLLOWING = '''"""A slice and a scale that follow the size."""
+
+import math
+
+import torch
+import torch.nn as nn
+
+ROWS = 32
+COLS = 64
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        part = x[:, : x.shape[1] // {div}]
+        return part * ({num} / math.sqrt(x.shape[1]))
+
+
+def get_inputs():
+    return [torch.randn(ROWS, COLS)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+@pytest.mark.parametrize("other", [{"div": 4, "num": 1.0}, {"div": 2, "num": 2.0}])
+def test_size_following_numbers_that_are_no_input_dim_keep_their_values(tmp_path, other):
+    # n // 2 and n // 4 both change with n; only their traced values tell the ops apart (and an
+    # entry for one would compute the other wrongly). Likewise a scale computed from a size.
+    def key(name, div, num):
+        path = tmp_path / f"{name}.py"
+        path.write_text(SIZE_FOLLOWING.format(div=div, num=num))
+        return opkey.for_problem(load_file(path))
+
+    assert key("half", 2, 1.0) != key("other", **other)
+    assert key("half", 2, 1.0) == key("half_again", 2, 1.0)
+
+
 @pytest.mark.parametrize("change", [{"dim": 0}, {"scale": 0.25}])
 def test_another_constant_is_another_op(tmp_path, change):
     base = opkey.for_problem(_softmax_problem(tmp_path, "base"))
