@@ -7,7 +7,8 @@ computes the same thing:
 
 - the reference is traced on the ``meta`` device (``kernelbench/trace.py``), no memory used;
 - values are renamed by position (``i0`` the first input, ``o3`` the fourth op's result), so
-  names chosen by export or by the author do not matter;
+  names chosen by export or by the author do not matter, except parameters' and buffers'
+  state-dict names, through which an entry is given the reference's values;
 - shapes are left out (they go into the entry's bucket), and a number that changes when the
   problem is traced again at other public sizes becomes the input dimension it equals at every
   size (``view(x, [batch, -1])`` records ``[x.dim0, -1]``): it follows the size, not the
@@ -78,7 +79,17 @@ def for_graph(graph: OpGraph, others: Sequence[OpGraph] = ()) -> str:
     dims = [_dim_tokens(g) for g in traces]
     mine = [_merge([f[k] for f in forms], dims) for k in range(len(graph.ops))]
     form = {
-        "inputs": [[i.kind, i.value.rank if i.value else None, _dtype(i)] for i in graph.inputs],
+        # A parameter's state-dict name stays: an entry receives the reference's values by
+        # name, so a kernel for ``self.linear`` cannot serve a ``self.proj``.
+        "inputs": [
+            [
+                i.kind,
+                i.value.rank if i.value else None,
+                _dtype(i),
+                i.target if i.kind != "arg" else None,
+            ]
+            for i in graph.inputs
+        ],
         "ops": mine,
         "outputs": [names.get(r.name, r.name) for r in graph.outputs],
     }

@@ -158,6 +158,44 @@ def test_size_following_numbers_that_are_no_input_dim_keep_their_values(tmp_path
     assert key("half", 2, 1.0) == key("half_again", 2, 1.0)
 
 
+WITH_WEIGHTS = '''"""A linear layer with state of its own."""
+
+import torch
+import torch.nn as nn
+
+N = 32
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.{name} = nn.Linear(N, N)
+
+    def forward(self, x):
+        return torch.relu(self.{name}(x))
+
+
+def get_inputs():
+    return [torch.randn(4, N)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_state_names_are_part_of_the_key(tmp_path):
+    # An entry gets the reference's weights by name: one written for `self.linear` would keep
+    # its own random weights under a reference that calls the layer `self.proj`.
+    def key(name, attr):
+        path = tmp_path / f"{name}.py"
+        path.write_text(WITH_WEIGHTS.format(name=attr))
+        return opkey.for_problem(load_file(path))
+
+    assert key("a", "linear") == key("b", "linear")
+    assert key("a", "linear") != key("c", "proj")
+
+
 @pytest.mark.parametrize("change", [{"dim": 0}, {"scale": 0.25}])
 def test_another_constant_is_another_op(tmp_path, change):
     base = opkey.for_problem(_softmax_problem(tmp_path, "base"))
