@@ -9,8 +9,8 @@ user had set on the instance). Sites without an entry are left alone, and the re
 
 The patched ``forward`` hands the call to ``library.load(problem)`` (a ``LoadedOp``: the best
 entry for the call's shapes, else the problem's reference) only when the call is the one that
-was captured: the same number of positional arguments, tensors where the capture saw tensors,
-the captured values at the other positions, no keyword arguments, and no autograd (the entries
+was captured: the same number of positional arguments and the same keywords, tensors where
+the capture saw tensors, the captured values everywhere else, and no autograd (the entries
 have no backward: under ``torch.is_grad_enabled()`` a call whose inputs or used state require
 grad runs the original ``forward``). Anything else runs the original ``forward``, so patching
 never changes what a call computes, only which code computes it.
@@ -125,17 +125,22 @@ class _Route:
     nargs: int
     constants: tuple[tuple[int, Any], ...]  # (position, captured value with lists as tuples)
     arg_positions: tuple[int, ...]  # positions that must hold tensors
-    # Per problem input, in order: (None, position) for an argument, (the owner's _parameters
-    # or _buffers dict, name) for state, read per call so a reassigned parameter is seen.
-    sources: tuple[tuple[dict | None, Any], ...]
+    nkwargs: int  # how many keywords the captured call passed (those below, no others)
+    keyword_constants: tuple[tuple[str, Any], ...]  # (keyword, value with lists as tuples)
+    keyword_tensors: tuple[str, ...]  # keywords that must hold tensors
+    # Per problem input, in order: (None, position) for a positional argument, (_KWARGS,
+    # keyword) for a keyword one, (the owner's _parameters or _buffers dict, name) for state,
+    # read per call so a reassigned parameter is seen.
+    sources: tuple[tuple[Any, Any], ...]
     run: Callable[..., Any]  # LoadedOp.forward (its __call__'s hook machinery adds ~1 us)
     op: Any  # the custom op, for torch.compile
     returns_tuple: bool
+    nones: tuple[int, ...]  # positions of the returned tuple that hold None (not the op's)
     single: bool  # the custom op returns one tensor (else a list)
 
-    def tensors(self, args: tuple) -> list | None:
+    def tensors(self, args: tuple, kwargs: dict) -> list | None:
         """The problem's inputs for this call, or None when it is not the captured call."""
-        if len(args) != self.nargs:
+        if len(args) != self.nargs or len(kwargs) != self.nkwargs:
             return None
         for i, value in self.constants:
             a = args[i]
@@ -144,7 +149,21 @@ class _Route:
         for i in self.arg_positions:
             if not isinstance(args[i], torch.Tensor):
                 return None
-        tensors = [args[k] if d is None else d[k] for d, k in self.sources]
+        if not kwargs:  # the common call, kept as short as before keywords were captured
+            tensors = [args[k] if d is None else d[k] for d, k in self.sources]
+        else:
+            # With the count equal, every captured keyword present means no other one is.
+            for k, value in self.keyword_constants:
+                a = kwargs.get(k, _NONE)
+                if a is not value and (isinstance(a, torch.Tensor) or _tuples(a) != value):
+                    return None
+            for k in self.keyword_tensors:
+                if not isinstance(kwargs.get(k), torch.Tensor):
+                    return None
+            tensors = [
+                args[k] if d is None else kwargs[k] if d is _KWARGS else d[k]
+                for d, k in self.sources
+            ]
         if torch.is_grad_enabled():
             for t in tensors:
                 if t.requires_grad:
@@ -159,6 +178,7 @@ class _Patch:
 
 
 _NONE = object()
+_KWARGS = object()  # a _Route source read from the call's keyword arguments
 
 
 def patch(
@@ -257,12 +277,15 @@ class _Unroutable(Exception):
 
 
 def _route(module: torch.nn.Module, sub: Subgraph, loaded) -> _Route:
-    sources: list[tuple[dict | None, Any]] = []
+    sources: list[tuple[Any, Any]] = []
     positions: list[int] = []
     for inp in sub.inputs:
+        if inp.kind == "arg" and inp.index is None:
+            if inp.target not in sub.keyword_tensors:
+                raise _Unroutable(f"input {inp.name!r} has no argument position or keyword")
+            sources.append((_KWARGS, inp.target))
+            continue
         if inp.kind == "arg":
-            if inp.index is None:
-                raise _Unroutable(f"input {inp.name!r} has no argument position in the capture")
             sources.append((None, inp.index))
             positions.append(inp.index)
             continue
@@ -284,10 +307,14 @@ def _route(module: torch.nn.Module, sub: Subgraph, loaded) -> _Route:
         nargs=nargs,
         constants=constants,
         arg_positions=tuple(positions),
+        nkwargs=len(sub.keyword_constants) + len(sub.keyword_tensors),
+        keyword_constants=tuple((k, _tuples(v)) for k, v in sub.keyword_constants.items()),
+        keyword_tensors=sub.keyword_tensors,
         sources=tuple(sources),
         run=loaded.forward,
         op=_custom_op(loaded, len(sub.outputs)),
         returns_tuple=sub.returns_tuple,
+        nones=sub.none_outputs,
         single=len(sub.outputs) == 1,
     )
 
@@ -306,24 +333,31 @@ def _patched_forward(original: Callable[..., Any], routes: list[_Route]) -> Call
     is_compiling = torch.compiler.is_compiling
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        if not kwargs:
-            for route in routes:
-                tensors = route.tensors(args)
-                if tensors is None:
-                    continue
-                if is_compiling():
-                    out = route.op(tensors)
-                    if route.single:
-                        return (out,) if route.returns_tuple else out
-                    return tuple(out) if route.returns_tuple else out
-                out = route.run(*tensors)
-                if route.returns_tuple:
-                    return tuple(out) if isinstance(out, list | tuple) else (out,)
-                return out[0] if isinstance(out, list | tuple) and route.single else out
+        for route in routes:
+            tensors = route.tensors(args, kwargs)
+            if tensors is None:
+                continue
+            if is_compiling():
+                out = route.op(tensors)
+                if not route.returns_tuple:
+                    return out
+                out = (out,) if route.single else tuple(out)
+                return _with_nones(out, route.nones) if route.nones else out
+            out = route.run(*tensors)
+            if route.returns_tuple:
+                out = tuple(out) if isinstance(out, list | tuple) else (out,)
+                return _with_nones(out, route.nones) if route.nones else out
+            return out[0] if isinstance(out, list | tuple) and route.single else out
         return original(*args, **kwargs)
 
     forward.__kernelloop_patched__ = True  # type: ignore[attr-defined]
     return forward
+
+
+def _with_nones(out: tuple, nones: tuple[int, ...]) -> tuple:
+    """The module's tuple: the op's tensors with None back where the module returned None."""
+    it = iter(out)
+    return tuple(None if i in nones else next(it) for i in range(len(out) + len(nones)))
 
 
 def _custom_op(loaded, n_outputs: int):

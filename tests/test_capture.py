@@ -110,6 +110,14 @@ def test_capture_json_round_trips(block, cnn):
         assert Capture.from_dict(json.loads(result.to_json())) == result
 
 
+def test_a_capture_json_from_before_keywords_still_loads(block):
+    result, _ = block
+    old = json.loads(result.to_json())
+    for sub in old["subgraphs"]:  # as kernelloop wrote it before keyword arguments were captured
+        del sub["keyword_constants"], sub["keyword_tensors"], sub["none_outputs"]
+    assert Capture.from_dict(old) == result  # the defaults: no keywords, no None returned
+
+
 @pytest.mark.parametrize("which", ["block", "cnn"])
 def test_problem_equals_the_module_on_its_real_weights(which, request):
     result, out = request.getfixturevalue(which)
@@ -232,7 +240,7 @@ class Scaled(nn.Module):
         super().__init__()
         self.lin = nn.Linear(8, 8)
 
-    def forward(self, x, *, scale):
+    def forward(self, x, *, scale, extra=None):
         return torch.relu(self.lin(x)) * scale
 
 
@@ -243,7 +251,7 @@ class Outer(nn.Module):
         self.more = nn.Sequential(*(nn.Linear(8, 8) for _ in range(5)))  # too many for one unit
 
     def forward(self, x):
-        return self.more(self.inner(x, scale=2.0))
+        return self.more(self.inner(x, scale=2.0, extra={"k": 1}))
 
 
 def make_gated():
@@ -291,12 +299,92 @@ def test_data_dependent_control_flow_gets_a_named_error(odd, tmp_path):
     assert "failed in gate (" in str(err.value)
 
 
-def test_a_call_with_keyword_arguments_is_split_and_says_why(odd, tmp_path):
+def test_a_keyword_argument_that_is_no_constant_is_split_and_says_why(odd, tmp_path):
     result = capture(f"{odd}:make_outer", out_dir=tmp_path / "out")
     assert sorted(s.sites[0].module for s in result.subgraphs) == ["inner.lin", "more"]
     (rest,) = result.uncovered
     assert rest.module == "inner" and rest.ops == ("relu", "mul")
-    assert "keyword arguments (scale=2.0)" in rest.why
+    assert "keyword argument extra is a dict" in rest.why
+
+
+KWARG_MODEL = """
+import torch
+import torch.nn as nn
+
+
+class MaskedAttention(nn.Module):
+    def __init__(self, dim=16):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None, scale=1.0):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        scores = (q @ k.transpose(-1, -2)) * scale + mask
+        return self.out(scores.softmax(-1) @ v)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([MaskedAttention() for _ in range(3)])
+
+    def forward(self, x, mask):
+        x = self.layers[0](x, mask=mask, scale=0.5)
+        x = self.layers[1](x, scale=0.5, mask=mask)  # the same keywords in another order
+        return self.layers[2](x, mask=mask, scale=0.25)  # another value: another problem
+
+
+def make():
+    torch.manual_seed(0)
+    return Net().eval()
+
+
+def get_inputs():
+    return [torch.randn(2, 8, 16), torch.randn(2, 8, 8)]
+"""
+
+
+def test_a_call_with_keyword_arguments_is_a_unit_on_its_real_weights(tmp_path):
+    path = tmp_path / "kwarg_model.py"
+    path.write_text(KWARG_MODEL)
+    spec = f"{path}:make"
+    result = capture(spec, out_dir=tmp_path / "out")
+    assert not result.uncovered
+    shared, other = sorted(result.subgraphs, key=lambda s: -len(s.sites))
+    # Sharing compares the keywords' values, not the order they were passed in.
+    assert [s.module for s in shared.sites] == ["layers.0", "layers.1"]
+    assert [s.module for s in other.sites] == ["layers.2"]
+    assert shared.keyword_constants == {"scale": 0.5} and other.keyword_constants["scale"] == 0.25
+    assert shared.keyword_tensors == ("mask",) and shared.constants == {}
+    assert [(i.name, i.kind, i.index, i.target) for i in shared.inputs[:2]] == [
+        ("x", "arg", 0, None),
+        ("mask", "arg", None, "mask"),  # a keyword argument: found by its name
+    ]
+    assert Capture.load(tmp_path / "out") == result
+    model = capture_target.load_factory(spec)().eval()
+    seen: dict[str, tuple] = {}
+    for name in ("layers.0", "layers.1", "layers.2"):
+
+        def hook(mod, args, kwargs, out, name=name):
+            seen[name] = (args, kwargs, out)
+
+        model.get_submodule(name).register_forward_hook(hook, with_kwargs=True)
+    with torch.no_grad():
+        model(*capture_target.load_inputs(None, spec))
+    for sub in result.subgraphs:
+        reference = loader.load(tmp_path / "out" / sub.file)[0].instantiate().Model()
+        for site in sub.sites:
+            args, kwargs, expected = seen[site.module]
+            state = model.get_submodule(site.module).state_dict()
+            inputs = [
+                state[i.target]
+                if i.kind != "arg"
+                else (args[i.index] if i.index is not None else kwargs[i.target])
+                for i in sub.inputs
+            ]
+            with torch.no_grad():
+                torch.testing.assert_close(reference(*inputs), expected, msg=site.module)
 
 
 @pytest.mark.parametrize(

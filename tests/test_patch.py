@@ -114,7 +114,8 @@ import kernelloop_test_patch_log
 class ModelNew(_Reference):
     def forward(self, *tensors):
         kernelloop_test_patch_log.calls.append(tuple(tensors[0].shape))
-        return super().forward(*tensors) * {scale}
+        out = super().forward(*tensors)
+        return tuple(o * {scale} for o in out) if isinstance(out, tuple) else out * {scale}
 """
     )
 
@@ -422,3 +423,74 @@ def test_a_call_runs_the_library_only_at_the_captured_constants(tmp_path, monkey
         assert model.inner(x, (2, 2))[0][0, 0] == 3  # fewer arguments than captured
         assert model.inner(x, torch.tensor([2, 2]), "a")[0][0, 0] == 3  # a tensor there
         assert model.inner(x, [2, 2], "a")[0][0, 0] == 103  # a list is the tuple it was
+
+
+KWARG_SOURCE = """
+import torch
+import torch.nn as nn
+
+
+class Mixer(nn.Module):
+    def __init__(self, dim=16):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, bias=None, scale=1.0, cache=None):
+        y = self.proj(x) * scale
+        return (y if bias is None else y + bias), None  # as MultiheadAttention(need_weights=False)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mix = Mixer()
+        self.more = nn.Sequential(*(nn.Linear(16, 16) for _ in range(5)))  # its own unit
+
+    def forward(self, x, b):  # cache: a tensor the forward ignores (Hugging Face passes those)
+        return self.more(self.mix(x, bias=b, scale=0.5, cache=b)[0])
+
+
+def make():
+    return Net().eval()
+
+
+def get_inputs():
+    return [torch.randn(2, 8, 16), torch.randn(2, 8, 16)]
+"""
+
+
+def test_a_call_with_keyword_arguments_and_a_none_output_is_patched(tmp_path):
+    (tmp_path / "kwarg_model.py").write_text(KWARG_SOURCE)
+    spec = f"{tmp_path / 'kwarg_model.py'}:make"
+    found = capture(spec, out_dir=tmp_path / "cap", device="cpu")
+    (sub,) = [s for s in found.subgraphs if s.sites[0].module == "mix"]
+    assert sub.keyword_constants == {"scale": 0.5}
+    assert sub.keyword_tensors == ("bias", "cache")  # cache is no input: the problem ignores it
+    assert [i.target for i in sub.inputs if i.kind == "arg"] == [None, "bias"]
+    assert sub.returns_tuple and len(sub.outputs) == 1 and sub.none_outputs == (1,)
+    problem = load_file(tmp_path / "cap" / sub.file)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fingerprint, "arch", lambda: "cpu")
+        mp.setattr(fingerprint, "environment", lambda: dict(FAKE_ENV))
+        _promote(problem, tmp_path / "lib", _entry(problem.source, 1.0))
+    model = _model(spec)
+    original = copy.deepcopy(model)
+    with settings.override(library_dir=tmp_path / "lib"):
+        report = kernelloop.patch(model, tmp_path / "cap", allow_untimed=True)
+    assert [s.module for s in report.sites if s.swapped] == ["mix"], str(report)
+    x, b = torch.randn(2, 8, 16), torch.randn(2, 8, 16)
+    mix = model.mix
+    with torch.no_grad():
+        before = len(_calls())
+        torch.testing.assert_close(model(x, b), original(x, b))  # the entry ran, and matches
+        out = mix(x, cache=b, bias=b, scale=0.5)  # any keyword order; the None put back
+        want = original.mix(x, b, 0.5)[0]
+        assert len(out) == 2 and out[1] is None and torch.allclose(out[0], want)
+        assert len(_calls()) == before + 2
+        # Anything but the captured keywords runs the module's own forward.
+        torch.testing.assert_close(mix(x, bias=b, scale=0.3, cache=b), original.mix(x, b, 0.3))
+        mix(x, bias=b, scale=0.5)  # one keyword fewer
+        mix(x, bias=b, scale=0.5, cache=None)  # a constant where a tensor was
+        mix(x, bias=None, scale=0.5, cache=b)  # and the other way round
+        mix(x, b, 0.5, b)  # by position
+        assert len(_calls()) == before + 2

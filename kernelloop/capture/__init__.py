@@ -155,6 +155,13 @@ class _Tracer:
             bytes=unit.bytes,
             estimated_ms=unit.estimated_ms,
             share=share,
+            keyword_constants={
+                k: json.loads(json.dumps(a.value))
+                for k, a in call.kwargs.items()
+                if a.tensor is None
+            },
+            keyword_tensors=tuple(k for k, a in call.kwargs.items() if a.tensor),
+            none_outputs=call.none_outputs,
         )
         return sub, written.source
 

@@ -1,14 +1,15 @@
 """One captured unit as a KernelBench-format problem file, written from its exported graph.
 
-The file is *functional*: ``Model`` has no weights; its forward takes the call's positional
-tensor arguments, then the module's parameters and buffers (only those the graph reads), and
-runs one line per op, ``torch.ops.aten.<op>.<overload>(...)``, as ``torch.export`` traced it.
+The file is *functional*: ``Model`` has no weights; its forward takes the call's tensor
+arguments (positional, then keyword), then the module's parameters and buffers (only those the
+graph reads), and runs one line per op, ``torch.ops.aten.<op>.<overload>(...)``, as
+``torch.export`` traced it.
 Sizes the trace kept symbolic are written as expressions over ``.size(i)`` of the inputs; a
 device the trace baked in is the first input's device. ``get_inputs`` draws every input at the
-scale of the real one (see :func:`_draw`) from module-level size constants, one per distinct
-dimension value, named by role where one role explains every use of the value (``BATCH``,
-``SEQ``, ``HEIGHT``, ``WIDTH``) and ``DIM_<value>`` otherwise. The constants are the real
-shapes, the file's default (GPU) size; kernelloop derives a CPU size from them
+scale of the real one (see :func:`_draw`) from module-level size constants, one per group of
+dimensions the export ties together (``sizes.py``), named by role where one role explains every
+use (``BATCH``, ``SEQ``, ``HEIGHT``, ``WIDTH``) and ``DIM_<value>`` otherwise. The constants are
+the real shapes, the file's default (GPU) size; kernelloop derives a CPU size from them
 (``kernelbench/autosize.py``).
 """
 
@@ -26,8 +27,10 @@ from typing import Any
 
 import torch
 
+from . import sizes
 from .manifest import TensorSpec, UnitInput
 from .record import SHAPE_OPS, Call
+from .sizes import Sizes
 
 _SYM_OPS = {
     operator.add: "+", operator.sub: "-", operator.mul: "*", operator.floordiv: "//",
@@ -96,15 +99,19 @@ def write(program, module: torch.nn.Module, call: Call, header: Header) -> Writt
             name = node.target._opname.rstrip("_") or node.target._opname  # relu_ is a relu
             if name not in SHAPE_OPS:
                 ops.append(name)
-    results = [_expr(o, env, first) for o in (out or ())]
+    # A None the module returns (an attention's weights under need_weights=False) is no output
+    # of the problem: capture.json records where it goes back (Subgraph.none_outputs).
+    results = [_expr(o, env, first) for o in (out or ()) if o is not None]
     body.append("return " + (f"({', '.join(results)},)" if call.returns_tuple else results[0]))
-    names = _size_names([(inp, t) for inp, t in used])
+    reads = [(inp, node) for node, inp in zip(user, inputs, strict=True) if node.users]
+    names = sizes.name_sizes(program, reads)
     source = _source(header, [inp for inp, _ in used], [t for _, t in used], body, names, ops)
     return Written(source, tuple(inp for inp, _ in used), tuple(ops))
 
 
 def _inputs(module, call: Call, user) -> tuple[list[UnitInput], list[torch.Tensor | None]]:
-    """UnitInputs in the wrapper's order (tensor args, then state) and the state tensors."""
+    """UnitInputs in the wrapper's order (positional tensor args, keyword ones, then state) and
+    the state tensors."""
     params = dict(module.named_parameters())
     buffers = dict(module.named_buffers())
     arg_names = _arg_names(module, len(call.args))
@@ -115,6 +122,12 @@ def _inputs(module, call: Call, user) -> tuple[list[UnitInput], list[torch.Tenso
             out.append(UnitInput(arg_names[i], "arg", a.tensor, index=i))
             tensors.append(None)
     seen = {u.name for u in out}
+    for k, a in call.kwargs.items():
+        if a.tensor:
+            name = _identifier(k, seen)
+            seen.add(name)
+            out.append(UnitInput(name, "arg", a.tensor, target=k))
+            tensors.append(None)
     for target in [*params, *buffers]:
         t = params.get(target, buffers.get(target))
         name = _identifier(target.replace(".", "_"), seen)
@@ -250,66 +263,25 @@ def _expr(a: Any, env: dict, first: str) -> str:
 # --- sizes and inputs -----------------------------------------------------------------------
 
 
-def _size_names(used: list[tuple[UnitInput, torch.Tensor | None]]) -> dict[int, str]:
-    """Dimension value -> constant name (see the module docstring)."""
-    roles: dict[int, set[str | None]] = {}
-    order: list[int] = []
-    for inp, _ in used:
-        shape = inp.tensor.shape
-        for d, v in enumerate(shape):
-            if v == 1:
-                continue
-            if v not in roles:
-                roles[v] = set()
-                order.append(v)
-            roles[v].add(_role(inp, len(shape), d))
-    names: dict[int, str] = {}
-    given: set[str] = set()
-    for v in order:
-        (role,) = roles[v] if len(roles[v]) == 1 else (None,)
-        names[v] = role if role and role not in given else f"DIM_{v}"
-        given.add(names[v])
-    return names
-
-
-def _role(inp: UnitInput, ndim: int, d: int) -> str | None:
-    if inp.kind != "arg" or ndim < 2:
-        return None
-    if d == 0:
-        return "BATCH"
-    if ndim == 3 and d == 1:
-        return "SEQ"
-    if ndim == 4 and d in (2, 3):
-        return ("HEIGHT", "WIDTH")[d - 2]
-    return None
-
-
-def _shape(shape: tuple[int, ...], names: dict[int, str], as_tuple: bool = False) -> str:
-    parts = [names.get(v, str(v)) for v in shape]
-    if as_tuple:
-        return f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
-    return ", ".join(parts) if parts else "()"
-
-
-def _draw(inp: UnitInput, tensor: torch.Tensor | None, arg_range, names: dict[int, str]) -> str:
+def _draw(inp: UnitInput, tensor: torch.Tensor | None, arg_range, names: Sizes) -> str:
     """How ``get_inputs`` makes one input: activations ``randn``; integer arguments ``randint``
     over the range seen; parameters at the real ones' mean and spread (on meta, where there
     are no values: 1/sqrt(fan_in) for matrices, 1 for vectors); floating buffers positive
     (running variances must be), around the real ones' magnitude."""
     spec = inp.tensor
-    shape = _shape(spec.shape, names)
+    shape = names.shape(inp)
     if spec.dtype == "bool":
         return f"torch.rand({shape}) < 0.5"
     if not spec.dtype.startswith(("float", "bfloat")):
         if arg_range is None:
             raise Unspellable(f"{inp.name} holds integers of unknown range")
         lo, hi = arg_range
-        size = _shape(spec.shape, names, True)
+        size = names.shape(inp, as_tuple=True)
         # Indices index something: the smallest size above the largest one seen (a vocabulary,
         # a class count) bounds them, and follows it when a smaller size is checked.
-        bound = min((v for v in names if v > hi), default=None) if lo >= 0 else None
+        bound = names.above(hi) if lo >= 0 else None
         if bound is not None:
-            return f"torch.randint(0, {names[bound]}, {size})"
+            return f"torch.randint(0, {bound}, {size})"
         return f"torch.randint({lo}, {hi + 1}, {size})"
     if inp.kind == "arg":
         return f"torch.randn({shape})"
@@ -360,10 +332,8 @@ def _source(header: Header, inputs, tensors, body, names, ops) -> str:
     sites = ", ".join(
         f"{c.module or '(model)'}" + (f" (call {c.call})" if c.call else "") for c in header.sites
     )
-    ranges = {i: a.int_range for i, a in enumerate(call.args)}
     draws = [
-        f"    {inp.name} = "
-        + _draw(inp, t, ranges.get(inp.index) if inp.kind == "arg" else _state_range(t), names)
+        f"    {inp.name} = " + _draw(inp, t, _range(call, inp, t), names)
         for inp, t in zip(inputs, tensors, strict=True)
     ]
     params = ", ".join(["self", *(i.name for i in inputs)])
@@ -375,7 +345,7 @@ def _source(header: Header, inputs, tensors, body, names, ops) -> str:
         "so a kernel verified here runs on the model's real weights (see capture.json).",
         '"""',
     ]
-    constants = [f"{name} = {v}" for v, name in names.items()]
+    constants = [f"{name} = {v}" for name, v in names.constants.items()]
     lines = [
         *doc,
         "",
@@ -418,6 +388,14 @@ def _distributions(kind: str) -> list[str]:
         "# x4 on every input, weights too, makes the softmax one-hot: rounding, not the kernel.",
         'INPUT_DISTRIBUTIONS = ["given", "sparse"]',
     ]
+
+
+def _range(call: Call, inp: UnitInput, t: torch.Tensor | None):
+    """An integer input's (min, max): as recorded for an argument (positional or keyword), read
+    from the tensor for state."""
+    if inp.kind != "arg":
+        return _state_range(t)
+    return (call.args[inp.index] if inp.index is not None else call.kwargs[inp.target]).int_range
 
 
 def _state_range(t: torch.Tensor | None):

@@ -1,10 +1,11 @@
 """One module call as a pure function of its tensors, traced by ``torch.export``.
 
-A problem file has no weights of its own: its forward takes the call's positional tensor
-arguments and then the module's parameters and buffers, so a kernel verified on it can run on the
-user's real weights. The trace comes from ``torch.export.export`` (non-strict) of a wrapper whose
-forward takes ``(args..., state...)`` and calls the original module through
-``torch.func.functional_call``; non-tensor arguments are baked in as constants.
+A problem file has no weights of its own: its forward takes the call's tensor arguments
+(positional, then keyword) and then the module's parameters and buffers, so a kernel verified on
+it can run on the user's real weights. The trace comes from ``torch.export.export`` (non-strict)
+of a wrapper whose forward takes ``(args..., kwargs..., state...)`` and calls the original module
+through ``torch.func.functional_call``; non-tensor arguments, positional or keyword, are baked in
+as constants.
 
 Three tries, from most to least general (:data:`MODES`): every dimension of every input as
 ``Dim.AUTO`` (view and reshape sizes then come out as expressions over input sizes, so a smaller
@@ -32,27 +33,23 @@ CONSTANTS = (int, float, bool, str, type(None))
 
 def why_not_standalone(call: Call, device: str) -> str | None:
     """Why this call cannot be one problem before anything is traced, or None."""
-    if call.kwargs:
-        shown = ", ".join(f"{k}={v}" for k, v in call.kwargs.items())
-        return (
-            f"called with keyword arguments ({shown}): a problem's inputs are positional, "
-            "so only calls that pass everything by position are captured"
-        )
-    for i, a in enumerate(call.args):
+    named = [(f"argument {i}", a) for i, a in enumerate(call.args)]
+    named += [(f"keyword argument {k}", a) for k, a in call.kwargs.items()]
+    for what, a in named:
         if a.tensor is None and not _constant(a.value):
             return (
-                f"argument {i} is a {type(a.value).__name__}: a problem takes tensors and "
+                f"{what} is a {type(a.value).__name__}: a problem takes tensors and "
                 "plain constants (numbers, booleans, strings, None, tuples of them)"
             )
         if a.tensor and a.tensor.dtype != "bool" and _integer(a.tensor.dtype):
             if a.int_range is None:
                 return (
-                    f"argument {i} is an integer tensor whose range is unknown on the {device} "
+                    f"{what} is an integer tensor whose range is unknown on the {device} "
                     "device (the problem must draw valid indices): capture with --device cpu"
                 )
     if call.outputs is None:
         return "its forward returns something other than a tensor or a tuple of tensors"
-    if not any(a.tensor for a in call.args) and not call.state:
+    if not any(a.tensor for _, a in named) and not call.state:
         return "it takes no tensor: nothing to write a kernel over"
     return None
 
@@ -68,19 +65,22 @@ def _integer(dtype: str) -> bool:
 
 
 class _Wrapper(torch.nn.Module):
-    """forward(*tensors): the call's tensor arguments, then the module's state, in order."""
+    """forward(*tensors): the call's positional tensor arguments, its keyword tensor arguments
+    (in the order passed), then the module's state, in order; other values as traced."""
 
     def __init__(self, module: torch.nn.Module, call: Call, targets: list[str]) -> None:
         super().__init__()
         self.module = module
         self.layout = [("tensor", None) if a.tensor else ("value", a.value) for a in call.args]
+        self.keywords = [(k, a.tensor is not None, a.value) for k, a in call.kwargs.items()]
         self.targets = targets
 
     def forward(self, *tensors):
         it = iter(tensors)
         args = tuple(next(it) if kind == "tensor" else value for kind, value in self.layout)
+        kwargs = {k: next(it) if tensor else value for k, tensor, value in self.keywords}
         state = dict(zip(self.targets, it, strict=True))
-        return torch.func.functional_call(self.module, state, args)
+        return torch.func.functional_call(self.module, state, args, kwargs)
 
 
 def state_targets(module: torch.nn.Module) -> list[str]:
@@ -95,7 +95,7 @@ def example_inputs(module: torch.nn.Module, call: Call) -> list[torch.Tensor]:
     device = next((t.device for t in named.values()), torch.device("cpu"))
     args = [
         torch.zeros(a.tensor.shape, dtype=getattr(torch, a.tensor.dtype), device=device)
-        for a in call.args
+        for a in [*call.args, *call.kwargs.values()]
         if a.tensor
     ]
     return args + [named[t].detach() for t in state_targets(module)]
@@ -104,7 +104,7 @@ def example_inputs(module: torch.nn.Module, call: Call) -> list[torch.Tensor]:
 def export_call(module: torch.nn.Module, call: Call, mode: str):
     """The ``ExportedProgram`` of the call in ``mode`` (one of :data:`MODES`)."""
     inputs = example_inputs(module, call)
-    n_args = sum(1 for a in call.args if a.tensor)
+    n_args = sum(1 for a in [*call.args, *call.kwargs.values()] if a.tensor)
 
     def dims(i: int, t: torch.Tensor):
         dynamic = mode == "all" or (mode == "args" and i < n_args)

@@ -42,7 +42,9 @@ class UnitInput:
     kind: str  # "arg": the module's forward argument; "param"/"buffer": the module's own state
     tensor: TensorSpec
     index: int | None = None  # kind "arg": position among the module call's positional args
-    target: str | None = None  # "param"/"buffer": state-dict name relative to the module
+    # "param"/"buffer": state-dict name relative to the module; "arg" passed by keyword (index
+    # None): the keyword
+    target: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,15 @@ class Subgraph:
     bytes: float  # one call: every input read and output written once
     estimated_ms: float  # one call, at the roofline of the target GPU
     share: float  # fraction of the model's estimated time spent here, all sites together
+    # Keyword arguments the call was traced with: non-tensor values by name (baked in, like
+    # ``constants``), and the names that held tensors (those the problem reads are also inputs,
+    # kind "arg" with the keyword as target). A patched call runs the library only with exactly
+    # these keywords. Captures written before keywords were captured have neither: no keywords.
+    keyword_constants: dict[str, Any] = dataclasses.field(default_factory=dict)
+    keyword_tensors: tuple[str, ...] = ()
+    # Positions of the returned tuple that held None (the problem returns the tensors only;
+    # the patched forward puts the Nones back).
+    none_outputs: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +194,9 @@ def _subgraph(d: dict) -> Subgraph:
         bytes=float(d["bytes"]),
         estimated_ms=float(d["estimated_ms"]),
         share=float(d["share"]),
+        keyword_constants=dict(d.get("keyword_constants") or {}),
+        keyword_tensors=tuple(str(k) for k in d.get("keyword_tensors") or ()),
+        none_outputs=tuple(int(i) for i in d.get("none_outputs") or ()),
     )
 
 

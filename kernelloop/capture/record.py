@@ -7,8 +7,8 @@ running statistics).
 
 :func:`record` runs one forward with a pre- and post-hook on every submodule and a
 ``TorchDispatchMode`` underneath. Each module *call* gets a :class:`Call`: its qualified name,
-type, call index, positional arguments (tensor shapes and dtypes, other values as they are),
-keyword arguments, outputs, and the ATen ops dispatched while it was the innermost call, each
+type, call index, positional and keyword arguments (tensor shapes and dtypes, other values as
+they are), outputs, and the ATen ops dispatched while it was the innermost call, each
 with its FLOPs and bytes. ``scaled_dot_product_attention`` is recorded as one op through a
 ``TorchFunctionMode``: on ``meta`` (and on some backends) it dispatches as its math
 decomposition, two ``bmm`` and a softmax, which would otherwise count as three ops and two
@@ -75,7 +75,7 @@ class Op:
 
 @dataclasses.dataclass(frozen=True)
 class Arg:
-    """One positional argument of a call."""
+    """One argument of a call, positional or keyword."""
 
     tensor: TensorSpec | None  # None: not a tensor
     value: Any = None  # a non-tensor argument as passed
@@ -90,13 +90,16 @@ class Call:
     call: int  # which call of this module, from 0
     parent: int | None
     args: list[Arg]
-    kwargs: dict[str, str]  # name -> "tensor" or the value's repr
+    kwargs: dict[str, Arg]  # keyword arguments, in the order passed
     state_bytes: int  # the module's parameters and buffers
     state: tuple[tuple[str, TensorSpec], ...]  # their state-dict names (relative) and specs
     children: list[int] = dataclasses.field(default_factory=list)
     ops: list[Op] = dataclasses.field(default_factory=list)  # while it was the innermost call
     outputs: tuple[TensorSpec, ...] | None = None  # None: not a tensor or a tuple of tensors
     returns_tuple: bool = False
+    # Positions of a returned tuple that held None, not in ``outputs``: nn.MultiheadAttention
+    # returns (output, None) when called with need_weights=False.
+    none_outputs: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass
@@ -190,10 +193,7 @@ class _Recorder:
                 call=self.counts.get(name, 0),
                 parent=parent.id if parent else None,
                 args=[self._arg(a) for a in args],
-                kwargs={
-                    k: "tensor" if isinstance(v, torch.Tensor) else repr(v)
-                    for k, v in kwargs.items()
-                },
+                kwargs={k: self._arg(v) for k, v in kwargs.items()},
                 state_bytes=self.state_bytes.get(name, 0),
                 state=self.state.get(name, ()),
             )
@@ -213,10 +213,12 @@ class _Recorder:
             call.outputs = (spec_of(output),)
         elif (
             isinstance(output, tuple | list)
-            and output
-            and all(isinstance(o, torch.Tensor) for o in output)
+            and any(isinstance(o, torch.Tensor) for o in output)
+            and all(o is None or isinstance(o, torch.Tensor) for o in output)
         ):
-            call.outputs, call.returns_tuple = tuple(spec_of(o) for o in output), True
+            call.outputs = tuple(spec_of(o) for o in output if o is not None)
+            call.returns_tuple = True
+            call.none_outputs = tuple(i for i, o in enumerate(output) if o is None)
 
     def _arg(self, a: Any) -> Arg:
         if not isinstance(a, torch.Tensor):

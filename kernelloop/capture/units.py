@@ -8,16 +8,17 @@ to a kernel. The rule, walking the module tree from the model down:
   and casts alone are no work (``record.SHAPE_OPS``);
 - a call is a *unit* when it is fusible: at most ``MAX_ANCHORS`` heavy ops (matmul, linear,
   convolution, scaled-dot-product attention: ``record.ANCHORS``) and at most ``MAX_OPS`` compute
-  ops, and it can stand alone as a problem (the ``check`` callback: positional tensor arguments
-  only, tensor outputs, a forward ``torch.export`` traces and kernelloop can write out);
+  ops, and it can stand alone as a problem (the ``check`` callback: tensor and plain-constant
+  arguments, positional or keyword, tensor outputs, a forward ``torch.export`` traces and
+  kernelloop can write out);
 - otherwise its children are visited, and the compute ops of its own forward (the residual adds
   of a transformer block) become an :class:`~.manifest.Uncovered` entry with the reason.
 
 So a pre-norm transformer block (q, k, v, o projections, attention, three MLP projections: eight
 heavy ops) splits into its norms, its attention module (five) and its MLP (three), and a
 conv-bn-relu ``Sequential`` inside a deeper CNN is one unit. Calls with the same module type,
-op sequence, argument shapes, dtypes and constants and state shapes (the layers of a stack)
-share one problem: a :class:`Unit` with several sites.
+op sequence, argument shapes, dtypes and constants (keyword ones included) and state shapes
+(the layers of a stack) share one problem: a :class:`Unit` with several sites.
 
 Each unit is timed at the roofline of the target GPU (``feedback/roofline.py``): one call takes
 ``max(FLOPs / peak FLOP/s, bytes / peak bandwidth)``, where the bytes are every argument,
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from ..feedback import roofline
 from ..feedback.gpu_specs import GpuSpec
 from .manifest import TensorSpec, Uncovered
-from .record import Call, Op, Recording
+from .record import Arg, Call, Op, Recording
 
 MAX_ANCHORS = 5  # q, k, v and o projections plus the attention itself still make one problem
 MAX_OPS = 40  # compute ops (views and shape ops excluded); more is a block, not a fusion
@@ -118,19 +119,17 @@ def tensor_bytes(spec: TensorSpec) -> int:
 
 def key(call: Call, ops: list[Op]) -> tuple:
     """What makes two calls the same problem."""
-    args = tuple(
-        ("tensor", a.tensor.shape, a.tensor.dtype, a.int_range)
-        if a.tensor
-        else ("value", repr(a.value))
-        for a in call.args
-    )
-    return (
-        call.module_type,
-        tuple(o.name for o in ops),
-        args,
-        tuple(sorted(call.kwargs.items())),
-        call.state,
-    )
+    # Keyword values are baked into the problem like positional ones: a call with other
+    # values (attn_mask=None against a tensor, need_weights=True) is another problem.
+    kwargs = tuple(sorted((k, _described(a)) for k, a in call.kwargs.items()))
+    args = tuple(_described(a) for a in call.args)
+    return (call.module_type, tuple(o.name for o in ops), args, kwargs, call.state)
+
+
+def _described(a: Arg) -> tuple:
+    if a.tensor:
+        return ("tensor", a.tensor.shape, a.tensor.dtype, a.int_range)
+    return ("value", repr(a.value))
 
 
 def plan(rec: Recording, spec: GpuSpec, check: Check, top: int) -> Plan:
@@ -194,7 +193,7 @@ def _ordered_ops(rec: Recording, call: Call) -> list[Op]:
 
 
 def _call_bytes(call: Call) -> float:
-    args = sum(tensor_bytes(a.tensor) for a in call.args if a.tensor)
+    args = sum(tensor_bytes(a.tensor) for a in [*call.args, *call.kwargs.values()] if a.tensor)
     outs = sum(tensor_bytes(o) for o in call.outputs or ())
     return float(args + call.state_bytes + outs)
 
