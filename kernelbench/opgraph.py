@@ -76,6 +76,9 @@ class OpGraph:
     forward_args: list[str]  # the reference forward's parameter names, in order
     # view op -> its target shape over run-time sizes, where traces at other sizes told (sizes.py)
     sizes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # ops whose numbers change between the traced sizes in a way no rule of sizes.py writes over
+    # run-time quantities: templates refuse them rather than bake in the traced number
+    unsized: set[str] = dataclasses.field(default_factory=set)
 
     def op_names(self) -> list[str]:
         return [o.op for o in self.ops]

@@ -219,3 +219,89 @@ def test_unflatten_is_a_view_that_follows_the_size(tmp_path):
     assert ".unflatten(-1, (3, -1,))" in source  # 3 is the same at every size, E is the rest
     verdict = evaluate(problem, source, size="cpu")  # the hold-out has another E
     assert verdict.accepted, (verdict.codes, [r.message for r in verdict.reasons][:2])
+
+
+# Multi-output views read through getitem: a GLU's chunk, a packed q/k/v's split (by a model
+# attribute, or by a share of the width), unbind. Each hold-out has another width, so a split
+# size baked in at the traced width fails there.
+_SPLIT = """
+import torch
+import torch.nn as nn
+
+BATCH = 4
+DIM = 16
+SIZES = {{"cpu": {{"BATCH": 4, "DIM": 16}}}}
+HOLDOUT = [{{"BATCH": 3, "DIM": 24}}]
+
+
+class Model(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+{body}
+
+
+def get_inputs():
+    return [torch.randn({shape})]
+
+
+def get_init_inputs():
+    return [DIM]
+"""
+_SPLITS = {
+    "glu": (
+        "a, b = x.chunk(2, dim=-1)\nreturn a * torch.sigmoid(b)",
+        "BATCH, 2 * DIM",
+        "_x.chunk(2, -1)",
+    ),
+    "qkv_by_attribute": (
+        "q, k, v = x.split(self.dim, dim=-1)\nreturn torch.softmax(q * k, dim=-1) + v",
+        "BATCH, 3 * DIM",
+        "_x.split(self.dim, -1)",
+    ),
+    "halves_by_share": (  # half the width is no attribute (self.dim is a sixth)
+        "a, b = x.split(x.shape[-1] // 2, dim=-1)\nreturn torch.tanh(a) * b",
+        "BATCH, 6 * DIM",
+        "_x.split(_x.shape[-1] // 2, -1)",
+    ),
+    "unbind": ("a, b, c = x.unbind(0)\nreturn a * b + c", "3, BATCH, DIM", "_x.unbind(0)"),
+    "split_rest": (  # sizes (DIM, the rest): the first is the attribute, the second what is left
+        "a, b = x.split([self.dim, x.shape[-1] - self.dim], dim=-1)\n"
+        "return b * a.sum(dim=-1, keepdim=True)",
+        "BATCH, 3 * DIM",
+        "_x.split([self.dim, _x.shape[-1] - (self.dim)], -1)",
+    ),
+}
+
+
+def _split_problem(tmp_path, body: str, shape: str):
+    path = tmp_path / "split.py"
+    lines = "\n".join("        " + line for line in body.splitlines())
+    path.write_text(_SPLIT.format(body=lines, shape=shape))
+    problem = load_file(path)
+    overrides = problem.overrides_for("cpu")
+    return problem, overrides, trace.trace(problem, overrides)
+
+
+@pytest.mark.parametrize("case", sorted(_SPLITS))
+def test_splits_are_views_that_follow_the_size(tmp_path, case):
+    body, shape, call = _SPLITS[case]
+    problem, overrides, graph = _split_problem(tmp_path, body, shape)
+    pl, source = generate(problem, overrides, graph)
+    assert pl.ok, pl.describe()
+    assert call in source and ".contiguous()" not in source  # views of x, no copy
+    verdict = evaluate(problem, source, size="cpu")  # the hold-out has another width
+    assert verdict.accepted, (verdict.codes, [r.message for r in verdict.reasons][:2])
+
+
+def test_a_split_that_follows_the_size_by_no_rule_is_refused(tmp_path):
+    # 2/12, 3/12 and 7/12 of the width: no literal, attribute or equal share explains two of
+    # them, so the third is no rest either
+    body = "w = x.shape[-1] // 12\na, b, c = x.split([2 * w, 3 * w, 7 * w], dim=-1)"
+    body += "\nreturn a.sum(-1) + b.sum(-1) + c.sum(-1)"
+    problem, overrides, graph = _split_problem(tmp_path, body, "BATCH, 12 * DIM")
+    pl = plan.plan(graph)
+    assert not pl.ok
+    assert pl.describe().startswith("no template for: split_with_sizes (its split sizes follow")

@@ -67,6 +67,35 @@ def test_unexplained_changes_and_different_structures_are_left_alone():
     assert sizes.bind(_graph((6, 64), (6, 2, 4, 8), 0.5, {}), [odd]).sizes == {}
 
 
+def _split(op: str, width: int, arg, pieces: int, ints: dict) -> sizes.Trace:
+    x = Input("x", "arg", Value((4, width), "float32"), 0)
+    out = tuple(Value((4, width // pieces), "float32") for _ in range(pieces))
+    split = Op("split", op, "default", (Ref("x"), arg, -1), {}, out)
+    item = Op("getitem", "getitem", "default", (Ref("split"), 0), {}, out[0])
+    return sizes.Trace(OpGraph([x], [split, item], [Ref("getitem")], ["x"]), ints)
+
+
+@pytest.mark.parametrize(
+    ("op", "main_arg", "other_arg", "pieces", "expected"),
+    [
+        ("split", 8, 6, 3, ("_x.shape[-1] // 3",)),  # an equal share of the cut dim
+        ("split", 4, 3, 6, ("self.width",)),  # an int attribute it follows
+        ("chunk", 3, 3, 3, ("3",)),  # a count that never changes
+        ("split_with_sizes", (16, 8), (12, 6), 2, ("self.dim", "_x.shape[-1] - (self.dim)")),
+        ("chunk", 3, 2, 3, None),  # a count that changes by no rule: refused
+        ("split_with_sizes", (8, 16), (9, 9), 2, None),  # two sizes by no rule
+    ],
+)
+def test_split_sizes_are_literals_attributes_shares_or_refused(
+    op, main_arg, other_arg, pieces, expected
+):
+    main = _split(op, 24, main_arg, pieces, {"width": 4, "dim": 16})
+    other = _split(op, 18, other_arg, pieces, {"width": 3, "dim": 12})
+    graph = sizes.bind(main, [other])
+    assert graph.sizes.get("split") == expected
+    assert ("split" in graph.unsized) is (expected is None)
+
+
 _WRITTEN_OUT = """
 import torch
 import torch.nn as nn

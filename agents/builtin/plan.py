@@ -14,7 +14,7 @@ import dataclasses
 
 from .templates import HEAVY, LIGHT
 from .templates.base import Segment
-from .templates.layout import VIEWS
+from .templates.layout import MULTI_VIEWS, VIEWS
 from .trace import OpGraph, Ref
 
 
@@ -54,6 +54,8 @@ def plan(graph: OpGraph) -> Plan:
             name = f"{op.op}.{op.overload}" if op.overload != "default" else op.op
             if op.op in VIEWS:  # a view is only refused when its shape cannot follow the sizes
                 name += " (a reshape that cannot be rewritten over run-time sizes)"
+            elif (op.op, op.overload) in MULTI_VIEWS:
+                name += " (its split sizes follow the problem's size by no rule we know)"
             unmatched.append(name)
         else:
             take(seg)

@@ -17,9 +17,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ...kernelbench.opgraph import Input, OpGraph, Ref, Value
+from ...kernelbench.opgraph import Input, Op, OpGraph, Ref, Value
 
 VIEW_OPS = ("view", "reshape", "_unsafe_view")
+# Multi-output views whose second argument is a size, a count or a list of them; unbind has none.
+SPLIT_OPS = ("split", "split_with_sizes", "chunk", "tensor_split")
 SCALAR_OPS = {"add", "sub", "mul", "div", "rsub", "maximum", "minimum", "clamp", "pow"}
 
 
@@ -55,6 +57,12 @@ def bind(main: Trace, others: Sequence[Trace]) -> OpGraph:
         elif op.op == "unflatten" and len(op.args) > 2 and isinstance(op.args[2], tuple):
             exprs = _split_sizes(traces, k)
             if exprs is not None:
+                graph.sizes[op.name] = exprs
+        elif op.op in SPLIT_OPS and len(op.args) > 1 and isinstance(op.args[1], int | tuple):
+            exprs = _split_args(traces, k)
+            if exprs is None:
+                graph.unsized.add(op.name)
+            else:
                 graph.sizes[op.name] = exprs
         elif op.op in SCALAR_OPS:
             op = _bind_scalars(traces, k, graph)
@@ -106,6 +114,52 @@ def _split_sizes(traces: list[Trace], k: int) -> tuple[str, ...] | None:
             out.append("-1")
             unknown += 1
     return tuple(out) if unknown <= 1 else None
+
+
+def split_dim(op: Op) -> int:
+    """The dim a split, chunk or unbind cuts (ATen's default is 0)."""
+    pos = 1 if op.op == "unbind" else 2
+    dim = op.args[pos] if len(op.args) > pos else op.kwargs.get("dim", 0)
+    return int(dim)
+
+
+def _split_args(traces: list[Trace], k: int) -> tuple[str, ...] | None:
+    """The ints of split op ``k``'s second argument (a split size, a count, a list of sizes or
+    indices) over run-time quantities: a literal where every trace agrees, an int attribute it
+    follows, and for ``split``/``split_with_sizes`` an equal share of the cut dim
+    (``_x.shape[d] // n``) or, for one size of a list, the rest of it. None when a number
+    follows the size by no rule (the caller refuses the op) or the traces cut differently."""
+    ops = [t.graph.ops[k] for t in traces]
+    ints = [list(o.args[1]) if isinstance(o.args[1], tuple) else [o.args[1]] for o in ops]
+    pieces = {len(o.out) if isinstance(o.out, tuple) else -1 for o in ops}
+    if len(pieces) != 1 or -1 in pieces or len({len(i) for i in ints}) != 1:
+        return None
+    (n,) = pieces
+    dim = split_dim(ops[0])
+    sources = [t.graph.value_of(o.args[0]) for t, o in zip(traces, ops, strict=True)]
+    if any(not isinstance(s, Value) for s in sources):
+        return None
+    cut = [s.shape[dim] for s in sources]
+    sizes_of_pieces = ops[0].op in ("split", "split_with_sizes")
+    out: list[str | None] = []
+    for values in zip(*ints, strict=True):
+        attrs = [a for a in traces[0].ints if _same(values, [t.ints.get(a) for t in traces])]
+        if len(set(values)) == 1:
+            out.append(str(values[0]))
+        elif attrs:
+            out.append(f"self.{attrs[0]}")
+        elif sizes_of_pieces and all(v * n == c for v, c in zip(values, cut, strict=True)):
+            out.append(f"_x.shape[{dim}] // {n}")
+        else:
+            out.append(None)
+    unknown = [i for i, e in enumerate(out) if e is None]
+    if len(unknown) == 1 and len(out) > 1 and sizes_of_pieces:
+        # its sizes add up to the cut dim (ATen checks it), so one of them is what is left
+        rest = " + ".join(e for e in out if e is not None)
+        out[unknown[0]] = f"_x.shape[{dim}] - ({rest})"
+    elif unknown:
+        return None
+    return tuple(e for e in out if e is not None)
 
 
 def _same(values: Sequence[Any], other: Sequence[Any]) -> bool:

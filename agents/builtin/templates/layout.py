@@ -4,10 +4,16 @@ They become host-side tensor views in ``forward`` (no kernel, no copy), so the k
 them read through strides. Sizes in the traced graph are those of the traced problem size; a
 view's target shape is rewritten in terms of its input's run-time sizes, so the same code works
 at every size (``bias.view(1, 16, 1, 1)`` becomes ``bias.view(1, -1, 1, 1)``).
+
+Ops with several outputs (``split``, ``chunk``, ``unbind``, ``tensor_split``) are views too: the
+op becomes the tuple of views and each ``getitem`` of it one item. A split size that follows
+the problem's size is written over run-time sizes as well (``_x.shape[2] // 3``,
+``self.n_embd``); one that follows it by no known rule is refused, not baked in.
 """
 
 from __future__ import annotations
 
+from ..sizes import SPLIT_OPS, split_dim
 from ..trace import Op, OpGraph, Ref
 from .base import Config, EmitContext, Emitted, Segment
 
@@ -29,6 +35,18 @@ VIEWS = {
     "contiguous",
     "clone",
     "detach",
+}
+# Views with several outputs, read through ``getitem``: the op becomes the host-side tuple of
+# views (``_x.split(...)``) and each getitem one item of it, so nothing is copied. The overloads
+# whose second argument is an int or a list of ints (tensor_split by a tensor is not).
+MULTI_VIEWS = {
+    ("split", "Tensor"),
+    ("split", "sizes"),
+    ("split_with_sizes", "default"),
+    ("chunk", "default"),
+    ("unbind", "int"),
+    ("tensor_split", "sections"),
+    ("tensor_split", "indices"),
 }
 
 
@@ -81,6 +99,8 @@ class Layout:
 
     def match(self, graph: OpGraph, index: int, claimed: set[str]) -> Segment | None:
         op = graph.ops[index]
+        if (op.op, op.overload) in MULTI_VIEWS or op.op == "getitem":
+            return _match_split(graph, op, claimed)
         if op.op not in VIEWS or op.name in claimed or not op.args:
             return None
         src = op.args[0]
@@ -108,6 +128,10 @@ class Layout:
         x = ctx.expr(seg.inputs[0])
         a = op.args[1:]
         kind = op.op
+        if kind == "getitem":  # an item of a split's tuple of views
+            return Emitted("", [f"{ctx.out_var} = {x}[{a[0]}]"])
+        if kind in SPLIT_OPS or kind == "unbind":
+            return Emitted("", [f"_x = {x}", f"{ctx.out_var} = {_split_call(op, seg.spec)}"])
         if kind in ("view", "reshape", "_unsafe_view", "expand"):
             method = "expand" if kind == "expand" else "reshape"
             line = f"_x = {x}\n{ctx.out_var} = _x.{method}(*{seg.spec['shape']})"
@@ -131,3 +155,52 @@ class Layout:
         else:  # alias, contiguous, clone, detach: the same values
             line = f"{ctx.out_var} = {x}"
         return Emitted("", line.splitlines())
+
+
+def _match_split(graph: OpGraph, op: Op, claimed: set[str]) -> Segment | None:
+    """A split-like op (its output is the tuple of views) or a ``getitem`` of one."""
+    if op.name in claimed or not op.args or not isinstance(op.args[0], Ref):
+        return None
+    src = op.args[0]
+    if op.op == "getitem":
+        producer = graph.producer(src)
+        if producer is None or (producer.op, producer.overload) not in MULTI_VIEWS:
+            return None
+        if not isinstance(op.args[1], int):
+            return None
+        return Segment("layout", op.name, [op.name], [src], Ref(op.name), {})
+    if graph.value_of(src) is None or not isinstance(op.out, tuple):
+        return None
+    if op.name in graph.unsized:  # a size follows the problem's size by no rule we know
+        return None
+    if op.op == "unbind":
+        spec: dict = {}
+    else:
+        sizes = graph.sizes.get(op.name) or _traced_split(graph, op)
+        spec = {"sizes": sizes}
+    return Segment("layout", op.name, [op.name], [src], Ref(op.name), spec)
+
+
+def _traced_split(graph: OpGraph, op: Op) -> tuple[str, ...]:
+    """A split's numbers when no trace at another size told how they follow it: as traced,
+    except an equal split size, written as that share of the cut dim (``_x.shape[d] // n``),
+    as the halves of a GLU or the thirds of a packed q/k/v are; the evaluator's hold-out
+    trials check the guess."""
+    arg = op.args[1]
+    n, dim = len(op.out), split_dim(op)  # type: ignore[arg-type]
+    cut = graph.value_of(op.args[0]).shape[dim]  # type: ignore[union-attr]
+    if op.op == "split" and isinstance(arg, int) and arg * n == cut:
+        return (f"_x.shape[{dim}] // {n}",)
+    return tuple(str(v) for v in (arg if isinstance(arg, tuple) else (arg,)))
+
+
+def _split_call(op: Op, spec: dict) -> str:
+    """The tensor method that makes the same tuple of views as ``op``, over ``_x``."""
+    dim = split_dim(op)
+    if op.op == "unbind":
+        return f"_x.unbind({dim})"
+    sizes = spec["sizes"]
+    # a list argument stays a list (split by sizes, tensor_split at indices), an int an int
+    arg = f"[{', '.join(sizes)}]" if isinstance(op.args[1], tuple) else sizes[0]
+    method = "split" if op.op == "split_with_sizes" else op.op
+    return f"_x.{method}({arg}, {dim})"
