@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .. import pyast
 from .static_resources import (
     TRITON_OPTIONS,
     StaticResources,
@@ -49,7 +50,7 @@ def from_candidate_source(
     optional ``num_warps``/``num_stages``) is compiled; the others get a note saying what is
     missing. A kernel that fails to compile is reported with the error in its notes.
     """
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     if backend is None:
         from kernelloop.sandbox.static_gate import detect_backend
 

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import pyast
 from ..errors import KernelloopError
 from .ncu_metrics import resolve_metrics
 
@@ -68,7 +69,7 @@ def kernel_names(source: str) -> list[str]:
     functions (found in the source's string literals). Read, never run."""
     names: list[str] = []
     try:
-        tree = ast.parse(source)
+        tree = pyast.parse(source)
     except SyntaxError:
         texts = [source]
     else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from .. import pyast
+
 PREFIX = "get_inputs_"
 _MAKERS = {"rand", "randn", "zeros", "ones", "empty", "randint", "full"}
 
@@ -69,7 +71,7 @@ def rewrite(tree: ast.Module, overrides: dict[str, Any]) -> ast.Module:
 
 def rewrite_lines(source: str, lines: list[str], overrides: dict[str, Any]) -> None:
     """The same, on the source's lines (what an agent reads), right to left within a line."""
-    literals = list(enumerate(_literals(ast.parse(source)), 1))
+    literals = list(enumerate(_literals(pyast.parse(source)), 1))
     for k, c in sorted(literals, key=lambda kc: (kc[1].lineno, -kc[1].col_offset)):
         name = f"{PREFIX}{k}"
         if name in overrides:

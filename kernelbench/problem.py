@@ -16,6 +16,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+from .. import pyast
 from . import inline_sizes
 from .errors import ProblemError
 
@@ -108,9 +109,9 @@ class Problem:
         """Execute the problem file in a fresh module with ``overrides`` assigned as globals."""
         module = types.ModuleType(f"kernelloop_problem_{self.source_hash}")
         module.__file__ = str(self.path)
-        tree = _with_constants(ast.parse(self.source, filename=str(self.path)), overrides or {})
+        tree = _with_constants(pyast.parse(self.source, filename=str(self.path)), overrides or {})
         tree = inline_sizes.rewrite(tree, overrides or {})
-        code = compile(tree, str(self.path), "exec")
+        code = pyast.compile_tree(tree, str(self.path))
         exec(code, module.__dict__)  # trusted: problem files, never candidates
         for required in ("Model", "get_inputs", "get_init_inputs"):
             if not hasattr(module, required):
@@ -120,7 +121,7 @@ class Problem:
     def coder_source(self, overrides: dict[str, Any] | None = None) -> str:
         """The source an agent may see: ``HOLDOUT`` removed (hold-out sizes stay unseen), size
         constants rewritten to the evaluated values."""
-        tree = ast.parse(self.source)
+        tree = pyast.parse(self.source)
         drop: set[int] = set()
         for node in tree.body:
             targets = node.targets if isinstance(node, ast.Assign) else []
@@ -173,7 +174,7 @@ def load_file(path: str | Path, *, problem_id: str | None = None) -> Problem:
         raise ProblemError(f"no such problem file: {path}")
     source = path.read_text()
     try:
-        tree = ast.parse(source, filename=str(path))
+        tree = pyast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise ProblemError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
 
@@ -226,7 +227,7 @@ def _with_constants(tree: ast.Module, overrides: dict[str, Any]) -> ast.Module:
     for node in _split_chains(tree).body:
         target = _single_target(node)
         if target is not None and target in overrides:
-            value = ast.parse(repr(overrides[target]), mode="eval").body  # tuples too
+            value = pyast.parse(repr(overrides[target]), mode="eval").body  # tuples too
             node.value = ast.copy_location(value, node.value)  # type: ignore[union-attr]
     return ast.fix_missing_locations(tree)
 

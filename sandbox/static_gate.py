@@ -17,6 +17,7 @@ import ast
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .. import pyast
 from . import reasons
 from .gate_rules import BACKENDS, MARKER_TEXT
 from .gate_source import SourceModel
@@ -55,7 +56,7 @@ class GateResult:
 
 def _parse(source: str) -> ast.Module | SyntaxError:
     try:
-        return ast.parse(source)
+        return pyast.parse(source)
     except SyntaxError as e:
         return e
     except ValueError as e:  # NUL bytes in the source

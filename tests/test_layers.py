@@ -33,6 +33,7 @@ HARDWARE_FACTS = ("gpu_specs", "roofline", "nvml", "compile_check", "static_reso
 LAYERS = [
     ("kernelloop", 0),  # the root package: __version__, the lazy patch entry points
     ("kernelloop.settings", 0),
+    ("kernelloop.pyast", 0),  # thread-safe ast.parse: every layer reads Python source
     *[(f"kernelloop.feedback.{m}", 1) for m in HARDWARE_FACTS],
     ("kernelloop.sandbox.nvrtc", 1),  # NVRTC compile and load: a toolchain wrapper
     ("kernelloop.kernelbench", 2),

@@ -16,6 +16,7 @@ import builtins
 import json
 from typing import Any
 
+from ... import pyast
 from ...errors import KernelloopError
 from ...kernelbench.problem import Problem
 from .plan import Plan
@@ -177,7 +178,7 @@ def _reference_init(
 ) -> tuple[str, dict[str, Any], list[str]]:
     """The reference's ``__init__`` as ModelNew's, the module constants it reads, and the
     module-level helpers it builds with (``self.block = Block(dim)``), as source."""
-    tree = ast.parse(problem.source)
+    tree = pyast.parse(problem.source)
     model = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
     if model is None:
         raise EmitError("the problem defines no class Model")
@@ -219,6 +220,6 @@ _PROBLEM_NAMES = {"Model", "get_inputs", "get_init_inputs"}
 
 def _bases_reader(bases: list[ast.expr]) -> ast.FunctionDef:
     """A function that reads ``bases``, so a helper's base class is copied like a dependency."""
-    fn = ast.parse("def _bases():\n    pass").body[0]
+    fn = pyast.parse("def _bases():\n    pass").body[0]
     fn.body = [ast.Expr(b) for b in bases] or [ast.Pass()]  # type: ignore[attr-defined]
     return fn  # type: ignore[return-value]

@@ -31,6 +31,8 @@ import os
 import types
 from collections.abc import Callable, Iterator
 
+from ... import pyast
+
 # Appended to every CPU verdict's notes (sandbox/evaluate.py): what a pass here does not prove.
 CPU_LIMITS = (
     "CPU: kernels ran under the Triton interpreter, with each launch's programs in two orders, "
@@ -96,7 +98,7 @@ def _install_private_globals(ti, patch) -> None:
     own = vars(ti)
 
     def compile_and_exec(self, transformed_ast):
-        code = compile(transformed_ast, filename=self.filename, mode="exec")
+        code = pyast.compile_tree(transformed_ast, self.filename)
         namespace = {**own, **self.fn.__globals__}
         local = {**self.kwargs}
         exec(code, namespace, local)
