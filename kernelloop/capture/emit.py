@@ -41,6 +41,7 @@ _SKIP = ("_assert_scalar", "sym_constrain_range", "sym_constrain_range_for_size"
 _RESERVED = {"torch", "nn", "self", "Model", "math", "get_inputs", "get_init_inputs"}
 _BUILTINS = frozenset(dir(builtins))
 _NAMESPACES = ("aten", "prims")  # ops a problem file can call without registering anything
+_VIEWS = {("view", "default"), ("_unsafe_view", "default")}  # written as reshape
 
 
 class Unspellable(Exception):
@@ -219,6 +220,12 @@ def _statement(node, env: dict, first: str, taken: set[str]) -> str | None:
         packet, overload = functional._opname, functional._overloadname
         if isinstance(args[0], torch.fx.Node):
             env[args[0]] = name
+    elif (packet, overload) in _VIEWS:
+        # The export drops a `.contiguous()` that was a no-op at trace time (CPU attention
+        # returns its output already transposed), so the `view` after it holds only for the
+        # strides seen then; meta kernels and other backends lay tensors out otherwise. The
+        # problem is about values: a reshape is the same view where a view exists.
+        packet, overload = "reshape", "default"
     return f"{name} = torch.ops.{target.namespace}.{packet}.{overload}({', '.join(parts)})"
 
 
