@@ -32,9 +32,13 @@ def judge(
     references: dict[str, list],
     work: Path,
     input_hashes: dict[str, str],
+    exact: dict[str, list] | None = None,
 ) -> None:
-    """Turn the candidate worker's frames and files into build and correctness results."""
+    """Turn the candidate worker's frames and files into build and correctness results.
+    ``exact`` holds a half-precision problem's float64 references by trial (``compare.py``)."""
     tol = problem.tolerance
+    exact = exact or {}
+    exact_only = 0
     by_type: dict[str, list[dict]] = {}
     for _, f in frames:
         by_type.setdefault(f["type"], []).append(f)
@@ -111,9 +115,13 @@ def judge(
         if any(d != plan.device for d in devices):
             verdict.reject(reasons.WRONG_DEVICE, f"trial {name}: outputs on {devices}")
         ok = True
+        wide = exact.get(base) or [None] * len(refs)
         for i, (out, ref) in enumerate(zip(outputs, refs, strict=True)):
             with timed(detail, "compare.values"):
-                cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device=plan.device)
+                cmp = compare(
+                    out, ref, atol=tol["atol"], rtol=tol["rtol"], device=plan.device, exact=wide[i]
+                )
+            exact_only += cmp.exact_only
             result.max_abs_err = max(result.max_abs_err or 0.0, cmp.max_abs_err or 0.0)
             result.max_rel_err = max(result.max_rel_err or 0.0, cmp.max_rel_err or 0.0)
             result.mismatched += cmp.mismatched
@@ -126,7 +134,7 @@ def judge(
         result.passed = ok
         if plan.device == "cpu":
             with timed(detail, "compare.cpu_runs"):
-                _check_cpu_runs(verdict, frame, result, work, outputs, refs, tol)
+                _check_cpu_runs(verdict, frame, result, work, outputs, refs, tol, wide)
         if name.endswith(".repeat"):
             with timed(detail, "compare.repeat"):
                 _check_repeat(verdict, outputs, first_outputs.get(base), tol, plan.device)
@@ -149,6 +157,12 @@ def judge(
             store_coverage=reasons.NOT_WRITTEN_BY_KERNEL not in verdict.codes,
         )
     trials.passed = bool(trials.trials) and all(t.passed for t in trials.trials) and not missing
+    if exact_only:
+        verdict.notes.append(
+            f"{exact_only} output elements were outside the tolerance of the {problem.dtype} "
+            "reference but within the tolerance of the same reference computed in float64, or "
+            "within its own rounding noise (cancellation in a chain of ops)"
+        )
 
 
 def _read_output(work: Path, name: str) -> tuple[list, str | None]:
@@ -250,6 +264,7 @@ def _check_cpu_runs(
     outputs: list,
     refs: list,
     tol: dict,
+    wide: list,
 ) -> None:
     """On a CPU worker (the Triton interpreter): each of the trial's extra runs is read like its
     main output and compared with the same reference (rows 30, 31), and its store coverage must
@@ -274,7 +289,7 @@ def _check_cpu_runs(
             continue
         problem = "" if len(others) == len(refs) else f"{len(others)} outputs, not {len(refs)}"
         for i, (out, ref) in enumerate(zip(others, refs, strict=False)):
-            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device="cpu")
+            cmp = compare(out, ref, atol=tol["atol"], rtol=tol["rtol"], device="cpu", exact=wide[i])
             if not problem and not cmp.passed:
                 problem = f"output {i}: {cmp.message}"
         if problem and result.passed:  # wrong in every run is wrong, not order-dependent

@@ -386,6 +386,12 @@ def _reference_then_candidate(
     # leave the disk before any candidate code runs: a worker sharing our uid (the process
     # backend) could otherwise read them (threat row 14).
     references = {t.name: tensorio.read(private / "ref" / f"{t.name}.bin")[0] for t in plan.trials}
+    exact = {
+        t.name: tensorio.read(path)[0]
+        for t in plan.trials
+        if (path := private / "ref" / f"{t.name}.exact.bin").exists()
+    }
+    verdict.notes.extend(ref["reference"].get("exact_notes") or [])
     shutil.rmtree(private)
     private.mkdir(mode=0o700)
 
@@ -435,7 +441,16 @@ def _reference_then_candidate(
                 add_spans(verdict.phase_detail, "candidate", frame.get("spans"))
         with timed(phases, "compare"):
             checks.judge(
-                problem, plan, verdict, frames, bad, outcome, references, work, input_hashes
+                problem,
+                plan,
+                verdict,
+                frames,
+                bad,
+                outcome,
+                references,
+                work,
+                input_hashes,
+                exact=exact,
             )
         if gpu and verdict.correctness and verdict.correctness.passed and not verdict.reasons:
             timing_report.attach(verdict, frames, baselines, work_estimate, problem.dtype)

@@ -22,7 +22,7 @@ import torch
 
 from ..kernelbench import instance
 from ..kernelbench.problem import load_file
-from . import channel, tensorio, timing
+from . import channel, exact, tensorio, timing
 from .stopwatch import timed
 
 
@@ -40,12 +40,16 @@ def outputs(job: dict, out: channel.Writer) -> None:
     params_dir, inputs_dir, ref_dir = (
         Path(job[k]) for k in ("params_dir", "inputs_dir", "ref_dir")
     )
-    models = {}
+    models, exact_models = {}, {}
     spans: dict[str, float] = {}
+    exact_notes: set[str] = set()
     for name, module in modules.items():
         with timed(spans, "build"):
             model = instance.build_model(module, job["init_seed"], dtype, device)
         models[name] = model
+        if dtype in exact.HALF:
+            with timed(spans, "exact"):
+                exact_models[name] = _exact_model(model, exact_notes)
         state = model.state_dict()
         with timed(spans, "write"):
             tensorio.write(
@@ -66,12 +70,44 @@ def outputs(job: dict, out: channel.Writer) -> None:
             outputs = instance.run_reference(models[trial["variant"]], inputs)
         with timed(spans, "write"):
             tensorio.write(ref_dir / f"{trial['name']}.bin", outputs)
+        if exact_models.get(trial["variant"]) is not None:
+            with timed(spans, "exact"):
+                wide = _exact_outputs(
+                    exact_models[trial["variant"]], inputs, outputs, problem.tolerance, exact_notes
+                )
+            if wide is not None:
+                tensorio.write(ref_dir / f"{trial['name']}.exact.bin", wide)
         # The work estimate feeds the roofline of a timed run only; its FLOP counter imports
         # torch._dynamo on first use (1.3 s on the CI machine), so a CPU evaluation skips it.
         if work is None and trial["variant"] == "main" and device == "cuda":
             with timed(spans, "flop_count"):
                 work = _estimate_work(models["main"], inputs)
-    out.send("reference", work=work, input_hashes=hashes, seconds=spans)
+    out.send(
+        "reference", work=work, input_hashes=hashes, seconds=spans, exact_notes=sorted(exact_notes)
+    )
+
+
+def _exact_model(model: torch.nn.Module, notes: set[str]) -> torch.nn.Module | None:
+    try:
+        return exact.widen_model(model)
+    except Exception as exc:  # memory, or a module that cannot be copied: no exact reference
+        notes.add(f"no float64 reference: {type(exc).__name__}: {exc}"[:300])
+        return None
+
+
+def _exact_outputs(
+    model: torch.nn.Module, inputs: list, outputs: list, tol: dict, notes: set[str]
+) -> list | None:
+    try:
+        wide = instance.run_reference(model, exact.widen(inputs))
+    except Exception as exc:  # an op without a float64 kernel, memory: the half reference rules
+        notes.add(f"no float64 reference: {type(exc).__name__}: {exc}"[:300])
+        return None
+    why = exact.disagreement(outputs, wide, tol)
+    if why:
+        notes.add(f"no float64 reference: {why}")
+        return None
+    return wide
 
 
 def _estimate_work(model: torch.nn.Module, inputs: list) -> dict | None:
