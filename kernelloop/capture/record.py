@@ -174,6 +174,7 @@ class _Recorder:
         self.composite = False  # inside an op recorded as one (its inner ops are not recorded)
         self.device = device
         self.failed: Call | None = None
+        self.hooked: torch.nn.Module | None = None  # entered by a pre-hook, forward not yet run
         self.state = {
             name: tuple((n, spec_of(t)) for n, t in [*m.named_parameters(), *m.named_buffers()])
             for name, m in modules.items()
@@ -310,12 +311,14 @@ def record(model: torch.nn.Module, inputs: list, dtype: str) -> Recording:
 
         def pre(m, args, kwargs, name=name):
             rec.enter(name, m, args, kwargs)
+            rec.hooked = m  # __call__ runs this module's forward next: not a direct call
 
         def post(m, args, output):
             rec.leave(output)
 
         handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(module.register_forward_hook(post, always_call=True))
+    direct = [_see_direct_calls(rec, name, module) for name, module in modules.items()]
     try:
         with torch.no_grad(), _Functions(rec), _Dispatch(rec):
             model(*inputs)
@@ -334,7 +337,40 @@ def record(model: torch.nn.Module, inputs: list, dtype: str) -> Recording:
     finally:
         for h in handles:
             h.remove()
+        for undo in direct:
+            undo()
     return Recording(rec.calls, modules, device, dtype)
+
+
+def _see_direct_calls(rec: _Recorder, name: str, module: torch.nn.Module):
+    """Record ``self.attention.forward(x, ...)`` too (llama2.c calls its blocks' parts so):
+    module hooks run only through ``__call__``. An instance ``forward`` sees every call, and the
+    patch swaps the same attribute, so such a call is also one the patch reaches. Returns the
+    undo."""
+    own = module.__dict__.get("forward")  # a forward set on the instance before us stays
+    bound = module.forward
+
+    def forward(*args, **kwargs):
+        if rec.hooked is module:  # through __call__: the hooks record it
+            rec.hooked = None
+            return bound(*args, **kwargs)
+        rec.enter(name, module, args, kwargs)
+        output = None
+        try:
+            output = bound(*args, **kwargs)
+        finally:
+            rec.leave(output)
+        return output
+
+    module.forward = forward
+
+    def undo() -> None:
+        if own is None:
+            module.__dict__.pop("forward", None)
+        else:
+            module.forward = own
+
+    return undo
 
 
 def _first_line(exc: BaseException) -> str:
