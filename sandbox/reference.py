@@ -40,16 +40,13 @@ def outputs(job: dict, out: channel.Writer) -> None:
     params_dir, inputs_dir, ref_dir = (
         Path(job[k]) for k in ("params_dir", "inputs_dir", "ref_dir")
     )
-    models, exact_models = {}, {}
+    models = {}
     spans: dict[str, float] = {}
     exact_notes: set[str] = set()
     for name, module in modules.items():
         with timed(spans, "build"):
             model = instance.build_model(module, job["init_seed"], dtype, device)
         models[name] = model
-        if dtype in exact.HALF:
-            with timed(spans, "exact"):
-                exact_models[name] = _exact_model(model, exact_notes)
         state = model.state_dict()
         with timed(spans, "write"):
             tensorio.write(
@@ -66,15 +63,20 @@ def outputs(job: dict, out: channel.Writer) -> None:
             )
         with timed(spans, "write"):
             hashes[trial["name"]] = tensorio.write(inputs_dir / f"{trial['name']}.bin", inputs)
+        # The twin is copied before the forward (which may update state) and dropped after
+        # its own, so the reference's forward never runs short of the memory it had before.
+        twin = None
+        if dtype in exact.HALF:
+            with timed(spans, "exact"):
+                twin = _exact_model(models[trial["variant"]], exact_notes)
         with timed(spans, "forward"):
             outputs = instance.run_reference(models[trial["variant"]], inputs)
         with timed(spans, "write"):
             tensorio.write(ref_dir / f"{trial['name']}.bin", outputs)
-        if exact_models.get(trial["variant"]) is not None:
+        if twin is not None:
             with timed(spans, "exact"):
-                wide = _exact_outputs(
-                    exact_models[trial["variant"]], inputs, outputs, problem.tolerance, exact_notes
-                )
+                wide = _exact_outputs(twin, inputs, outputs, problem.tolerance, exact_notes)
+                del twin
             if wide is not None:
                 tensorio.write(ref_dir / f"{trial['name']}.exact.bin", wide)
         # The work estimate feeds the roofline of a timed run only; its FLOP counter imports
