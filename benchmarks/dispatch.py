@@ -4,8 +4,10 @@
 
 Three layers put Python between a model and its kernel on every call:
 
-(a) ``kernelloop.library.dispatch("conv2d", x, w, bias, **config)``, what the efficiency modules
-    call (``modules/conv.py``), and the module op around it (``conv2d(...)``, ``Conv2d``);
+(a) ``kernelloop.library.dispatch("conv2d", x, w, bias, **config)``, the dispatcher's keyed
+    path, and the efficiency modules' ops, which key each call once for their argument checks
+    and the dispatch decision together: ``conv2d(...)`` and ``Conv2d``, ``attention(q, k, v)``
+    and the ``Attention`` layer, ``qlinear(...)`` and ``QuantLinear`` (2-D and 3-D input);
 (b) a ``LoadedOp`` (``kernelloop.library.load``), which a patched model calls per swapped call;
 (c) a module patched by ``kernelloop.patch``, against the callable its LoadedOp chose and
     against the module's own forward.
@@ -17,8 +19,12 @@ differences, which a burst from another process on a shared CPU moves little (wh
 differences did: their IQR was as large as the overhead). Reported: the median of the samples in
 microseconds with their IQR, next to the per-call medians of both sides. Tensors are tiny and
 torch runs on one thread, so the kernels cost microseconds and the difference is the Python.
-The target is at most 5 us for (a) and (b). (c) against the original forward also differs in
-the computation: the entry is the captured ATen graph, the module its own Python.
+The target is at most 5 us for (a) and (b). Where a side cannot call the choice on the layer's
+input as is, it does the data work the op must do first, and says so: the ``Attention`` layer's
+projections, head reshapes and contiguous copies, a 3-D ``QuantLinear`` input's flattening.
+``nn.Module.__call__`` (about 1 us here) counts against the modules. (c) against the original
+forward also differs in the computation: the entry is the captured ATen graph, the module its
+own Python.
 
 The LoadedOp and the patched module use ``examples/models/tiny_llama.py:make_block`` captured on
 the CPU (its RMSNorm problem) and a library entry made for this run in a temporary folder: the
@@ -98,7 +104,7 @@ def measure(case: str, layer: Callable[[], Any], direct: Callable[[], Any], opts
     }
     verdict = "" if target is None else (" ok" if row["met"] else f" ABOVE {target:g} us")
     print(
-        f"{case:<58} {s.median:6.2f} us (IQR {s.iqr:.2f}, n={s.n})"
+        f"{case:<64} {s.median:6.2f} us (IQR {s.iqr:.2f}, n={s.n})"
         f"  [{row['layer_us']:.2f} vs {row['direct_us']:.2f} us/call]{verdict}",
         flush=True,
     )
@@ -130,12 +136,101 @@ def dispatch_rows(opts) -> list[dict]:
                 lambda: conv2d(x, w, b),
                 lambda: fn(x, w, b),
                 opts,
+                TARGET_US,
             ),
             measure(
                 "(a) modules.conv.Conv2d(x) vs dispatch's choice",
                 lambda: module(x),
                 lambda: fn(x, mw, mb),
                 opts,
+                TARGET_US,
+            ),
+        ]
+
+
+def attention_rows(opts) -> list[dict]:
+    from kernelloop.library import dispatcher
+    from kernelloop.modules.attention import Attention, attention, default_scale
+
+    q, k, v = (torch.randn(1, 2, 8, 16) for _ in range(3))
+    cfg = {"causal": False, "scale": default_scale(16)}
+    kind, fn, why = dispatcher.choose("attention", (q, k, v), cfg)
+    print(f"(a) attention 1x2x8x16: dispatch chooses {kind}: {why}")
+    layer, x = Attention(32, 2).eval(), torch.randn(1, 8, 32)
+    direct_layer = _attention_layer_direct(layer, fn)
+    with torch.no_grad():
+        return [
+            measure(
+                "(a) modules.attention.attention(q, k, v) vs dispatch's choice",
+                lambda: attention(q, k, v),
+                lambda: fn(q, k, v),
+                opts,
+                TARGET_US,
+            ),
+            measure(
+                "(a) modules.attention.Attention(x) vs its forward on the choice",
+                lambda: layer(x),
+                lambda: direct_layer(x),
+                opts,
+                TARGET_US,
+            ),
+        ]
+
+
+def _attention_layer_direct(layer, fn):
+    """``Attention.forward`` line by line with ``attention(q, k, v, causal=...)`` replaced by the
+    dispatcher's choice on the contiguous heads: the op copies the projections' transposed
+    heads because library entries were verified on contiguous inputs only, which is work on
+    the data (the same on both sides), not dispatch. The layer's own projections and reshapes
+    run on both sides; the op and ``nn.Module.__call__`` are the difference."""
+
+    def forward(x):
+        q = layer._heads(layer.q_proj(x), layer.num_heads).contiguous()
+        k = layer._heads(layer.k_proj(x), layer.num_kv_heads).contiguous()
+        v = layer._heads(layer.v_proj(x), layer.num_kv_heads).contiguous()
+        out = fn(q, k, v)
+        batch, seq = x.shape[:2]
+        return layer.o_proj(out.transpose(1, 2).reshape(batch, seq, layer.embed_dim))
+
+    return forward
+
+
+def qgemm_rows(opts) -> list[dict]:
+    from kernelloop.library import dispatcher
+    from kernelloop.modules.qgemm import QuantLinear, op_tensors, qlinear
+
+    module = QuantLinear.from_linear(torch.nn.Linear(64, 32), bits=4, group_size=32).eval()
+    qw, bias = module.qweight, module.bias
+    x = torch.randn(4, 64)
+    tensors = op_tensors(x, qw, bias)
+    x3 = torch.randn(2, 2, 64)  # (batch, seq, features): the op flattens it for the kernel
+    rest = tensors[1:]  # the weight tensors and bias
+    cfg = {"group_size": 32, "symmetric": True}
+    kind, fn, why = dispatcher.choose("qgemm.w4a16", tensors, cfg)
+    print(f"(a) qgemm.w4a16 4x64 @ 64x32: dispatch chooses {kind}: {why}")
+    with torch.no_grad():
+        return [
+            measure(
+                "(a) modules.qgemm.qlinear(x, qw, bias) vs dispatch's choice",
+                lambda: qlinear(x, qw, bias),
+                lambda: fn(*tensors),
+                opts,
+                TARGET_US,
+            ),
+            measure(
+                "(a) modules.qgemm.QuantLinear(x) vs dispatch's choice",
+                lambda: module(x),
+                lambda: fn(*tensors),
+                opts,
+                TARGET_US,
+            ),
+            measure(
+                "(a) QuantLinear(x 2x2x64) vs the choice on x flattened",
+                lambda: module(x3),
+                # the kernel convention is 2-D: flattening and unflattening are the call's
+                lambda: torch.reshape(fn(torch.reshape(x3, (-1, 64)), *rest), (2, 2, 32)),
+                opts,
+                TARGET_US,
             ),
         ]
 
@@ -246,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         "calls": opts.calls,
         "samples": opts.samples,
         "target_us": TARGET_US,
-        "rows": dispatch_rows(opts),
+        "rows": dispatch_rows(opts) + attention_rows(opts) + qgemm_rows(opts),
     }
     with tempfile.TemporaryDirectory(prefix="kernelloop-dispatch-") as tmp:
         report["rows"] += loaded_rows(opts, Path(tmp))

@@ -27,9 +27,9 @@ from . import ops, store
 
 _compiled: dict[tuple, Callable] = {}
 _decisions: dict[tuple, tuple[str, Callable, str]] = {}
-# A call signature's decision and what it rests on: (decision, settings object, valid-until on
-# the monotonic clock, the store's write count, TRITON_INTERPRET). See choose().
-_fast: dict[tuple, tuple] = {}
+# A call signature's slot: [decision, settings object, valid-until on the monotonic clock, the
+# store's write count, TRITON_INTERPRET], the decision and what it rests on. See _refill().
+_fast: dict[tuple, list] = {}
 _FAST_MAX = 4096
 # The mapping os.environ reads and writes, and the variable's key in it (CPython's os module).
 _ENV_DATA = getattr(os.environ, "_data", None) if hasattr(os.environ, "encodekey") else None
@@ -111,20 +111,45 @@ def choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
         )
     except (AttributeError, IndexError, TypeError):  # not all tensors, or none: the slow path
         return _choose(op, tensors, config)[0]
-    hit = _fast.get(key)
+    slot = _fast.get(key)
     if (
-        hit is not None
-        and hit[1] is settings.get()
-        and time.monotonic() < hit[2]
-        and hit[3] == store.writes()
-        and hit[4] == _interpret_flag()
+        slot is not None
+        and slot[1] is settings.get()
+        and time.monotonic() < slot[2]
+        and slot[3] == store.writes()
+        and slot[4] == _interpret_flag()
     ):
-        return hit[0]
+        return slot[0]
+    if slot is None:
+        if len(_fast) >= _FAST_MAX:  # many distinct shapes (a growing sequence): start afresh
+            _fast.clear()
+        slot = _fast[key] = []
+    _refill(slot, op, tensors, config)
+    return slot[0]
+
+
+def _refill(slot: list, op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]) -> None:
+    """Make a call signature's decision again and note what it rests on in its slot: [decision,
+    settings object, valid-until on the monotonic clock, the store's write count,
+    TRITON_INTERPRET]. choose() and dispatch_in() check those inline (a function call there
+    would be a tenth of a module op's dispatch)."""
     decision, until = _choose(op, tensors, config)
-    if len(_fast) >= _FAST_MAX:  # many distinct shapes (a growing sequence): start afresh
-        _fast.clear()
-    _fast[key] = (decision, settings.get(), until, store.writes(), _interpret_flag())
-    return decision
+    slot[:] = (decision, settings.get(), until, store.writes(), _interpret_flag())
+
+
+_sites: list[dict] = []
+
+
+def signature_cache() -> dict:
+    """A dict for a module op's per-signature cache (holding :func:`dispatch_in` slots), emptied
+    by :func:`clear_cache` with the dispatcher's own. Callers bound its size by
+    :data:`SIGNATURES_MAX`, as :func:`choose` does its own."""
+    cache: dict = {}
+    _sites.append(cache)
+    return cache
+
+
+SIGNATURES_MAX = _FAST_MAX
 
 
 def _choose(op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
@@ -187,11 +212,37 @@ def _decide(spec, library, tensors, config, device, dtype, bucket):
 def dispatch(op: str, *tensors: torch.Tensor, **config: Any) -> torch.Tensor:
     kind, fn, why = choose(op, tensors, config)
     if _log_enabled():
-        key = (op, kind, why)
-        if key not in _logged:
-            _logged.add(key)
-            print(f"[kernelloop dispatch] {op}: {why}", file=sys.stderr)
+        _log(op, kind, why)
     return fn(*tensors)
+
+
+def dispatch_in(slot: list, op: str, tensors: Sequence[torch.Tensor], config: dict[str, Any]):
+    """:func:`dispatch` for a caller that keys its call signatures itself: a module op does, to
+    cache its own argument checks, and keying a call twice cost it a microsecond. ``slot`` is a
+    list the caller keeps with the signature, empty at first, in a dict from
+    :func:`signature_cache`; the caller's key must determine everything choose()'s does (op,
+    config, every tensor's shape and strides, the first tensor's dtype and device). The same
+    decision, log line and call as dispatch()."""
+    current = settings.get()
+    if not (
+        slot
+        and slot[1] is current
+        and time.monotonic() < slot[2]
+        and slot[3] == store.writes()
+        and slot[4] == _interpret_flag()
+    ):
+        _refill(slot, op, tensors, config)
+    kind, fn, why = slot[0]
+    if current.dispatch_log:
+        _log(op, kind, why)
+    return fn(*tensors)
+
+
+def _log(op: str, kind: str, why: str) -> None:
+    key = (op, kind, why)
+    if key not in _logged:
+        _logged.add(key)
+        print(f"[kernelloop dispatch] {op}: {why}", file=sys.stderr)
 
 
 def explain(op: str, *tensors: torch.Tensor, **config: Any) -> str:
@@ -210,7 +261,7 @@ def _entry_callable(manifest, spec: ops.OpSpec, config: dict[str, Any], device) 
         module = types.ModuleType(f"kernelloop_entry_{manifest.entry_id.replace('-', '_')}")
         module.__file__ = str(manifest.source_path)
         sys.modules[module.__name__] = module  # Triton reads kernel sources via the module
-        source = manifest.source_path.read_text()
+        source = store.read_source(manifest)  # the source its id names, or ManifestError
         exec(compile(source, str(manifest.source_path), "exec"), module.__dict__)
         instance = module.ModelNew(*spec.init_args(config))
         if isinstance(instance, torch.nn.Module):
@@ -223,6 +274,8 @@ def clear_cache() -> None:
     _compiled.clear()
     _decisions.clear()
     _fast.clear()
+    for cache in _sites:
+        cache.clear()
     _stamp_paths.clear()
     _stamps.clear()
     _library_cache[:] = [None, None]

@@ -1,10 +1,19 @@
-"""When a module op may skip its torch custom op and run its implementation directly."""
+"""When a module op may skip its torch custom op and run its implementation directly, and the
+per-signature plan caches that make that direct path cheap."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
+from ..library import dispatcher
+
+# Tensors an eager call may hand to the implementation directly (module ops key on the type).
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+# Argument values a plan may be cached for. Others (tensors above all) hash by identity and could
+# change in place under a cached plan, so their calls are planned afresh.
+_SCALARS = (type(None), bool, int, float, str)
 
 
 def bypass_custom_op(*tensors: torch.Tensor | None) -> bool:
@@ -22,8 +31,38 @@ def bypass_custom_op(*tensors: torch.Tensor | None) -> bool:
     for t in tensors:
         if t is None:
             continue
-        if type(t) not in _PLAIN:  # fake tensors, functorch wrappers, subclasses: the op's rules
+        # fake tensors, functorch wrappers, subclasses: the op's rules
+        if type(t) not in PLAIN_TENSORS:
             return False
         if grad and t.requires_grad:
             return False
     return True
+
+
+def all_plain(*tensors: torch.Tensor | None) -> bool:
+    """The type half of :func:`bypass_custom_op`, which a plan decides once per signature."""
+    return all(type(t) in PLAIN_TENSORS for t in tensors if t is not None)
+
+
+def cacheable(*values: Any) -> bool:
+    """Whether a plan made for these argument values may serve later calls that compare equal
+    (the key also holds each value's type: padding=1.0 must not reuse padding=1's plan)."""
+    for v in values:
+        if type(v) is tuple:
+            if not cacheable(*v):
+                return False
+        elif type(v) not in _SCALARS:
+            return False
+    return True
+
+
+def plan_cache() -> dict:
+    """A module op's dict of plans by call signature, emptied with the dispatcher's caches."""
+    return dispatcher.signature_cache()
+
+
+def keep(cache: dict, key: tuple, plan: Any) -> Any:
+    if len(cache) >= dispatcher.SIGNATURES_MAX:  # many distinct shapes: start afresh
+        cache.clear()
+    cache[key] = plan
+    return plan

@@ -36,8 +36,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..library import dispatch, dispatcher
 from ..library.ops import OpSpec, pow2_bucket, register
-from ._eager import bypass_custom_op
+from ._eager import all_plain, bypass_custom_op, cacheable, keep, plan_cache
 
 _MAX_SEED_HEAD_DIM = 256  # the largest tile config in kernels/attention.py
 _MAX_GRID_Y = 65535  # CUDA's limit on grid axis 1, which holds batch * query heads
@@ -176,8 +177,6 @@ SPEC = register(
 def _attention_impl(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, scale: float
 ) -> torch.Tensor:
-    from ..library import dispatch
-
     # Library entries were verified on contiguous inputs only (the evaluator makes them so);
     # a transposed view from a projection is copied once here rather than trusted to them.
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
@@ -211,6 +210,11 @@ def _backward(ctx, grad):
 _attention_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+# Plans by call signature (every tensor's shape, strides, dtype, device and type; causal and scale
+# with their types): (tensor types plain, dispatch config, dispatcher slot, all contiguous).
+_plans: dict = plan_cache()
+
+
 def attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -219,10 +223,40 @@ def attention(
     scale: float | None = None,
 ) -> torch.Tensor:
     """softmax(q k^T * scale [+ top-left causal mask]) v; see the module docstring."""
-    check_inputs(q, k, v)
-    scale = default_scale(q.shape[-1]) if scale is None else float(scale)
-    op = _attention_impl if bypass_custom_op(q, k, v) else _attention_op
-    return op(q, k, v, bool(causal), scale)
+    plan = None
+    if not torch.compiler.is_compiling():  # dynamo traces the plain path below, not the cache
+        try:
+            # fmt: off
+            key = (
+                q.shape, q.stride(), q.dtype, q.device, type(q),
+                k.shape, k.stride(), k.dtype, k.device, type(k),
+                v.shape, v.stride(), v.dtype, v.device, type(v),
+                causal, type(causal), scale, type(scale),
+            )
+            # fmt: on
+            plan = _plans.get(key)
+        except (AttributeError, TypeError):  # symbolic sizes, not tensors
+            key = None
+        if plan is None and key is not None and cacheable(causal, scale):
+            check_inputs(q, k, v)
+            scale = default_scale(q.shape[-1]) if scale is None else float(scale)
+            config = {"causal": bool(causal), "scale": scale}
+            dense = q.is_contiguous() and k.is_contiguous() and v.is_contiguous()
+            plan = keep(_plans, key, (all_plain(q, k, v), config, [], dense))
+    if plan is None:
+        check_inputs(q, k, v)
+        scale = default_scale(q.shape[-1]) if scale is None else float(scale)
+        op = _attention_impl if bypass_custom_op(q, k, v) else _attention_op
+        return op(q, k, v, bool(causal), scale)
+    plain, config, slot, dense = plan
+    if plain and not (
+        torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    ):
+        # _attention_impl's work, with the decision from this signature's slot
+        if not dense:
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        return dispatcher.dispatch_in(slot, "attention", (q, k, v), config)
+    return _attention_op(q, k, v, config["causal"], config["scale"])
 
 
 class Attention(nn.Module):

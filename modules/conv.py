@@ -28,9 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..kernels.conv_shapes import ACTIVATIONS, channels_last, output_size
-from ..library import dispatch
+from ..library import dispatch, dispatcher
 from ..library.ops import OpSpec, pow2_bucket, register
-from ._eager import bypass_custom_op
+from ._eager import all_plain, bypass_custom_op, cacheable, keep, plan_cache
 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -84,7 +84,7 @@ def _seed(x, w, bias, stride, padding, dilation, activation):
 
 def _bucket(tensors: Sequence[torch.Tensor], cfg: dict[str, Any]) -> str:
     # Stride, padding, dilation and activation are part of the bucket: an entry verified and
-    # timed for one of them never serves another.
+    # timed for one of them never serves another. conv2d's plans key on what this reads.
     x, w = tensors[0], tensors[1]
     (kh, kw), (c_out, c_in) = w.shape[2:], w.shape[:2]
     sh, sw = cfg["stride"]
@@ -123,9 +123,14 @@ _SCHEMA = (
 )
 
 
-def _conv2d_impl(x, w, bias, stride, padding, dilation, activation):
+def _conv2d_impl(x, w, bias, stride, padding, dilation, activation, plan=None):
+    # ``plan``: an eager call's cached _Plan, so that the dispatch decision is not keyed a second
+    # time; the custom op (which passes none) and uncached calls key it in dispatch().
     if bias is None:  # the op convention always passes three tensors, so entries need no None
         bias = x.new_zeros(w.shape[0])
+    if plan is not None:
+        out = dispatcher.dispatch_in(plan.slot, "conv2d", (x, w, bias), plan.config)
+        return out.contiguous(memory_format=plan.fmt)
     out = dispatch(
         "conv2d",
         x,
@@ -241,6 +246,41 @@ def _unsupported(x, w, bias, padding, groups) -> str | None:
     return None
 
 
+def _normalise(x, w, bias, stride, padding, dilation, activation, groups):
+    """(stride, pads, dilation, why PyTorch must run it or None); raises on invalid arguments."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    stride, dilation = _pair(stride), _pair(dilation)
+    pads = _padding(padding, w.shape[2:], dilation)
+    return stride, pads, dilation, _unsupported(x, w, bias, pads, groups)
+
+
+class _Plan:
+    """What a call's signature alone decides, worked out once per signature: the normalised
+    arguments, the output's memory format, the dispatch config and the dispatcher's slot."""
+
+    __slots__ = ("norm", "stride", "pads", "dilation", "reason", "plain", "fmt", "config", "slot")
+
+    def __init__(self, x, w, bias, stride, padding, dilation, activation, groups):
+        self.norm = _normalise(x, w, bias, stride, padding, dilation, activation, groups)
+        self.stride, self.pads, self.dilation, self.reason = self.norm
+        self.plain = all_plain(x, w, bias)
+        self.fmt = _memory_format(x)
+        self.config = {
+            "stride": self.stride,
+            "padding": self.pads,
+            "dilation": self.dilation,
+            "activation": activation,
+        }
+        self.slot: list = []
+
+
+# Keyed by what a plan and the dispatch decision read: x's shape, strides (its layout), dtype,
+# device; w's shape; every tensor's dtype and type; the arguments with their types (_bucket reads
+# no more; the kernels read w's and bias's strides per call).
+_plans: dict = plan_cache()
+
+
 def conv2d(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -256,11 +296,42 @@ def conv2d(
     x is (N, C_in, H, W) in NCHW or channels-last memory; the result has the same memory
     format. ``activation``: None, "relu", "gelu" (exact, erf) or "silu".
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    stride, dilation = _pair(stride), _pair(dilation)
-    pads = _padding(padding, w.shape[2:], dilation)
-    reason = _unsupported(x, w, bias, pads, groups)
+    plan = None
+    if not torch.compiler.is_compiling():  # dynamo traces the plain path below, not the cache
+        try:
+            # fmt: off
+            key = (
+                x.shape, x.stride(), x.dtype, x.device, type(x), w.shape, w.dtype, type(w),
+                None if bias is None else (bias.dtype, type(bias)),
+                stride, type(stride), padding, type(padding), dilation, type(dilation),
+                activation, groups, type(groups),
+            )
+            # fmt: on
+            plan = _plans.get(key)
+        except (AttributeError, TypeError):  # lists, symbolic sizes, not tensors
+            key = None
+        if (
+            plan is None
+            and key is not None
+            and cacheable(stride, padding, dilation, activation, groups)
+        ):
+            plan = keep(
+                _plans, key, _Plan(x, w, bias, stride, padding, dilation, activation, groups)
+            )
+    if plan is None:
+        norm = _normalise(x, w, bias, stride, padding, dilation, activation, groups)
+        return _run(norm, x, w, bias, padding, activation, groups)
+    if plan.reason is None and plan.plain:
+        if not torch.is_grad_enabled() or not (
+            x.requires_grad or w.requires_grad or (bias is not None and bias.requires_grad)
+        ):
+            return _conv2d_impl(x, w, bias, plan.stride, plan.pads, plan.dilation, activation, plan)
+    return _run(plan.norm, x, w, bias, padding, activation, groups)
+
+
+def _run(norm, x, w, bias, padding, activation, groups) -> torch.Tensor:
+    """A call off the eager fast path: PyTorch, or the custom op (autograd, subclasses, tracing)."""
+    stride, pads, dilation, reason = norm
     if reason is not None:
         _say(reason)
         return reference_conv2d(x, w, bias, stride, padding, dilation, activation, groups)
@@ -306,10 +377,18 @@ class Conv2d(nn.Conv2d):
         if self.padding_mode != "zeros":
             _say(f"padding_mode={self.padding_mode!r}: the kernels pad with zeros only")
             return _activate(self._conv_forward(x, self.weight, self.bias), self.activation)
+        params = self._parameters
+        if type(self) is Conv2d and "weight" in params and "bias" in params:
+            # What self.weight returns, without nn.Module.__getattr__ (0.4 us a parameter here,
+            # once the normal attribute lookup has failed). A subclass or a parametrization may
+            # put a property in front of the name, and weight_norm moves it out of _parameters.
+            weight, bias = params["weight"], params["bias"]
+        else:
+            weight, bias = self.weight, self.bias
         return conv2d(
             x,
-            self.weight,
-            self.bias,
+            weight,
+            bias,
             self.stride,
             self.padding,
             self.dilation,

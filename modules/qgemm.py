@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from ..kernels import qgemm_pack as packing
-from ..library import ops
-from ._eager import bypass_custom_op
+from ..library import dispatch, dispatcher, ops
+from ._eager import all_plain, bypass_custom_op, cacheable, keep, plan_cache
 
 PROBLEMS = {
     "qgemm.w8a16": "modules/03_qgemm_w8a16",
@@ -245,6 +245,7 @@ def _seed_op(*tensors, bits: int, act_bits: int, group_size: int, symmetric: boo
 
 
 def _bucket(tensors: Sequence[torch.Tensor], config: dict[str, Any], *, bits: int) -> str:
+    # qlinear's plans key on what this reads: x's shape, packed's, config, the bias's presence.
     x, packed = tensors[0], tensors[1]
     m, k, n = x.shape[0], x.shape[-1], packed.shape[0]
     sym = config["symmetric"]
@@ -278,8 +279,6 @@ for _bits, _act in ((8, 16), (6, 16), (4, 16), (8, 8)):
 
 
 def _qlinear_impl(x, packed, scales, zeros, bias, bits, group_size, act_bits):
-    from ..library import dispatch
-
     k = x.shape[-1]
     x2d = x.reshape(-1, k)
     tensors = [x2d, packed, scales, *(t for t in (zeros, bias) if t is not None)]
@@ -309,11 +308,58 @@ def qlinear(
 
     ``act_bits=16`` is weight-only (W8A16/W6A16/W4A16 by ``qw.bits``); ``act_bits=8`` is W8A8.
     """
-    op_name(qw.bits, act_bits)  # validates the combination
-    if x.shape[-1] != qw.in_features:
-        raise ValueError(f"x has {x.shape[-1]} features, the weight expects {qw.in_features}")
-    op = _qlinear_impl if bypass_custom_op(x, bias) else torch.ops.kernelloop.qlinear
-    return op(x, qw.packed, qw.scales, qw.zeros, bias, qw.bits, qw.group_size, act_bits)
+    return _qlinear(
+        x, qw.packed, qw.scales, qw.zeros, bias, qw.bits, qw.group_size, act_bits, qw.in_features
+    )
+
+
+# Plans by what they and the dispatch decision read (x's shape, dtype, device and type, packed's
+# shape, which of zeros and bias are there, the bias's type, the integers with theirs; not the
+# weight's strides, which only the kernels read, per call): (op name, config, dispatcher slot,
+# all tensor types plain, x's and out's shapes for the 2-D op or None where x is 2-D).
+_plans: dict = plan_cache()
+
+
+def _qlinear(x, packed, scales, zeros, bias, bits, group_size, act_bits, in_features):
+    key = plan = None
+    if not torch.compiler.is_compiling():  # dynamo traces the plain path below, not the cache
+        try:
+            # fmt: off
+            key = (
+                x.shape, x.dtype, x.device, type(x), packed.shape, zeros is None,
+                None if bias is None else type(bias),
+                bits, type(bits), group_size, type(group_size), act_bits, type(act_bits),
+                in_features,  # only compared with x.shape[-1]: its type changes nothing
+            )
+            # fmt: on
+            plan = _plans.get(key)
+        except (AttributeError, TypeError):  # symbolic sizes, not tensors
+            key = None
+    if plan is None:
+        name = op_name(bits, act_bits)  # validates the combination
+        if x.shape[-1] != in_features:
+            raise ValueError(f"x has {x.shape[-1]} features, the weight expects {in_features}")
+        if key is None or not cacheable(bits, group_size, act_bits, in_features):
+            op = _qlinear_impl if bypass_custom_op(x, bias) else torch.ops.kernelloop.qlinear
+            return op(x, packed, scales, zeros, bias, bits, group_size, act_bits)
+        config = {"group_size": group_size, "symmetric": zeros is None}
+        shapes = (-1, x.shape[-1]), (*x.shape[:-1], packed.shape[0])
+        if x.dim() == 2 and x.shape[1]:  # reshape(-1, 0) raises; otherwise a 2-D x stays as is
+            shapes = None
+        plan = keep(_plans, key, (name, config, [], all_plain(x, bias), shapes))
+    name, config, slot, plain, shapes = plan
+    if plain and not (
+        torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad))
+    ):
+        # _qlinear_impl's work, with the shapes and the decision from this signature's plan
+        # (torch.reshape: the method parses a tuple of sizes slower here)
+        x2d = x if shapes is None else torch.reshape(x, shapes[0])
+        tensors = (x2d, packed, scales) if zeros is None else (x2d, packed, scales, zeros)
+        if bias is not None:
+            tensors = (*tensors, bias)
+        out = dispatcher.dispatch_in(slot, name, tensors, config)
+        return out if shapes is None else torch.reshape(out, shapes[1])
+    return torch.ops.kernelloop.qlinear(x, packed, scales, zeros, bias, bits, group_size, act_bits)
 
 
 class QuantLinear(nn.Module):
@@ -357,7 +403,18 @@ class QuantLinear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return qlinear(x, self.qweight, self.bias, self.act_bits)
+        # qlinear(x, self.qweight, self.bias, self.act_bits) without building the QuantizedWeight
+        # (a frozen dataclass: 2 us here) or nn.Module.__getattr__ (0.4 us a buffer). For this
+        # class exactly, a name in _buffers is what attribute access returns (a subclass or a
+        # parametrization may put a property in front of it; a Parameter moves it out).
+        b = self._buffers
+        try:
+            if type(self) is not QuantLinear:
+                raise KeyError
+            tensors = b["packed"], b["scales"], b["zeros"], b["bias"]
+        except KeyError:
+            tensors = self.packed, self.scales, self.zeros, self.bias
+        return _qlinear(x, *tensors, self.bits, self.group_size, self.act_bits, self.in_features)
 
     def extra_repr(self) -> str:
         kind = "W8A8" if self.act_bits == 8 else f"W{self.bits}A16"
