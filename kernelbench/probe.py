@@ -71,8 +71,10 @@ class _Recorder(TorchDispatchMode):
         self.group_sizes: list[int] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
         name = func._overloadpacket.__name__
+        if name == "convolution":
+            _check_groups(args)
+        out = func(*args, **(kwargs or {}))
         if name in RANDOM_OPS:
             self.random.append(name)
         if name == "native_group_norm" and len(args) > 6:  # (x, w, b, N, C, HxW, groups, eps)
@@ -84,6 +86,20 @@ class _Recorder(TorchDispatchMode):
             self.sizes.extend((t.numel(), t.numel() * t.element_size()) for t in tensors)
             self.flops += _flops(name, args, tensors, numel)
         return out
+
+
+def _check_groups(args: tuple) -> None:
+    """The meta convolution checks the input channels against the groups but not the weight's
+    leading dimension, which the CPU and CUDA kernels require to be a multiple of them: a
+    depthwise conv's output channels moved alone (16 -> 15 at groups=16) passed the probe and
+    then failed the reference as a hold-out."""
+    if len(args) < 9 or not isinstance(args[1], torch.Tensor) or args[1].dim() < 1:
+        return
+    groups = int(args[8])
+    if groups > 1 and args[1].shape[0] % groups:
+        raise RuntimeError(
+            f"a weight of {args[1].shape[0]} channels does not split into {groups} groups"
+        )
 
 
 def _flat(x: Any) -> list:

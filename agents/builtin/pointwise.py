@@ -204,7 +204,7 @@ def is_pointwise(op: Op) -> bool:
         op.op in UNARY
         or op.op in _BINARY_OPS
         or op.op in _COMPARE
-        or op.op in ("maximum", "minimum", "where", "rsub")
+        or op.op in ("maximum", "minimum", "where", "rsub", "masked_fill")
         or (op.op in ("min", "max") and op.overload == "other")
         or loss_reduction(op) == 0
         or op.op in _CASTS
@@ -257,6 +257,8 @@ def expression(op: Op, operand: Callable[[object], str]) -> str | None:
         return f"tl.{op.op}({operand(a[0])}, {operand(a[1])})"
     if op.op in ("min", "max") and op.overload == "other" and len(a) == 2:
         return f"tl.{op.op}imum({operand(a[0])}, {operand(a[1])})"
+    if op.op == "masked_fill" and len(a) == 3:  # a bool mask (ATen refuses any other)
+        return f"tl.where({operand(a[1])} != 0, {operand(a[2])}, {operand(a[0])})"
     if op.op == "where" and len(a) == 3:
         return f"tl.where({operand(a[0])}, {operand(a[1])}, {operand(a[2])})"
     return None

@@ -22,6 +22,8 @@ from ...kernelbench.opgraph import Input, Op, OpGraph, Ref, Value
 VIEW_OPS = ("view", "reshape", "_unsafe_view")
 # Multi-output views whose second argument is a size, a count or a list of them; unbind has none.
 SPLIT_OPS = ("split", "split_with_sizes", "chunk", "tensor_split")
+PAD_OPS = ("pad", "constant_pad_nd", *(f"{k}_pad{n}d" for k in ("reflection", "replication")
+                                           for n in (1, 2, 3)))  # fmt: skip
 SCALAR_OPS = {"add", "sub", "mul", "div", "rsub", "maximum", "minimum", "clamp", "pow"}
 
 
@@ -50,7 +52,7 @@ def bind(main: Trace, others: Sequence[Trace]) -> OpGraph:
         return graph
     ops = []
     for k, op in enumerate(graph.ops):
-        if op.op in VIEW_OPS and len(op.args) > 1 and isinstance(op.args[1], tuple):
+        if op.op in (*VIEW_OPS, "expand") and len(op.args) > 1 and isinstance(op.args[1], tuple):
             exprs = _view_sizes(traces, k)
             if exprs is not None:
                 graph.sizes[op.name] = exprs
@@ -60,6 +62,29 @@ def bind(main: Trace, others: Sequence[Trace]) -> OpGraph:
                 graph.sizes[op.name] = exprs
         elif op.op in SPLIT_OPS and len(op.args) > 1 and isinstance(op.args[1], int | tuple):
             exprs = _split_args(traces, k)
+            if exprs is None:
+                graph.unsized.add(op.name)
+            else:
+                graph.sizes[op.name] = exprs
+        elif op.op in PAD_OPS and len(op.args) > 1 and isinstance(op.args[1], tuple):
+            # Pads a module fixes (ReflectionPad2d(3)) are equal at every size; ones computed
+            # from the sizes (a UNet padding to its skip's odd size) follow no rule we write.
+            if any(t.graph.ops[k].args[1] != op.args[1] for t in others):
+                graph.unsized.add(op.name)
+        elif op.op == "slice" and len(op.args) > 1:
+            exprs = _slice_bounds(traces, k)
+            if exprs is None:
+                graph.unsized.add(op.name)
+            else:
+                graph.sizes[op.name] = exprs
+        elif op.op == "full" and op.args and isinstance(op.args[0], tuple) and op.args[0]:
+            exprs = _full_shape(traces, k)
+            if exprs is None:
+                graph.unsized.add(op.name)
+            else:
+                graph.sizes[op.name] = exprs
+        elif op.op == "arange":
+            exprs = _arange_args(traces, k)
             if exprs is None:
                 graph.unsized.add(op.name)
             else:
@@ -160,6 +185,102 @@ def _split_args(traces: list[Trace], k: int) -> tuple[str, ...] | None:
     elif unknown:
         return None
     return tuple(e for e in out if e is not None)
+
+
+SLICE_END = 2**62  # a slice bound at or past this is "to the end" (ATen writes sys.maxsize)
+
+
+def slice_args(op: Op) -> tuple[int, Any, Any, int]:
+    """``slice``'s dim, start, end and step as traced (ATen's defaults filled in)."""
+    a = (*op.args[1:], None, None, None, None)
+    dim, start, end, step = (a[0] if a[0] is not None else 0), a[1], a[2], a[3]
+    return int(dim), start, end, int(step if step is not None else 1)
+
+
+def _slice_bounds(traces: list[Trace], k: int) -> tuple[str, str] | None:
+    """Start and end of slice op ``k`` over run-time quantities: ``None`` for the whole dim,
+    a literal where every trace agrees, a share of the sliced dim (``_x.shape[d] // 2``: the
+    halves of ``rotate_half``), or a forward argument's dim (a causal mask or a rotary cache
+    cut to the sequence length). None when a bound follows the size by no such rule."""
+    ops = [t.graph.ops[k] for t in traces]
+    sources = [t.graph.value_of(o.args[0]) for t, o in zip(traces, ops, strict=True)]
+    if any(not isinstance(s, Value) for s in sources):
+        return None
+    dim = slice_args(ops[0])[0] % sources[0].rank
+    cut = [s.shape[dim] for s in sources]
+    out = []
+    for pos in (1, 2):
+        values = [slice_args(o)[pos] for o in ops]
+        if any(v is not None and not isinstance(v, int) for v in values):
+            return None
+        values = [None if v is not None and v >= SLICE_END else v for v in values]
+        if all(v is None for v in values) or (pos == 2 and values == cut):
+            out.append("None")
+        elif pos == 1 and all(v == 0 for v in values):
+            out.append("None")
+        elif None in values:
+            return None
+        elif len(set(values)) == 1:
+            out.append(str(values[0]))
+        else:
+            found = _int_expr(traces, values, dim, cut)
+            if found is None:
+                return None
+            out.append(found)
+    return out[0], out[1]
+
+
+def _full_shape(traces: list[Trace], k: int) -> tuple[str, ...] | None:
+    """The shape of ``full`` op ``k`` (a mask made in ``forward``: ``torch.full((t, t),
+    min)``): a literal where every trace agrees, else a forward argument's dim."""
+    shapes = [t.graph.ops[k].args[0] for t in traces]
+    if len({len(s) for s in shapes}) != 1:
+        return None
+    out = []
+    for values in zip(*shapes, strict=True):
+        if len(set(values)) == 1:
+            out.append(str(values[0]))
+        elif (found := _int_expr(traces, list(values))) is not None:
+            out.append(found)
+        else:
+            return None
+    return tuple(out)
+
+
+def _arange_args(traces: list[Trace], k: int) -> tuple[str, ...] | None:
+    """``arange``'s int arguments (end; start, end; or start, end, step) over run-time
+    quantities: a literal where every trace agrees, else a forward argument's dim (the
+    sequence length of ``arange(ids.size(-1))``). None for a float argument or no rule."""
+    args = [t.graph.ops[k].args for t in traces]
+    if len({len(a) for a in args}) != 1:
+        return None
+    out = []
+    for values in zip(*args, strict=True):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            return None
+        if len(set(values)) == 1:
+            out.append(str(values[0]))
+        elif (found := _int_expr(traces, list(values))) is not None:
+            out.append(found)
+        else:
+            return None
+    return tuple(out)
+
+
+def _int_expr(
+    traces: list[Trace], values: list[int], dim: int | None = None, cut: list[int] | None = None
+) -> str | None:
+    for n in (2, 3, 4) if cut is not None else ():
+        if all(c % n == 0 and c // n == v for c, v in zip(cut, values, strict=True)):
+            return f"_x.shape[{dim}] // {n}"
+    graph = traces[0].graph
+    for inp in graph.inputs:
+        if inp.kind != "arg" or not isinstance(inp.value, Value):
+            continue
+        for j in range(inp.value.rank):
+            if _same(values, [_arg_dim(t.graph, inp.position, j) for t in traces]):
+                return f"{graph.forward_args[inp.position or 0]}.shape[{j}]"
+    return None
 
 
 def _same(values: Sequence[Any], other: Sequence[Any]) -> bool:

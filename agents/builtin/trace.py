@@ -16,6 +16,7 @@ from ...kernelbench.opgraph import Input, Op, OpGraph, Ref, TraceError, Value
 from ...kernelbench.problem import Problem
 from ...kernelbench.trace import trace_at
 from . import sizes
+from .constants import simplify
 
 __all__ = ["Input", "Op", "OpGraph", "Ref", "TraceError", "Value", "trace"]
 
@@ -24,6 +25,7 @@ def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
     """The op graph of ``problem``'s forward at the size ``overrides`` selects, with what
     changes at the problem's hold-out sizes written over run-time quantities (``sizes.py``)."""
     graph, model = trace_at(problem, overrides)
+    graph = simplify(graph)  # 0-d constants as literals, unread buffers dropped
     others = []
     main = overrides or {}
     # The declared hold-outs are public; derived ones are secret, drawn per evaluation, so
@@ -34,5 +36,6 @@ def trace(problem: Problem, overrides: dict[str, Any] | None = None) -> OpGraph:
             other, other_model = trace_at(problem, sized, bind_attributes=False)
         except TraceError:
             return graph
+        other = simplify(other)
         others.append(sizes.Trace(other, sizes.int_attributes(other_model)))
     return sizes.bind(sizes.Trace(graph, sizes.int_attributes(model)), others)

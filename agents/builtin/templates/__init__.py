@@ -12,15 +12,20 @@ from .conv import Conv2d
 from .convnd import Conv, ConvTranspose
 from .cross_entropy import CrossEntropy
 from .elementwise import Elementwise
+from .fill import Arange, Fill, Triangle
+from .gather import Concat, Embedding
 from .layout import Layout
 from .loss import Broadcast, Loss
 from .matmul import Matmul
 from .matmul_misc import DiagMatmul, Einsum, Gemv, TriMatmul
 from .norm import Norm
+from .pad import Pad
 from .pool import MaxPool2d
 from .pool_nd import Pool
+from .prelu import PReLU
 from .qlinear import QLinear
 from .reduction import Reduction
+from .resize import PixelShuffle, Resize
 from .rowloss import RowLoss
 from .scan import CumSum
 from .softmax import Softmax
@@ -50,7 +55,16 @@ LIGHT: list = [
     VectorNorm(),
     MaxPool2d(),
     Pool(),
+    Resize(),
+    PixelShuffle(),
+    PReLU(),
+    Pad(),
     CumSum(),
+    Concat(),
+    Embedding(),
+    Fill(),
+    Triangle(),
+    Arange(),
     Elementwise(),
     Layout(),
     Broadcast(),

@@ -13,7 +13,7 @@ the problem's size is written over run-time sizes as well (``_x.shape[2] // 3``,
 
 from __future__ import annotations
 
-from ..sizes import SPLIT_OPS, split_dim
+from ..sizes import SLICE_END, SPLIT_OPS, slice_args, split_dim
 from ..trace import Op, OpGraph, Ref
 from .base import Config, EmitContext, Emitted, Segment
 
@@ -28,6 +28,8 @@ VIEWS = {
     "t",
     "numpy_T",
     "expand",
+    "expand_as",
+    "slice",
     "flatten",
     "unflatten",
     "select",
@@ -106,7 +108,14 @@ class Layout:
         src = op.args[0]
         if not isinstance(src, Ref) or graph.value_of(src) is None:
             return None
-        if op.op in ("view", "reshape", "_unsafe_view", "expand"):
+        if op.op == "slice":
+            if op.name in graph.unsized:  # a bound follows the size by no rule we know
+                return None
+            bounds = graph.sizes.get(op.name) or _traced_bounds(graph, op)
+            spec = {"bounds": bounds}
+        elif op.op == "expand" and (shape := _expand_shape(graph, op)) is not None:
+            spec = {"shape": shape}
+        elif op.op in ("view", "reshape", "_unsafe_view", "expand"):
             shape = symbolic_shape(graph.value_of(src).shape, op.value.shape, "_x")
             if shape is None and op.name in graph.sizes:  # a split, told by other sizes' traces
                 shape = "(" + ", ".join(graph.sizes[op.name]) + ",)"
@@ -116,6 +125,11 @@ class Layout:
         elif op.op == "unflatten":
             sizes = graph.sizes.get(op.name) or _split_fallback(tuple(op.args[2]))
             spec = {"sizes": "(" + ", ".join(sizes) + ",)"}
+        elif op.op == "expand_as":  # a squeeze-excitation gate's (b, c, 1, 1) over (b, c, h, w)
+            if len(op.args) < 2 or not isinstance(op.args[1], Ref):
+                return None
+            # The shape is the other tensor's at run time: no size to rewrite.
+            return Segment(self.name, op.name, [op.name], [src, op.args[1]], Ref(op.name), {})
         else:
             spec = {}
         return Segment(self.name, op.name, [op.name], [src], Ref(op.name), spec)
@@ -135,6 +149,13 @@ class Layout:
         if kind in ("view", "reshape", "_unsafe_view", "expand"):
             method = "expand" if kind == "expand" else "reshape"
             line = f"_x = {x}\n{ctx.out_var} = _x.{method}(*{seg.spec['shape']})"
+        elif kind == "slice":  # a strided view, as ``x[..., a:b]`` is; nothing is copied
+            dim, _, _, step = slice_args(op)
+            dim %= graph.value_of(seg.inputs[0]).rank
+            start, end = seg.spec["bounds"]
+            cut = f"{'' if start == 'None' else start}:{'' if end == 'None' else end}"
+            cut += f":{step}" if step != 1 else ""
+            line = f"_x = {x}\n{ctx.out_var} = _x[{':, ' * dim}{cut}]"
         elif kind == "unsqueeze":
             line = f"{ctx.out_var} = {x}.unsqueeze({a[0]})"
         elif kind == "squeeze":
@@ -148,6 +169,8 @@ class Layout:
             line = f"{ctx.out_var} = {x}.permute({tuple(reversed(range(dims)))})"
         elif kind == "flatten":
             line = f"{ctx.out_var} = {x}.flatten({', '.join(map(str, a))})"
+        elif kind == "expand_as":
+            line = f"{ctx.out_var} = {x}.expand_as({ctx.expr(seg.inputs[1])})"
         elif kind == "unflatten":  # nn.MultiheadAttention's packed q/k/v: (.., 3 * E) -> (.., 3, E)
             line = f"{ctx.out_var} = {x}.unflatten({a[0]}, {seg.spec['sizes']})"
         elif kind == "select":
@@ -155,6 +178,39 @@ class Layout:
         else:  # alias, contiguous, clone, detach: the same values
             line = f"{ctx.out_var} = {x}"
         return Emitted("", line.splitlines())
+
+
+def _traced_bounds(graph: OpGraph, op: Op) -> tuple[str, str]:
+    """A slice's bounds when no trace at another size told how they follow it: as traced, an
+    end at or past the dim written as "to the end"; the hold-out trials check the rest."""
+    dim, start, end, _ = slice_args(op)
+    size = graph.value_of(op.args[0]).shape[dim]  # type: ignore[union-attr]
+    first = "None" if not start else str(start)
+    last = "None" if end is None or end >= min(size, SLICE_END) else str(end)
+    return first, last
+
+
+def _expand_shape(graph: OpGraph, op: Op) -> str | None:
+    """``expand``'s sizes with ``-1`` (keep) wherever the source already has the size (aligned
+    from the right, as broadcasting is), and for a dim grown from 1 (``repeat_kv``'s
+    ``n_rep``, a broadcast batch) the size other traces told, else the traced one; None (the
+    product-run rule of ``symbolic_shape`` is tried next) where other traces saw that size
+    change by no rule."""
+    src, dst = graph.value_of(op.args[0]).shape, op.value.shape  # type: ignore[union-attr]
+    told = graph.sizes.get(op.name)
+    lead = len(dst) - len(src)
+    out = []
+    for i, size in enumerate(dst):
+        j = i - lead
+        if j >= 0 and src[j] == size:
+            out.append("-1")
+        elif told and told[i] != "-1":  # a literal, an attribute or another source dim
+            out.append(told[i])
+        elif told:  # it changes with the size by no rule: refused, not baked in
+            return None
+        else:
+            out.append(str(size))
+    return "(" + ", ".join(out) + ",)"
 
 
 def _match_split(graph: OpGraph, op: Op, claimed: set[str]) -> Segment | None:

@@ -1,4 +1,5 @@
-"""Matrix products (``linear``, ``matmul``, ``mm``, ``bmm``, ``addmm``) with a fused epilogue.
+"""Matrix products (``linear``, ``matmul``, ``mm``, ``bmm``, ``addmm``, ``baddbmm``) with a fused
+epilogue.
 
 Every form becomes one batched GEMM ``C[b] = A[b] @ B[b]`` on host views: ``linear`` flattens x
 to ``[M, K]`` and reads the weight through its transpose, a batched ``matmul`` broadcasts its
@@ -211,6 +212,8 @@ def _form(graph: OpGraph, op) -> tuple | None:
         if op.op == "mm" and rank != [2, 2] or op.op == "bmm" and rank != [3, 3]:
             return None
         return op.op, a[0], a[1], None, 1.0, 1.0
+    if op.op == "baddbmm" and op.overload == "default" and len(a) >= 3:
+        return _baddbmm(graph, op)
     if op.op == "addmm" and op.overload == "default" and len(refs) == 3 and a[:3] == tuple(refs):
         beta = op.kwargs.get("beta", 1)
         alpha = op.kwargs.get("alpha", 1)
@@ -222,6 +225,25 @@ def _form(graph: OpGraph, op) -> tuple | None:
             return None
         return "addmm", a[1], a[2], a[0], float(alpha), float(beta)
     return None
+
+
+def _baddbmm(graph: OpGraph, op) -> tuple | None:
+    """``beta * input + alpha * (b1 @ b2)`` as a batched product with a bias. With ``beta == 0``
+    ATen never reads ``input`` (GPT-2's upcast attention passes ``torch.empty``), so neither
+    does the kernel; ``constants.py`` has already replaced such an unread allocation by 0."""
+    inp, b1, b2 = op.args[:3]
+    beta, alpha = op.kwargs.get("beta", 1), op.kwargs.get("alpha", 1)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (alpha, beta)):
+        return None
+    if not (isinstance(b1, Ref) and isinstance(b2, Ref)):
+        return None
+    if graph.value_of(b1).rank != 3 or graph.value_of(b2).rank != 3:
+        return None
+    if beta == 0:
+        return "bmm", b1, b2, None, float(alpha), 1.0
+    if not isinstance(inp, Ref) or graph.value_of(inp) is None or graph.value_of(inp).rank > 3:
+        return None
+    return "bmm", b1, b2, inp, float(alpha), float(beta)
 
 
 def _views(kind: str, ranks: list[int], a: str, b: str, p: str) -> list[str]:
