@@ -59,7 +59,8 @@ def capture_cmd(
     Runs one forward of the model built by FILE:FACTORY, chooses units (module calls whose whole
     forward is one fusible subgraph: at most 5 heavy ops such as matmuls, convolutions and
     attention, and 40 compute ops; bigger modules are split into their submodules; identical
-    layers share one problem), ranks them by their roofline time on the target GPU, and writes
+    layers share one problem), ranks them by their roofline time on the target GPU (with
+    --device cuda, the top N are then timed where they run and ranked by that), and writes
     the top N into OUT as KernelBench-format problem files (NN_kind_module.py, functional: the
     module's parameters are inputs) with capture.json, which says where each one sits in the
     model. Continue with:
@@ -93,9 +94,13 @@ def capture_cmd(
         sys.stdout.write(result.to_json())
         return
     table = Table(title=f"{model} on {result.device}, {result.dtype}: {result.gpu} roofline")
-    for col in ("rank", "problem", "kind", "module(s)", "sites", "est. us", "share"):
+    # Measured on the GPU the capture ran on (all sites together), where it ran on one.
+    measured = any(s.measured_ms is not None for s in result.subgraphs)
+    cols = ("rank", "problem", "kind", "module(s)", "sites", "est. us")
+    cols += ("measured us",) * measured + ("share",)
+    for col in cols:
         table.add_column(
-            col, justify="right" if col in ("rank", "sites", "est. us", "share") else "left"
+            col, justify="left" if col in ("problem", "kind", "module(s)") else "right"
         )
     for rank, s in enumerate(result.subgraphs, 1):
         modules = ", ".join(site.module or "(model)" for site in s.sites[:3])
@@ -108,6 +113,11 @@ def capture_cmd(
             escape(modules),
             str(len(s.sites)),
             f"{s.estimated_ms * len(s.sites) * 1e3:.2f}",
+            *(
+                [f"{s.measured_ms * len(s.sites) * 1e3:.2f}" if s.measured_ms is not None else "-"]
+                if measured
+                else []
+            ),
             f"{s.share:.1%}",
         )
     console.print(table)

@@ -12,8 +12,12 @@ entry for the call's shapes, else the problem's reference) only when the call is
 was captured: the same number of positional arguments and the same keywords, tensors where
 the capture saw tensors, the captured values everywhere else, and no autograd (the entries
 have no backward: under ``torch.is_grad_enabled()`` a call whose inputs or used state require
-grad runs the original ``forward``). Anything else runs the original ``forward``, so patching
-never changes what a call computes, only which code computes it.
+grad runs the original ``forward``), outside autocast, and in eval mode (the module and every
+module inside it) where training mode changes its graph, as the capture traced it. Anything
+else runs the original ``forward``, so patching never changes what a call computes, only
+which code computes it. A site is swapped only when its module, traced again at patch time,
+computes its problem file's forward (``capture/same.py``); a module changed after patching
+(an attribute, a submodule) is not seen again: ``unpatch`` and ``patch`` after such a change.
 
 Under ``torch.compile`` the call goes through a custom op ``torch.ops.kernelloop.<op key>``
 (fake kernel: the reference on fake tensors), so Dynamo sees one opaque node instead of tracing
@@ -38,6 +42,7 @@ from typing import Any
 import torch
 
 from . import library
+from .capture import same
 from .capture.manifest import Capture, Subgraph
 from .errors import KernelloopError
 
@@ -137,6 +142,10 @@ class _Route:
     returns_tuple: bool
     nones: tuple[int, ...]  # positions of the returned tuple that hold None (not the op's)
     single: bool  # the custom op returns one tensor (else a list)
+    # The module and the modules inside it, where training mode changes the call's graph (any
+    # of them training: not the captured call); empty where it does not.
+    modes: tuple[torch.nn.Module, ...] = ()
+    shapes: Any = None  # capture.guards.Shapes: where the traced path holds; None: anywhere
 
     def tensors(self, args: tuple, kwargs: dict) -> list | None:
         """The problem's inputs for this call, or None when it is not the captured call."""
@@ -164,6 +173,8 @@ class _Route:
                 args[k] if d is None else kwargs[k] if d is _KWARGS else d[k]
                 for d, k in self.sources
             ]
+        if self.shapes is not None and not self.shapes.holds(tensors):
+            return None  # the module's forward takes another path at these shapes
         if torch.is_grad_enabled():
             for t in tensors:
                 if t.requires_grad:
@@ -262,6 +273,13 @@ def _swap(model, name: str, module_type: str, sub: Subgraph, loaded) -> str:
         route = _route(module, sub, loaded)
     except _Unroutable as exc:
         return f"left: {exc}"
+    # The module object proves nothing about what it computes: another eps or flag, an edited
+    # forward or problem file would route its calls to kernels verified for something else.
+    found = same.check(module, sub, loaded.problem.source)
+    if found.why is not None:
+        return f"left: {found.why}"
+    route.modes = tuple(module.modules()) if found.training_matters else ()
+    route.shapes = found.shapes
     if record is None:
         previous = module.__dict__.get("forward", _NONE)
         record = _Patch(previous, [route])
@@ -301,6 +319,8 @@ def _route(module: torch.nn.Module, sub: Subgraph, loaded) -> _Route:
             raise _Unroutable(f"the module has no {inp.kind} {inp.target!r}")
         sources.append((table, attr))
     constants = tuple(sorted((int(k), _tuples(v)) for k, v in sub.constants.items()))
+    # A tensor argument the problem never reads still counts and must still be a tensor.
+    positions += [i for i in sub.unread_args if i not in positions]
     nargs = 1 + max([*positions, *(i for i, _ in constants)], default=-1)
     return _Route(
         op_key=loaded.op_key,
@@ -331,9 +351,17 @@ def _tuples(value: Any) -> Any:
 
 def _patched_forward(original: Callable[..., Any], routes: list[_Route]) -> Callable[..., Any]:
     is_compiling = torch.compiler.is_compiling
+    autocast = torch._C._is_any_autocast_enabled
 
     def forward(*args: Any, **kwargs: Any) -> Any:
+        # The problems were traced without autocast, which computes in another dtype.
+        if autocast():
+            return original(*args, **kwargs)
         for route in routes:
+            # ... and in eval mode: where training mode changes the graph (dropout, batch norm),
+            # the module or any module inside it training runs the module's own forward.
+            if route.modes and any(m.training for m in route.modes):
+                continue
             tensors = route.tensors(args, kwargs)
             if tensors is None:
                 continue

@@ -15,6 +15,7 @@ shown faster, and is labelled so in every decision). Entries are read when the o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -26,8 +27,8 @@ from typing import Any
 import torch
 
 from ..errors import KernelloopError
-from . import opkey
-from .manifest import Manifest
+from . import opkey, store
+from .manifest import Manifest, ManifestError
 
 
 class LoadError(KernelloopError, ValueError):
@@ -63,9 +64,11 @@ class LoadedOp(torch.nn.Module):
         # (default: as written); the reference and every entry are built with them.
         module = problem.instantiate(problem.overrides_for(size))
         self._init = list(module.get_init_inputs())
-        self.reference = module.Model(*self._init)
+        with _seeded():
+            self.reference = module.Model(*self._init)
         # The mode the entries were verified in: training unless the problem declares EVAL_MODE.
         self.reference.train(not getattr(module, "EVAL_MODE", False))
+        self._signature = _signature(module) if opkey.is_graph_key(op_key) else None
         self._entries: list[Manifest] = []
         self._decisions: dict[tuple, Choice] = {}
         self._compiled: dict[tuple[str, str], Any] = {}
@@ -83,22 +86,26 @@ class LoadedOp(torch.nn.Module):
 
     def refresh(self) -> None:
         """Read the library again (after a promotion in this process)."""
+        from .promote import as_strict
+
         self._entries = [
             m
             for m in self._library.entries(self.op_key)
-            if not m.stale and (self.allow_untimed or not m.untimed)
+            if not m.stale
+            and (self.allow_untimed or not m.untimed)
+            and (not opkey.is_graph_key(self.op_key) or as_strict(m, self.problem))
         ]
         self._decisions.clear()
 
     def forward(self, *tensors: Any) -> Any:
-        key = tuple([(t.shape, t.dtype, t.device) for t in tensors])
+        key = tuple([(t.shape, t.dtype, t.device, t.is_contiguous()) for t in tensors])
         choice = self._decisions.get(key)
         if choice is None:
             choice = self._decide(key, tensors)
         return choice.fn(*tensors)
 
     def choose(self, *tensors: Any) -> Choice:
-        key = tuple([(t.shape, t.dtype, t.device) for t in tensors])
+        key = tuple([(t.shape, t.dtype, t.device, t.is_contiguous()) for t in tensors])
         return self._decisions.get(key) or self._decide(key, tensors)
 
     def explain(self, *tensors: Any) -> str:
@@ -113,7 +120,15 @@ class LoadedOp(torch.nn.Module):
         fits = [m for m in self._entries if (m.arch, m.dtype, m.bucket) == (arch, dtype, bucket)]
         # Timed entries first (fastest median), untimed ones only where no timed one fits.
         fits.sort(key=lambda m: (m.untimed, m.median_ms if m.median_ms is not None else 1e30))
-        if not fits:
+        wrong = self._wrong_dtypes(tensors, dtype)
+        if wrong:
+            # The bucket reads one dtype; an entry's kernel also assumes the others it was
+            # verified with (int64 indices read from an int32 tensor are garbage).
+            why = (
+                f"reference: {wrong}, not the dtypes the entries of {self.op_key} were verified on"
+            )
+            choice = Choice("reference", self._reference_for(device), why)
+        elif not fits:
             why = f"reference: no entry of {self.op_key} for {arch}/{dtype}/{bucket}"
             choice = Choice("reference", self._reference_for(device), why)
         elif arch == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -124,14 +139,38 @@ class LoadedOp(torch.nn.Module):
             choice = Choice("reference", self._reference_for(device), why)
         else:
             best = fits[0]
-            fn = self._entry_module(best, device)
+            try:
+                fn = self._entry_module(best, device)
+            except ManifestError as exc:
+                # Never run a kernel.py that is not the verified one; the call still computes.
+                why = f"reference: entry {best.entry_id} is not as promoted ({exc})"
+                return self._remember(key, Choice("reference", self._reference_for(device), why))
             label = "UNTIMED entry" if best.untimed else "entry"
             why = f"{label} {best.entry_id} ({best.location}, {best.describe()})"
+            if not all(t.is_contiguous() for t in tensors):
+                # The evaluator verified it on contiguous inputs only: a kernel indexing them
+                # flat reads a transposed view's storage in the wrong order. Same values, copied.
+                fn = _contiguous(fn)
+                why += ", inputs made contiguous"
             choice = Choice("entry", fn, why, best.entry_id)
+        return self._remember(key, choice)
+
+    def _remember(self, key: tuple, choice: Choice) -> Choice:
         self._decisions[key] = choice
         if _log_enabled():
             print(f"[kernelloop dispatch] {self.op_key}: {choice.why}", file=sys.stderr)
         return choice
+
+    def _wrong_dtypes(self, tensors: tuple, dtype: str) -> str | None:
+        """What in the call's dtypes differs from the verified inputs' (floating ones cast to
+        the entry's dtype, others as the problem draws them), or None."""
+        if self._signature is None:
+            return None
+        got = [str(t.dtype).removeprefix("torch.") for t in tensors]
+        want = [dtype if w == "float" else w for w in self._signature]
+        if got != want:
+            return f"input dtypes {', '.join(got)}"
+        return None
 
     def _dtype_bucket(self, tensors: tuple) -> tuple[str, str]:
         if opkey.is_graph_key(self.op_key):
@@ -160,9 +199,10 @@ class LoadedOp(torch.nn.Module):
             module = types.ModuleType(name)
             module.__file__ = str(manifest.source_path)
             sys.modules[name] = module  # Triton reads kernel sources through the module
-            source = manifest.source_path.read_text(encoding="utf-8")
+            source = store.read_source(manifest)  # the source its id names, or ManifestError
             exec(compile(source, str(manifest.source_path), "exec"), module.__dict__)
-            instance = module.ModelNew(*self._init)
+            with _seeded():  # as the evaluator builds it: see _seeded
+                instance = module.ModelNew(*self._init)
             if isinstance(instance, torch.nn.Module):
                 # The reference's parameter values, as the evaluator gave them when verifying.
                 instance.load_state_dict(self.reference.state_dict(), strict=False)
@@ -174,6 +214,42 @@ class LoadedOp(torch.nn.Module):
     def extra_repr(self) -> str:
         tier = ", untimed allowed" if self.allow_untimed else ""
         return f"op_key={self.op_key!r}, entries={len(self._entries)}{tier}"
+
+
+def _signature(module) -> tuple[str, ...] | None:
+    """Per input of the problem: "float" (the evaluator casts those to the problem's dtype) or
+    its dtype, as ``get_inputs`` draws it on the meta device; None when it cannot run there."""
+    try:
+        with torch.device("meta"):
+            inputs = list(module.get_inputs())
+    except Exception:  # promotion reads the same shapes on meta: such a problem has no entry
+        return None
+    return tuple(
+        "float" if t.is_floating_point() else str(t.dtype).removeprefix("torch.")
+        for t in inputs
+        if isinstance(t, torch.Tensor)
+    )
+
+
+_INIT_SEED = 0
+
+
+@contextlib.contextmanager
+def _seeded():
+    """Build the reference and each entry under one seed, as the evaluator builds both under
+    its ``init_seed``: a ``ModelNew`` whose parameters have other names than the reference's
+    (``self.fc`` for ``self.linear``) was verified on the values that seed drew, which
+    ``load_state_dict(strict=False)`` cannot give it. The caller's random state is kept."""
+    with torch.random.fork_rng(devices=[]):  # parameters are drawn on the CPU, then moved
+        torch.default_generator.manual_seed(_INIT_SEED)
+        yield
+
+
+def _contiguous(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*tensors: Any) -> Any:
+        return fn(*[t.contiguous() for t in tensors])
+
+    return call
 
 
 def load(

@@ -101,6 +101,10 @@ class Provenance:
     size: str | None = None  # the problem's size profile the verdict was measured at
     problem_path: str | None = None  # where the problem file was, for non-bundled problems
     problem_hash: str | None = None  # the problem source's hash at promotion
+    # What the verdict checked against (promote.terms_of): another problem with the same op key
+    # uses the entry only where these are at least as strict as its own. None: written before
+    # they were recorded, so only the problem it was promoted from uses it.
+    terms: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,6 +153,7 @@ def promote(
             "size": verdict.size,
             "problem_path": str(problem.path),
             "problem_hash": problem.source_hash,
+            "terms": terms_of(problem),
             **provenance,
         }
     )
@@ -175,6 +176,42 @@ def promote(
         tier="timed" if timing is not None else "untimed",
     )
     return (library or Library.default()).add(manifest, source)
+
+
+def terms_of(problem: Problem) -> dict[str, Any]:
+    """The declarations that set how hard the evaluator checked a kernel for ``problem``."""
+    return {
+        "atol": float(problem.tolerance["atol"]),
+        "rtol": float(problem.tolerance["rtol"]),
+        "allow_torch": sorted(problem.allow_torch),
+        "allow_tf32": bool(problem.allow_tf32),
+        "distributions": sorted(problem.distributions),
+    }
+
+
+def as_strict(manifest: Manifest, problem: Problem) -> bool:
+    """Whether ``manifest``'s entry was checked at least as hard as ``problem`` would check it:
+    promoted from this very file, or under a tolerance no looser, no torch ops or TF32 the
+    problem does not allow, and every input distribution the problem draws. An op key names
+    what a graph computes, not how strictly a kernel for it was checked: a problem file that
+    declares ``TOLERANCE = {"atol": 0.5}`` must not lend its winner to every file of that key."""
+    prov = manifest.provenance
+    if prov.problem_hash is not None and prov.problem_hash == problem.source_hash:
+        return True
+    t = prov.terms
+    if not isinstance(t, dict):
+        return False
+    mine = terms_of(problem)
+    try:
+        return (
+            float(t["atol"]) <= mine["atol"]
+            and float(t["rtol"]) <= mine["rtol"]
+            and set(t["allow_torch"]) <= set(mine["allow_torch"])
+            and (not t["allow_tf32"] or mine["allow_tf32"])
+            and set(mine["distributions"]) <= set(t["distributions"])
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def promote_from_run(

@@ -218,6 +218,30 @@ def _check_id(entry_id: str) -> None:
         raise LibraryError(f"{entry_id!r} is not an entry id (see `kernelloop library list`)")
 
 
+def read_source(manifest: Manifest) -> str:
+    """The entry's ``kernel.py``, refused (:class:`ManifestError`) unless it is the source its
+    entry id names: the verdict behind an entry is for that source, so a kernel edited or
+    replaced in the library folder after promotion is never run as the verified one."""
+    source = manifest.source_path.read_text(encoding="utf-8")
+    _check_consistent(manifest, source)
+    return source
+
+
+def _check_fields(manifest: Manifest) -> None:
+    """The id's op, arch, dtype and bucket parts must be the manifest's (checked on every
+    scan, without reading the source): an edited bucket or dtype would serve calls the entry was
+    never verified on."""
+    parts = manifest.entry_id.split("-")
+    expected = entry_id_for(manifest.op, "", manifest.arch, manifest.dtype, manifest.bucket)
+    if len(parts) != 5 or [parts[0], *parts[2:]] != [
+        p for i, p in enumerate(expected.split("-")) if i != 1
+    ]:
+        raise ManifestError(
+            f"entry id {manifest.entry_id!r} does not name its op, arch, dtype and bucket "
+            f"({manifest.op}, {manifest.arch}, {manifest.dtype}, {manifest.bucket})"
+        )
+
+
 def _check_consistent(manifest: Manifest, source: str) -> None:
     """The id must name this source for this op/arch/dtype/bucket: a manifest cannot vouch for
     code it was not written for."""
@@ -297,6 +321,7 @@ def _load(folder: Path, location: str) -> Manifest | None:
                 f"it describes {manifest.op}/{manifest.entry_id} but lies in "
                 f"{folder.parent.name}/{folder.name}"
             )
+        _check_fields(manifest)
     except (ManifestError, OSError, UnicodeDecodeError) as exc:
         # One bad entry must not break every dispatch of the op: skip it, and say so once.
         if key not in _warned:

@@ -37,8 +37,10 @@ LAYERS = [
     *[(f"kernelloop.feedback.{m}", 1) for m in HARDWARE_FACTS],
     ("kernelloop.sandbox.nvrtc", 1),  # NVRTC compile and load: a toolchain wrapper
     ("kernelloop.kernelbench", 2),
-    ("kernelloop.capture", 2),  # a user's model -> problems: reads kernelbench, hardware facts
     ("kernelloop.sandbox", 3),
+    # a user's model -> problems: reads kernelbench and hardware facts; times units with the
+    # sandbox's one benchmarking routine on a GPU
+    ("kernelloop.capture", 3.5),
     ("kernelloop.feedback", 4),
     ("kernelloop.sandbox.static_job", 4),  # feedback's compile job, run in a sandbox worker
     ("kernelloop.library", 5),

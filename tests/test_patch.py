@@ -19,7 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 import kernelloop
-from kernelloop import settings
+from kernelloop import model_patch, settings
 from kernelloop.capture import capture
 from kernelloop.capture.target import load_factory
 from kernelloop.cli import app
@@ -373,6 +373,7 @@ class _FakeLoaded(torch.nn.Module):
     """What patch reads of a LoadedOp; its reference marks outputs so a test sees who ran."""
 
     op_key = "graph.fake_scaled.0123456789"
+    problem = types.SimpleNamespace(source="# read by the fake load\n")
     allow_untimed = False
     has_entries = True
     entries = ["an entry"]
@@ -410,6 +411,10 @@ def test_a_call_runs_the_library_only_at_the_captured_constants(tmp_path, monkey
     Capture("m.py:make", None, "cpu", "float32", "H100", 1e-3, (sub,), (), "now").write(tmp_path)
     (tmp_path / "01_scaled.py").write_text("# read by the fake load\n")
     monkeypatch.setattr(library, "load", lambda path, allow_untimed: _FakeLoaded())
+    # The problem file is a stand-in, so the patch-time re-trace (tests/test_patch_attacks.py)
+    # is off here: this test is about which calls reach the loaded op.
+    checked = model_patch.same.Check(None, training_matters=False)
+    monkeypatch.setattr(model_patch.same, "check", lambda module, sub, source: checked)
     model = torch.nn.Sequential()
     model.add_module("inner", _Scaled())
     report = kernelloop.patch(model, tmp_path / "capture.json")
@@ -494,3 +499,68 @@ def test_a_call_with_keyword_arguments_and_a_none_output_is_patched(tmp_path):
         mix(x, bias=None, scale=0.5, cache=b)  # and the other way round
         mix(x, b, 0.5, b)  # by position
         assert len(_calls()) == before + 2
+
+
+UNREAD_SOURCE = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.norm = nn.GroupNorm(4, c)
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x, emb):  # a diffusion block that ignores its timestep embedding
+        return x + self.conv(F.silu(self.norm(x)))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(16, 8)
+        self.blocks = nn.ModuleList([Block() for _ in range(6)])  # too many for one unit
+
+    def forward(self, x, t):
+        emb = self.proj(t)
+        for block in self.blocks:
+            x = block(x, emb)
+        return x
+
+
+def make():
+    torch.manual_seed(0)
+    return Net().eval()
+
+
+def get_inputs():
+    return [torch.randn(2, 8, 6, 6), torch.randn(2, 16)]
+"""
+
+
+def test_a_tensor_argument_the_problem_never_reads_still_routes_the_call(tmp_path):
+    (tmp_path / "unread_model.py").write_text(UNREAD_SOURCE)
+    spec = f"{tmp_path / 'unread_model.py'}:make"
+    found = capture(spec, out_dir=tmp_path / "cap", device="cpu")
+    (sub,) = [s for s in found.subgraphs if s.sites[0].module.startswith("blocks.")]
+    assert sub.unread_args == (1,) and [i.index for i in sub.inputs if i.kind == "arg"] == [0]
+    problem = load_file(tmp_path / "cap" / sub.file)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fingerprint, "arch", lambda: "cpu")
+        mp.setattr(fingerprint, "environment", lambda: dict(FAKE_ENV))
+        _promote(problem, tmp_path / "lib", _entry(problem.source, 1.0))
+    model = _model(spec)
+    original = copy.deepcopy(model)
+    with settings.override(library_dir=tmp_path / "lib"):
+        report = kernelloop.patch(model, tmp_path / "cap", allow_untimed=True)
+    assert report.swapped == 6, str(report)
+    x, t = torch.randn(2, 8, 6, 6), torch.randn(2, 16)
+    block = model.blocks[0]
+    with torch.no_grad():
+        before = len(_calls())
+        torch.testing.assert_close(model(x, t), original(x, t))
+        assert len(_calls()) == before + 6  # every block call reached the entry
+        block(x, None)  # no tensor where the capture saw one: the block's own forward
+        assert len(_calls()) == before + 6

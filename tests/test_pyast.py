@@ -33,6 +33,7 @@ PACKAGES = (
 TEXT_COMPILES = {
     "kernelloop/capture/sizes.py",  # an export guard's expression text
     "kernelloop/capture/emit.py",  # a captured problem's text
+    "kernelloop/capture/guards.py",  # export guards written out as text
     "sandbox/candidate_module.py",  # a candidate file's text, in the worker
     "library/dispatcher.py",  # an entry's kernel file text
     "library/loaded.py",  # an entry's kernel file text

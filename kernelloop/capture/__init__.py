@@ -7,7 +7,8 @@ From ``FILE:FACTORY`` (a function returning the ``nn.Module``) and its inputs, :
 3. chooses the units, one module call each, identical calls sharing one, and times them at the
    roofline of the target GPU (``units.py``: the rule is in its docstring);
 4. traces each unit as a pure function of its arguments and state with ``torch.export``
-   (``functional.py``) and writes it as a KernelBench-format problem (``emit.py``);
+   (``functional.py``) and writes it as a KernelBench-format problem (``emit.py``), with the
+   input distributions under which its reference is well-conditioned (``conditioning.py``);
 5. writes the ``top`` largest as ``<rank>_<kind>_<module>.py`` with ``capture.json``
    (``manifest.py``) into the output folder, all at once: the files go to a temporary folder
    that replaces the output folder when complete, so a crash leaves no half capture.
@@ -18,6 +19,7 @@ patches the model with the verified kernels, reading ``capture.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import re
@@ -48,7 +50,7 @@ def capture(
     """Capture ``model_spec`` into ``out_dir`` (see the module docstring) and return what was
     written. Raises :class:`TargetError` for bad arguments, :class:`CaptureError` for a model
     that does not run or cannot be traced."""
-    from . import record, target, units
+    from . import conditioning, record, target, units
 
     say = progress or (lambda _msg: None)
     if top < 1:
@@ -63,12 +65,17 @@ def capture(
     rec = record.record(model, args, dtype_name)
     tracer = _Tracer(rec, say)
     plan = units.plan(rec, spec, tracer.check, top)
+    measured = _measured(model, args, plan, say) if device == "cuda" else {}
     say(f"writing {len(plan.units)} problems")
     subgraphs, files = [], {}
     for rank, unit in enumerate(plan.units, start=1):
         sub, source = tracer.problem(unit, rank, plan.share(unit), model_spec)
+        sub = dataclasses.replace(sub, measured_ms=measured.get(unit.calls[0].id))
         subgraphs.append(sub)
-        files[sub.file] = source
+        # Only the input distributions under which the reference's own rounding leaves room
+        # for a kernel's (a conv-BN chain's zeroed running variances amplify it past the
+        # tolerance): the rest would fail correct kernels.
+        files[sub.file] = conditioning.settle(source)
     result = Capture(
         model=model_spec,
         inputs=inputs,
@@ -162,8 +169,26 @@ class _Tracer:
             },
             keyword_tensors=tuple(k for k, a in call.kwargs.items() if a.tensor),
             none_outputs=call.none_outputs,
+            unread_args=_unread(call, written.inputs),
         )
         return sub, written.source
+
+
+def _measured(model, args, plan, say) -> dict[int, float]:
+    """Each chosen unit's measured time by its first call's id; the units re-ranked by it
+    (all their sites together), as the roofline ranked them where nothing runs."""
+    from . import measure
+
+    say(f"timing {len(plan.units)} units on the GPU")
+    found = measure.time_units(model, args, [u.calls[0] for u in plan.units])
+    plan.units.sort(key=lambda u: -found.get(u.calls[0].id, 0.0) * len(u.calls))
+    return found
+
+
+def _unread(call, inputs) -> tuple[int, ...]:
+    """Positional tensor arguments the traced graph never reads (export drops them as inputs)."""
+    read = {i.index for i in inputs if i.kind == "arg" and i.index is not None}
+    return tuple(i for i, a in enumerate(call.args) if a.tensor and i not in read)
 
 
 def _slug(module: str) -> str:

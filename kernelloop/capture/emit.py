@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from . import sizes
+from . import indices, sizes
 from .manifest import TensorSpec, UnitInput
 from .record import SHAPE_OPS, Call
 from .sizes import Sizes
@@ -106,7 +106,10 @@ def write(program, module: torch.nn.Module, call: Call, header: Header) -> Writt
     body.append("return " + (f"({', '.join(results)},)" if call.returns_tuple else results[0]))
     reads = [(inp, node) for node, inp in zip(user, inputs, strict=True) if node.users]
     names = sizes.name_sizes(program, reads)
-    source = _source(header, [inp for inp, _ in used], [t for _, t in used], body, names, ops)
+    tables = indices.tables(graph, env)
+    source = _source(
+        header, [inp for inp, _ in used], [t for _, t in used], body, names, ops, tables
+    )
     return Written(source, tuple(inp for inp, _ in used), tuple(ops))
 
 
@@ -270,7 +273,7 @@ def _expr(a: Any, env: dict, first: str) -> str:
 # --- sizes and inputs -----------------------------------------------------------------------
 
 
-def _draw(inp: UnitInput, tensor: torch.Tensor | None, arg_range, names: Sizes) -> str:
+def _draw(inp: UnitInput, tensor: torch.Tensor | None, arg_range, names: Sizes, table=None) -> str:
     """How ``get_inputs`` makes one input: activations ``randn``; integer arguments ``randint``
     over the range seen; parameters at the real ones' mean and spread (on meta, where there
     are no values: 1/sqrt(fan_in) for matrices, 1 for vectors); floating buffers positive
@@ -284,9 +287,15 @@ def _draw(inp: UnitInput, tensor: torch.Tensor | None, arg_range, names: Sizes) 
             raise Unspellable(f"{inp.name} holds integers of unknown range")
         lo, hi = arg_range
         size = names.shape(inp, as_tuple=True)
-        # Indices index something: the smallest size above the largest one seen (a vocabulary,
-        # a class count) bounds them, and follows it when a smaller size is checked.
+        # Indices index something: the size of what they index where the graph says (an
+        # embedding's rows: indices seen only up to 5 must not make a kernel right only below
+        # the batch size pass), else the smallest size above the largest one seen (a class
+        # count); either follows its constant when a smaller size is checked.
         bound = names.above(hi) if lo >= 0 else None
+        if lo >= 0 and table is not None:
+            name = names.dims[table[0]][table[1]]
+            if name is not None and names.constants.get(name, 0) > hi:
+                bound = name
         if bound is not None:
             return f"torch.randint(0, {bound}, {size})"
         return f"torch.randint({lo}, {hi + 1}, {size})"
@@ -334,13 +343,14 @@ def summary(kind: str, call: Call, sites: int, ops: list[str]) -> str:
     return f"{kind.capitalize()} of {where}{more} ({call.module_type}): {text}"
 
 
-def _source(header: Header, inputs, tensors, body, names, ops) -> str:
+def _source(header: Header, inputs, tensors, body, names, ops, tables=None) -> str:
     call = header.sites[0]
     sites = ", ".join(
         f"{c.module or '(model)'}" + (f" (call {c.call})" if c.call else "") for c in header.sites
     )
     draws = [
-        f"    {inp.name} = " + _draw(inp, t, _range(call, inp, t), names)
+        f"    {inp.name} = "
+        + _draw(inp, t, _range(call, inp, t), names, (tables or {}).get(inp.name))
         for inp, t in zip(inputs, tensors, strict=True)
     ]
     params = ", ".join(["self", *(i.name for i in inputs)])

@@ -101,8 +101,9 @@ def example_inputs(module: torch.nn.Module, call: Call) -> list[torch.Tensor]:
     return args + [named[t].detach() for t in state_targets(module)]
 
 
-def export_call(module: torch.nn.Module, call: Call, mode: str):
-    """The ``ExportedProgram`` of the call in ``mode`` (one of :data:`MODES`)."""
+def export_call(module: torch.nn.Module, call: Call, mode: str, train: bool = False):
+    """The ``ExportedProgram`` of the call in ``mode`` (one of :data:`MODES`); in eval mode
+    unless ``train`` (the patch asks whether a module's training mode changes its graph)."""
     inputs = example_inputs(module, call)
     n_args = sum(1 for a in [*call.args, *call.kwargs.values()] if a.tensor)
 
@@ -111,7 +112,7 @@ def export_call(module: torch.nn.Module, call: Call, mode: str):
         return {d: Dim.AUTO for d in range(t.dim())} if dynamic and t.dim() else None
 
     shapes = (tuple(dims(i, t) for i, t in enumerate(inputs)),)  # forward(*tensors): one group
-    wrapper = _Wrapper(module, call, state_targets(module)).eval()  # traced as it ran
+    wrapper = _Wrapper(module, call, state_targets(module)).train(train)  # as it ran: eval
     with _quiet():
         return torch.export.export(
             wrapper,

@@ -82,6 +82,13 @@ class Subgraph:
     # Positions of the returned tuple that held None (the problem returns the tensors only;
     # the patched forward puts the Nones back).
     none_outputs: tuple[int, ...] = ()
+    # Positions of positional tensor arguments the problem does not read (a timestep embedding
+    # a block ignores): a patched call must pass a tensor there too, and the kernel never sees
+    # it. Captures written before this was recorded have none.
+    unread_args: tuple[int, ...] = ()
+    # One call's median milliseconds, measured at its first site when the capture ran on a CUDA
+    # device (``measure.py``; the units are then ranked by it); None elsewhere.
+    measured_ms: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +204,8 @@ def _subgraph(d: dict) -> Subgraph:
         keyword_constants=dict(d.get("keyword_constants") or {}),
         keyword_tensors=tuple(str(k) for k in d.get("keyword_tensors") or ()),
         none_outputs=tuple(int(i) for i in d.get("none_outputs") or ()),
+        unread_args=tuple(int(i) for i in d.get("unread_args") or ()),
+        measured_ms=None if d.get("measured_ms") is None else float(d["measured_ms"]),
     )
 
 

@@ -93,6 +93,25 @@ class Plan:
         return unit.total_ms / self.total_ms if self.total_ms else 0.0
 
 
+_PRODUCTS = frozenset({"matmul", "bmm", "baddbmm"})
+
+
+def heavy(ops: list[Op]) -> int:
+    """How many heavy ops ``ops`` holds, an attention written out (scores product, softmax,
+    context product: Hugging Face's eager attention) counted once, as the one
+    ``scaled_dot_product_attention`` op of the same module is; so a module with q, k, v and o
+    projections is one problem however its attention is written."""
+    count, last, scores = 0, None, False
+    for o in ops:
+        if o.name in _SOFTMAX and last in _PRODUCTS:
+            scores = True
+        elif o.anchor:
+            if not (scores and o.name in _PRODUCTS):
+                count += 1
+            last, scores = o.name, False
+    return count
+
+
 def kind(ops: list[Op]) -> str:
     """attention, conv, matmul, norm, softmax, reduction or pointwise (the first that fits)."""
     names = {o.name for o in ops}
@@ -126,6 +145,29 @@ def key(call: Call, ops: list[Op]) -> tuple:
     return (call.module_type, tuple(o.name for o in ops), args, kwargs, call.state)
 
 
+def config(module) -> tuple:
+    """The plain attributes (numbers, strings, flags, tuples of them; functions by name) of
+    ``module`` and every module inside it, by qualified name; mode flags left out."""
+    if module is None:
+        return ()
+    out = []
+    for name, m in module.named_modules():
+        for attr, value in vars(m).items():
+            if attr.startswith("_") or attr == "training":
+                continue
+            if callable(value) and hasattr(value, "__qualname__"):
+                value = f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+            if _plain(value):
+                out.append((name, attr, repr(value)))
+    return tuple(out)
+
+
+def _plain(value) -> bool:
+    if isinstance(value, tuple | list):
+        return all(_plain(v) for v in value)
+    return isinstance(value, int | float | bool | str | type(None))
+
+
 def _described(a: Arg) -> tuple:
     if a.tensor:
         return ("tensor", a.tensor.shape, a.tensor.dtype, a.int_range)
@@ -142,9 +184,12 @@ def plan(rec: Recording, spec: GpuSpec, check: Check, top: int) -> Plan:
         ops = [o for o in _ordered_ops(rec, call) if o.compute]
         if not ops:
             return
-        anchors = sum(o.anchor for o in ops)
+        anchors = heavy(ops)
         if anchors <= MAX_ANCHORS and len(ops) <= MAX_OPS:
-            k = key(call, ops)
+            # Same type, ops and shapes do not make the same function: LeakyReLU(0.1) and
+            # LeakyReLU(0.2), two eps, a Python flag. Sites share a problem only when their
+            # modules' plain attributes agree too (the patch re-traces each site as well).
+            k = (*key(call, ops), config(rec.modules.get(call.module)))
             why = None if k in groups else check(call, k)
             if why is None:
                 if k not in groups:
