@@ -30,3 +30,29 @@ def repo() -> Path:
 
 def read_candidate(name: str) -> str:
     return (CANDIDATES / name).read_text()
+
+
+@pytest.fixture
+def fake_gpu_clock(monkeypatch):
+    """No GPU here: a perf_counter clock and a no-op flush stand in for CUDA events and the L2
+    flush, so a timing path (the one benchmarking routine and what reads it) runs on a CPU.
+    Nothing may assert a figure it gives."""
+    import time
+    import types
+
+    from kernelloop.sandbox import timing
+
+    class Event:
+        def __init__(self, enable_timing=True):
+            self.t = 0.0
+
+        def record(self):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+    clock = timing.Clock(lambda: None, Event, lambda a, b: (b.t - a.t) * 1e3)
+    monkeypatch.setattr(timing.Clock, "capture", classmethod(lambda cls: clock))
+    monkeypatch.setattr(timing, "L2Flusher", lambda device: types.SimpleNamespace(flush=dict))
+    return clock

@@ -4,10 +4,6 @@ flush stand in for CUDA events and the L2 flush, so the path runs; no figure is 
 
 from __future__ import annotations
 
-import time
-import types
-
-import pytest
 import torch
 from paths import REPO
 
@@ -31,23 +27,6 @@ class _Twice(torch.nn.Module):
 class _Scale(torch.nn.Module):
     def forward(self, x, factor):
         return x * factor
-
-
-@pytest.fixture
-def fake_gpu_clock(monkeypatch):
-    class Event:
-        def __init__(self, enable_timing=True):
-            self.t = 0.0
-
-        def record(self):
-            self.t = time.perf_counter()
-
-        def synchronize(self):
-            pass
-
-    clock = timing.Clock(lambda: None, Event, lambda a, b: (b.t - a.t) * 1e3)
-    monkeypatch.setattr(timing.Clock, "capture", classmethod(lambda cls: clock))
-    monkeypatch.setattr(timing, "L2Flusher", lambda device: types.SimpleNamespace(flush=dict))
 
 
 def test_site_arguments_are_the_ones_each_call_got():

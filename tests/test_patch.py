@@ -319,27 +319,11 @@ def test_apply_help_tells_the_whole_path():
     assert "TRITON_INTERPRET=1" in result.output
 
 
-def test_apply_times_original_and_patched_with_the_one_routine(patched, monkeypatch):
-    # No GPU here: a perf_counter clock and a no-op flush stand in for CUDA events and the L2
-    # flush, so the timing path (benchmark, summaries, bootstrap speedup, unpatch) runs on a CPU.
-    import time
-
+def test_apply_times_original_and_patched_with_the_one_routine(patched, fake_gpu_clock):
+    # The timing path (benchmark, summaries, bootstrap speedup, unpatch) on a CPU clock.
     from kernelloop import apply_cli
     from kernelloop.sandbox import timing
 
-    class Event:
-        def __init__(self, enable_timing=True):
-            self.t = 0.0
-
-        def record(self):
-            self.t = time.perf_counter()
-
-        def synchronize(self):
-            pass
-
-    clock = timing.Clock(lambda: None, Event, lambda a, b: (b.t - a.t) * 1e3)
-    monkeypatch.setattr(timing.Clock, "capture", classmethod(lambda cls: clock))
-    monkeypatch.setattr(timing, "L2Flusher", lambda device: types.SimpleNamespace(flush=dict))
     model, _, _ = patched
     before = len(_calls())
     with settings.override(timing_budget_ms=5, warmup_ms=1):
