@@ -28,6 +28,7 @@ import torch
 
 from ..kernelbench import instance
 from ..kernelbench.problem import DISTRIBUTIONS, load_file
+from ..sandbox import exact
 
 # Past this share an exact kernel is already near the tolerance against the reference, and a
 # float32 one that rounds otherwise fails at some seeds. (A SwiGLU MLP under ``scaled``, 0.57,
@@ -82,25 +83,15 @@ def measure(problem) -> dict[str, float]:
         worst = 0.0
         for seed in SEEDS:
             inputs = instance.make_inputs(module, seed, dist, problem.dtype)
-            low = _run(module, inputs, problem.dtype, wide=False)
-            wide = [_wide(x) for x in inputs]
-            high = _run(module, wide, problem.dtype, wide=True)
+            # The evaluator's twin (sandbox/exact.py): the same rounded weights and inputs.
+            model = instance.build_model(module, 0, problem.dtype)
+            twin = exact.widen_model(model)
+            with torch.no_grad():
+                low = instance.flatten_outputs(model(*inputs))
+                high = instance.flatten_outputs(twin(*exact.widen(inputs)))
             worst = max(worst, _share(low, high, atol, rtol))
         out[dist] = worst
     return out
-
-
-def _run(module, inputs: list, dtype: str, wide: bool) -> list:
-    """The reference as the evaluator builds it (seed 0, ``dtype``), or in float64."""
-    model = instance.build_model(module, 0, "float32" if wide else dtype)
-    if wide and isinstance(model, torch.nn.Module):
-        model = model.double()
-    with torch.no_grad():
-        return instance.flatten_outputs(model(*inputs))
-
-
-def _wide(x):
-    return x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
 
 def _share(low: list, high: list, atol: float, rtol: float) -> float:
