@@ -264,12 +264,14 @@ def _check_cpu_runs(
     outputs: list,
     refs: list,
     tol: dict,
-    wide: list,
+    wide: list | None = None,
 ) -> None:
     """On a CPU worker (the Triton interpreter): each of the trial's extra runs is read like its
     main output and compared with the same reference (rows 30, 31), and its store coverage must
     show every output byte written by the candidate's kernels or an allowed op (row 26). The
-    worker always sends both: a trial that lacks them is not believed."""
+    worker always sends both: a trial that lacks them is not believed. ``wide``: the float64
+    twin's outputs of a half-precision problem, where there is one."""
+    wide = wide or [None] * len(refs)
     name = frame["name"]
     alternates = frame.get("alternates", [])
     coverage = frame.get("store_coverage")
