@@ -5,11 +5,11 @@ candidate's runs here. The test is ``|out - ref| <= atol + rtol * |ref|`` elemen
 NaN must meet NaN and infinities must match exactly. Large tensors are compared in chunks so a
 multi-GB output does not need several multi-GB temporaries.
 
-A half-precision problem may also bring ``exact``: the same reference computed in float64 from
-the same rounded inputs and weights (``sandbox/reference.py``). Where a chain of ops cancels (a
-residual add of two nearly opposite values), the reference's own rounding of its intermediates
-is the error, and an honest kernel that rounds at other points (a fused one keeps float32
-intermediates) lands elsewhere within that noise. So an element outside the reference's
+A half-precision problem may also bring ``exact``: the same reference computed in float64 (kept
+in float32) from the same rounded inputs and weights (``sandbox/exact.py``). Where a chain of
+ops cancels (a residual add of two nearly opposite values), the reference's own rounding of its
+intermediates is the error, and an honest kernel that rounds at other points (a fused one keeps
+float32 intermediates) lands elsewhere within that noise. So an element outside the reference's
 tolerance still passes if it is within the tolerance of the exact value, or no farther from it
 than twice the reference's own worst error over the output (the criterion FlashAttention's
 tests use). The second rule may let through at most ``NOISE_SHARE`` of an output's elements: a
