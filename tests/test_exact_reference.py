@@ -82,3 +82,33 @@ def test_the_evaluator_judges_half_problems_with_their_twin(problem, candidate, 
     if not accepted:
         assert set(verdict.codes) == {reasons.WRONG_OUTPUT}
     assert any(note in n for n in verdict.notes), verdict.notes
+
+
+def _wide_range(n: int = 1 << 14):
+    """A bfloat16 output whose first elements are ~1000 (massive activations) and the rest O(1):
+    rounding the large ones costs up to 4, each within their rtol, and nothing cancels."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(n, generator=g, dtype=torch.float64)
+    x[:8] = 1000 + 100 * torch.rand(8, generator=g, dtype=torch.float64)
+    return x.bfloat16(), x
+
+
+def test_rounding_of_large_elements_is_no_noise_floor_for_small_ones():
+    ref, twin = _wide_range()
+    assert float((ref.double() - twin).abs().max()) > 1  # the old floor: over twice that
+    skipped = ref.clone()
+    skipped[-int(NOISE_SHARE * ref.numel()) // 2 :] = 0  # a tail left at zero
+    result = compare(skipped, ref, **TOL, exact=twin)
+    assert not result.passed and result.code == reasons.WRONG_OUTPUT
+    assert result.exact_only == 0
+
+
+def test_a_grid_that_skips_a_row_under_massive_activations_is_wrong():
+    """attack_sink_residual_skip_row leaves the last token's row (under 1% of the output) at
+    zero; its values are a few units, within twice the rounding of the first token's ~1000s, so
+    the noise rule with a floor from every element's error accepted it."""
+    problem = load_file(EXACT / "attack_sink_residual_bf16.py")
+    source = (EXACT / "attack_sink_residual_skip_row.py").read_text()
+    verdict = evaluate(problem, source, sandbox="auto")
+    assert not verdict.accepted
+    assert set(verdict.codes) == {reasons.WRONG_OUTPUT}, verdict.reasons
