@@ -75,11 +75,11 @@ def estimate_work(
         nbytes = float(declared_bytes)
     else:
         state = [*model.parameters(), *model.buffers()] if hasattr(model, "parameters") else []
-        nbytes = float(_tensor_bytes([inputs, state]) + _tensor_bytes([output]))
+        nbytes = float(tensor_bytes([inputs, state]) + tensor_bytes([output]))
     return Work(flops, nbytes, source)  # type: ignore[arg-type]
 
 
-def _tensor_bytes(tree) -> int:
+def tensor_bytes(tree) -> int:
     """Bytes of the distinct tensors in nested lists/tuples/dicts (a tensor passed twice counts
     once: it is read once by a kernel that knows what it is doing)."""
     seen: dict[int, torch.Tensor] = {}

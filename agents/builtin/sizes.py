@@ -236,15 +236,7 @@ def _full_shape(traces: list[Trace], k: int) -> tuple[str, ...] | None:
     shapes = [t.graph.ops[k].args[0] for t in traces]
     if len({len(s) for s in shapes}) != 1:
         return None
-    out = []
-    for values in zip(*shapes, strict=True):
-        if len(set(values)) == 1:
-            out.append(str(values[0]))
-        elif (found := _int_expr(traces, list(values))) is not None:
-            out.append(found)
-        else:
-            return None
-    return tuple(out)
+    return _per_position(traces, shapes)
 
 
 def _arange_args(traces: list[Trace], k: int) -> tuple[str, ...] | None:
@@ -254,10 +246,16 @@ def _arange_args(traces: list[Trace], k: int) -> tuple[str, ...] | None:
     args = [t.graph.ops[k].args for t in traces]
     if len({len(a) for a in args}) != 1:
         return None
+    if any(isinstance(v, bool) or not isinstance(v, int) for a in args for v in a):
+        return None
+    return _per_position(traces, args)
+
+
+def _per_position(traces: list[Trace], lists: list) -> tuple[str, ...] | None:
+    """Each position of the traces' int lists: a literal where every trace agrees, else a
+    run-time expression (``_int_expr``); None where a position follows no rule."""
     out = []
-    for values in zip(*args, strict=True):
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-            return None
+    for values in zip(*lists, strict=True):
         if len(set(values)) == 1:
             out.append(str(values[0]))
         elif (found := _int_expr(traces, list(values))) is not None:

@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+from ..feedback.roofline import tensor_bytes
 from ..kernelbench.problem import DTYPES
 from .errors import CaptureError
 from .manifest import TensorSpec
@@ -180,7 +181,7 @@ class _Recorder:
             for name, m in modules.items()
         }
         self.state_bytes = {
-            name: _tensor_bytes([*m.parameters(), *m.buffers()]) for name, m in modules.items()
+            name: tensor_bytes([*m.parameters(), *m.buffers()]) for name, m in modules.items()
         }
 
     def enter(self, name: str, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
@@ -246,7 +247,7 @@ class _Dispatch(TorchDispatchMode):
             return out
         flops = _flops(func, args, kwargs, out)
         name = func._overloadpacket.__name__
-        nbytes = 0 if name in SHAPE_OPS else _tensor_bytes([args, kwargs, out])
+        nbytes = 0 if name in SHAPE_OPS else tensor_bytes([args, kwargs, out])
         self.rec.add(Op(name, flops, float(nbytes)))
         return out
 
@@ -267,7 +268,7 @@ class _Functions(TorchFunctionMode):
         finally:
             self.rec.composite = False
         # Counted from the shapes, not the inner ops: the same on every backend.
-        self.rec.add(Op(name, _attention_flops(args), float(_tensor_bytes([args, kwargs, out]))))
+        self.rec.add(Op(name, _attention_flops(args), float(tensor_bytes([args, kwargs, out]))))
         return out
 
 
@@ -285,20 +286,6 @@ def _flops(func, args, kwargs, out) -> float:
         return float(count(*args, **kwargs, out_val=out))
     except Exception:  # a counter that does not know this overload: count none
         return 0.0
-
-
-def _tensor_bytes(tree: Any) -> int:
-    seen: dict[int, torch.Tensor] = {}
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, torch.Tensor):
-            seen[id(item)] = item
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-    return sum(t.numel() * t.element_size() for t in seen.values())
 
 
 def record(model: torch.nn.Module, inputs: list, dtype: str) -> Recording:
